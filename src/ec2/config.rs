@@ -1,0 +1,324 @@
+//! The driver's persisted configuration: the `Driver` object of docker-machine's
+//! `config.json`, exchanged with `SetConfigRaw` / `GetConfigRaw`.
+//!
+//! Key names are docker-machine's: the `BaseDriver` keys at top level and the amazonec2
+//! driver's field names for the rest, so `docker-machine inspect -f '{{.Driver.InstanceId}}'`
+//! keeps working. Our additions have names of their own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The driver's state that survives between docker-machine commands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct Config {
+    // --- docker-machine's BaseDriver ---
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "MachineName")]
+    pub machine_name: String,
+    #[serde(rename = "SSHUser")]
+    pub ssh_user: String,
+    #[serde(rename = "SSHPort")]
+    pub ssh_port: i64,
+    #[serde(rename = "SSHKeyPath")]
+    pub ssh_key_path: String,
+    #[serde(rename = "StorePath")]
+    pub store_path: String,
+    #[serde(rename = "SwarmMaster")]
+    pub swarm_master: bool,
+    #[serde(rename = "SwarmHost")]
+    pub swarm_host: String,
+    #[serde(rename = "SwarmDiscovery")]
+    pub swarm_discovery: String,
+
+    // --- amazonec2's fields ---
+    /// Stored only when the user gave it (flag or docker-machine's env mapping).
+    #[serde(rename = "AccessKey", skip_serializing_if = "String::is_empty")]
+    pub access_key: String,
+    /// Stored only when the user gave it.
+    #[serde(rename = "SecretKey", skip_serializing_if = "String::is_empty")]
+    pub secret_key: String,
+    /// Stored only when the user gave it.
+    #[serde(rename = "SessionToken", skip_serializing_if = "String::is_empty")]
+    pub session_token: String,
+    #[serde(rename = "Region")]
+    pub region: String,
+    #[serde(rename = "AMI")]
+    pub ami: String,
+    /// The key pair was the user's (`amazonec2-keypair-name`): never deleted.
+    #[serde(rename = "ExistingKey")]
+    pub existing_key: bool,
+    #[serde(rename = "KeyName")]
+    pub key_name: String,
+    #[serde(rename = "InstanceId")]
+    pub instance_id: String,
+    #[serde(rename = "InstanceType")]
+    pub instance_type: String,
+    #[serde(rename = "PrivateIPAddress")]
+    pub private_ip_address: String,
+    /// amazonec2's legacy single group id (read for old stores, merged into the list).
+    #[serde(rename = "SecurityGroupId", skip_serializing_if = "String::is_empty")]
+    pub security_group_id: String,
+    #[serde(rename = "SecurityGroupIds")]
+    pub security_group_ids: Vec<String>,
+    /// amazonec2's legacy single group name (read for old stores, merged into the list).
+    #[serde(rename = "SecurityGroupName", skip_serializing_if = "String::is_empty")]
+    pub security_group_name: String,
+    #[serde(rename = "SecurityGroupNames")]
+    pub security_group_names: Vec<String>,
+    #[serde(rename = "SecurityGroupReadOnly")]
+    pub security_group_read_only: bool,
+    #[serde(rename = "OpenPorts")]
+    pub open_ports: Vec<String>,
+    #[serde(rename = "Tags")]
+    pub tags: String,
+    #[serde(rename = "DeviceName")]
+    pub device_name: String,
+    #[serde(rename = "RootSize")]
+    pub root_size: i64,
+    #[serde(rename = "VolumeType")]
+    pub volume_type: String,
+    #[serde(rename = "IamInstanceProfile")]
+    pub iam_instance_profile: String,
+    #[serde(rename = "VpcId")]
+    pub vpc_id: String,
+    #[serde(rename = "SubnetId")]
+    pub subnet_id: String,
+    /// The zone as given, then the resolved availability zone name after the pre-create check.
+    #[serde(rename = "Zone")]
+    pub zone: String,
+    #[serde(rename = "RequestSpotInstance")]
+    pub request_spot_instance: bool,
+    #[serde(rename = "SpotPrice")]
+    pub spot_price: String,
+    #[serde(rename = "BlockDurationMinutes")]
+    pub block_duration_minutes: i64,
+    #[serde(rename = "PrivateIPOnly")]
+    pub private_ip_only: bool,
+    #[serde(rename = "UsePrivateIP")]
+    pub use_private_ip: bool,
+    #[serde(rename = "UseEbsOptimizedInstance")]
+    pub use_ebs_optimized_instance: bool,
+    #[serde(rename = "Monitoring")]
+    pub monitoring: bool,
+    #[serde(rename = "SSHPrivateKeyPath")]
+    pub ssh_private_key_path: String,
+    #[serde(rename = "RetryCount")]
+    pub retry_count: i64,
+    #[serde(rename = "Endpoint")]
+    pub endpoint: String,
+    #[serde(rename = "DisableSSL")]
+    pub disable_ssl: bool,
+    #[serde(rename = "UserDataFile")]
+    pub user_data_file: String,
+
+    // --- GitLab fork's fields ---
+    #[serde(rename = "MetadataToken")]
+    pub metadata_token: String,
+    #[serde(rename = "MetadataTokenResponseHopLimit")]
+    pub metadata_token_response_hop_limit: i64,
+    #[serde(rename = "VolumeEncrypted")]
+    pub volume_encrypted: bool,
+    #[serde(rename = "VolumeKmsKey")]
+    pub volume_kms_key: String,
+
+    // --- ec2spot's own fields ---
+    /// Random id generated by `SetConfigFromFlags`, persisted before `Create`: it tags every
+    /// resource the machine owns and derives the launch's idempotency token.
+    #[serde(rename = "MachineId")]
+    pub machine_id: String,
+    /// `spot` or `on-demand` once launched.
+    #[serde(rename = "Market")]
+    pub market: String,
+    /// Security groups this machine created (deleted with it when nothing else uses them).
+    #[serde(rename = "CreatedSecurityGroupIds")]
+    pub created_security_group_ids: Vec<String>,
+    /// The key pair `KeyName` was imported by this machine (deleted with it).
+    #[serde(rename = "KeyPairImported")]
+    pub key_pair_imported: bool,
+}
+
+/// Why a driver JSON could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not an object.
+    #[error("driver config is not a JSON object: {0}")]
+    Syntax(String),
+    /// A key holds a value of the wrong type.
+    #[error("driver config field {field}: {message}")]
+    Field {
+        /// The JSON key.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Merges a driver JSON into this config the way Go's `json.Unmarshal` does into an
+    /// existing struct: keys are matched case-insensitively, unknown keys are ignored, missing
+    /// keys keep their current value, `null` clears a list and leaves anything else alone.
+    pub fn merge_json(&mut self, raw: &[u8]) -> Result<(), ConfigError> {
+        let incoming: Value =
+            serde_json::from_slice(raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let Value::Object(incoming) = incoming else {
+            return Err(ConfigError::Syntax("expected an object".into()));
+        };
+        let Value::Object(mut current) = serde_json::to_value(&*self).expect("config serializes")
+        else {
+            unreachable!("Config serializes to an object")
+        };
+        // Keys skipped when empty must still be matchable.
+        for k in [
+            "AccessKey",
+            "SecretKey",
+            "SessionToken",
+            "SecurityGroupId",
+            "SecurityGroupName",
+        ] {
+            current.entry(k).or_insert(Value::String(String::new()));
+        }
+        for (key, value) in incoming {
+            let Some(known) = find_key(&current, &key) else {
+                continue;
+            };
+            let slot = current.get_mut(&known).expect("key exists");
+            match value {
+                Value::Null if slot.is_array() => *slot = Value::Array(Vec::new()),
+                Value::Null => {}
+                value => {
+                    check_type(&known, slot, &value)?;
+                    *slot = value;
+                }
+            }
+        }
+        let merged: Config = serde_json::from_value(Value::Object(current))
+            .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        *self = merged.normalized();
+        Ok(())
+    }
+
+    /// The JSON `GetConfigRaw` answers.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("config serializes")
+    }
+
+    /// Folds amazonec2's legacy single-value security group fields into the lists.
+    fn normalized(mut self) -> Self {
+        let id = std::mem::take(&mut self.security_group_id);
+        if !id.is_empty() && !self.security_group_ids.contains(&id) {
+            self.security_group_ids.insert(0, id);
+        }
+        let name = std::mem::take(&mut self.security_group_name);
+        if !name.is_empty() && !self.security_group_names.contains(&name) {
+            self.security_group_names.insert(0, name);
+        }
+        self
+    }
+}
+
+fn find_key(map: &Map<String, Value>, key: &str) -> Option<String> {
+    if map.contains_key(key) {
+        return Some(key.to_string());
+    }
+    map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+}
+
+/// Rejects a value whose JSON type cannot go into the field (Go's `UnmarshalTypeError`).
+fn check_type(field: &str, current: &Value, value: &Value) -> Result<(), ConfigError> {
+    let ok = match current {
+        Value::String(_) => value.is_string(),
+        Value::Bool(_) => value.is_boolean(),
+        Value::Number(_) => value.as_i64().is_some(),
+        Value::Array(_) => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(|v| v.is_string())),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let want = match current {
+            Value::String(_) => "a string",
+            Value::Bool(_) => "a bool",
+            Value::Number(_) => "an integer",
+            _ => "a list of strings",
+        };
+        Err(ConfigError::Field {
+            field: field.to_string(),
+            message: format!("expected {want}, got {value}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_bare_create_json_and_keeps_unset_fields() {
+        let mut c = Config {
+            region: "eu-west-1".into(),
+            ..Config::default()
+        };
+        c.merge_json(br#"{"IPAddress":"","MachineName":"m1","SSHUser":"","SSHPort":0,"SSHKeyPath":"","StorePath":"/s","SwarmMaster":false,"SwarmHost":"","SwarmDiscovery":""}"#)
+            .unwrap();
+        assert_eq!(c.machine_name, "m1");
+        assert_eq!(c.store_path, "/s");
+        assert_eq!(c.region, "eu-west-1");
+    }
+
+    #[test]
+    fn reads_amazonec2_config_json_with_legacy_and_unknown_keys() {
+        let raw = br#"{
+        "IPAddress": "1.2.3.4", "MachineName": "m1", "SSHPort": 22,
+        "Id": "b8c19d7f953e21f19b74cedfac5087af", "SSHKeyID": 0, "ReservationId": "",
+        "InstanceId": "i-1", "SecurityGroupId": "sg-old", "SecurityGroupIds": ["sg-new"],
+        "OpenPorts": null, "instancetype": "m4.large", "SecretKey": "s"
+        }"#;
+        let mut c = Config::default();
+        c.merge_json(raw).unwrap();
+        assert_eq!(c.instance_id, "i-1");
+        assert_eq!(
+            c.instance_type, "m4.large",
+            "keys match case-insensitively like Go"
+        );
+        assert_eq!(c.security_group_ids, vec!["sg-old", "sg-new"]);
+        assert_eq!(c.secret_key, "s");
+        assert!(c.open_ports.is_empty());
+    }
+
+    #[test]
+    fn round_trips_and_omits_empty_secrets() {
+        let c = Config {
+            machine_name: "m".into(),
+            instance_id: "i-9".into(),
+            security_group_ids: vec!["sg-1".into()],
+            ..Config::default()
+        };
+        let json = c.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(!text.contains("SecretKey"), "{text}");
+        assert!(
+            text.starts_with(r#"{"IPAddress":"","MachineName":"m""#),
+            "{text}"
+        );
+        let mut back = Config::default();
+        back.merge_json(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let mut c = Config::default();
+        let err = c
+            .merge_json(br#"{"SSHPort":"22"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SSHPort"), "{err}");
+        assert!(c.merge_json(b"[1]").is_err());
+        assert!(c.merge_json(b"{").is_err());
+    }
+}

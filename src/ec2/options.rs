@@ -1,0 +1,675 @@
+//! `SetConfigFromFlags`: reads docker-machine's option values into [`Config`], validating each
+//! one before any AWS call, so a bad option fails in milliseconds with its name in the message.
+
+use std::path::Path;
+
+use super::config::Config;
+use super::flags::{self, Kind, name};
+use crate::plugin::FlagValues;
+
+/// A refused option: one line naming the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{flag}: {message}")]
+pub struct OptionError {
+    /// The flag (without dashes).
+    pub flag: &'static str,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+fn err<T>(flag: &'static str, message: impl Into<String>) -> Result<T, OptionError> {
+    Err(OptionError {
+        flag,
+        message: message.into(),
+    })
+}
+
+/// Largest user-data file AWS accepts (before base64).
+pub const MAX_USER_DATA: u64 = 16 * 1024;
+
+/// Volume types EBS offers for a root volume.
+pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
+
+/// Typed access to the option map with our defaults filled in.
+struct Reader<'a>(&'a FlagValues);
+
+impl Reader<'_> {
+    fn string(&self, flag: &'static str) -> Result<String, OptionError> {
+        let v = self.0.string(flag).map_err(|e| OptionError {
+            flag,
+            message: e.to_string(),
+        })?;
+        Ok(match v {
+            Some(v) => v.trim().to_string(),
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::String(d)) => d.to_string(),
+                _ => String::new(),
+            },
+        })
+    }
+    fn int(&self, flag: &'static str) -> Result<i64, OptionError> {
+        let v = self.0.int(flag).map_err(|e| OptionError {
+            flag,
+            message: e.to_string(),
+        })?;
+        Ok(match v {
+            Some(v) => v,
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::Int(d)) => d,
+                _ => 0,
+            },
+        })
+    }
+    fn bool(&self, flag: &'static str) -> Result<bool, OptionError> {
+        let v = self.0.bool(flag).map_err(|e| OptionError {
+            flag,
+            message: e.to_string(),
+        })?;
+        Ok(v.unwrap_or(false))
+    }
+    fn list(&self, flag: &'static str) -> Result<Vec<String>, OptionError> {
+        let v = self.0.string_slice(flag).map_err(|e| OptionError {
+            flag,
+            message: e.to_string(),
+        })?;
+        Ok(match v {
+            Some(v) => v
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::StringSlice(d)) => d.iter().map(|s| s.to_string()).collect(),
+                _ => Vec::new(),
+            },
+        })
+    }
+}
+
+/// Reads and validates every option into `config`. Returns warnings for the user (shown by
+/// docker-machine as `(machine) …` lines).
+pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, OptionError> {
+    use name::*;
+    let r = Reader(values);
+    let mut warnings = Vec::new();
+
+    config.access_key = r.string(ACCESS_KEY)?;
+    config.secret_key = r.string(SECRET_KEY)?;
+    config.session_token = r.string(SESSION_TOKEN)?;
+    if config.access_key.is_empty() != config.secret_key.is_empty() {
+        let (flag, other) = if config.access_key.is_empty() {
+            (ACCESS_KEY, SECRET_KEY)
+        } else {
+            (SECRET_KEY, ACCESS_KEY)
+        };
+        return err(
+            flag,
+            format!(
+                "is empty while --{other} is set; give both or neither (neither = the standard AWS credential chain)"
+            ),
+        );
+    }
+    if !config.session_token.is_empty() && config.access_key.is_empty() {
+        return err(
+            SESSION_TOKEN,
+            "needs --amazonec2-access-key and --amazonec2-secret-key",
+        );
+    }
+
+    config.endpoint = r.string(ENDPOINT)?;
+    config.disable_ssl = r.bool(INSECURE_TRANSPORT)?;
+    if !config.endpoint.is_empty() {
+        validate_endpoint(&config.endpoint)?;
+    }
+    if config.disable_ssl && config.endpoint.is_empty() {
+        return err(
+            INSECURE_TRANSPORT,
+            "is only allowed together with --amazonec2-endpoint",
+        );
+    }
+
+    config.region = r.string(REGION)?;
+    validate_region(&config.region, !config.endpoint.is_empty())?;
+
+    config.ami = r.string(AMI)?;
+    check_id(AMI, &config.ami, "ami-")?;
+    config.vpc_id = r.string(VPC_ID)?;
+    check_id(VPC_ID, &config.vpc_id, "vpc-")?;
+    config.subnet_id = r.string(SUBNET_ID)?;
+    check_id(SUBNET_ID, &config.subnet_id, "subnet-")?;
+    config.zone = r.string(ZONE)?;
+    validate_zone(&config.zone, &config.region)?;
+
+    config.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
+    config.security_group_names = r.list(SECURITY_GROUP)?;
+    for g in &config.security_group_names {
+        if g.len() > 255 || !g.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return err(
+                SECURITY_GROUP,
+                format!("{g:?} is not a valid security group name (up to 255 ASCII characters)"),
+            );
+        }
+    }
+    config.open_ports = r.list(OPEN_PORT)?;
+    for p in &config.open_ports {
+        parse_port(p).map_err(|m| OptionError {
+            flag: OPEN_PORT,
+            message: m,
+        })?;
+    }
+
+    config.tags = r.string(TAGS)?;
+    parse_tags(&config.tags)?;
+
+    config.instance_type = r.string(INSTANCE_TYPE)?;
+    validate_instance_type(&config.instance_type)?;
+
+    config.device_name = r.string(DEVICE_NAME)?;
+    if !config.device_name.starts_with("/dev/") && !config.device_name.starts_with("xvd") {
+        return err(
+            DEVICE_NAME,
+            format!(
+                "{:?} is not a device name such as /dev/sda1 or /dev/xvda",
+                config.device_name
+            ),
+        );
+    }
+    config.root_size = r.int(ROOT_SIZE)?;
+    if !(1..=16384).contains(&config.root_size) {
+        return err(
+            ROOT_SIZE,
+            format!("must be between 1 and 16384 (GB), got {}", config.root_size),
+        );
+    }
+    config.volume_type = r.string(VOLUME_TYPE)?;
+    if !VOLUME_TYPES.contains(&config.volume_type.as_str()) {
+        return err(
+            VOLUME_TYPE,
+            format!(
+                "{:?} is not an EBS volume type; use one of {}",
+                config.volume_type,
+                VOLUME_TYPES.join(", ")
+            ),
+        );
+    }
+    config.volume_encrypted = r.bool(VOLUME_ENCRYPTED)?;
+    config.volume_kms_key = r.string(VOLUME_KMS_KEY)?;
+    if !config.volume_kms_key.is_empty() {
+        config.volume_encrypted = true;
+    }
+    config.iam_instance_profile = r.string(IAM_INSTANCE_PROFILE)?;
+
+    config.ssh_port = r.int(SSH_PORT)?;
+    if !(1..=65535).contains(&config.ssh_port) {
+        return err(
+            SSH_PORT,
+            format!(
+                "must be a port between 1 and 65535, got {}",
+                config.ssh_port
+            ),
+        );
+    }
+    config.ssh_user = r.string(SSH_USER)?;
+    if config.ssh_user.is_empty() {
+        config.ssh_user = "ubuntu".into();
+    }
+    if config.ssh_user.contains(char::is_whitespace) {
+        return err(
+            SSH_USER,
+            format!("{:?} is not a user name", config.ssh_user),
+        );
+    }
+
+    config.request_spot_instance = r.bool(REQUEST_SPOT_INSTANCE)?;
+    config.spot_price = r.string(SPOT_PRICE)?;
+    if !config.spot_price.is_empty() {
+        validate_price(&config.spot_price)?;
+        if !config.request_spot_instance {
+            warnings.push(format!(
+                "--{SPOT_PRICE}={} has no effect without --{REQUEST_SPOT_INSTANCE}: launching on-demand",
+                config.spot_price
+            ));
+        }
+    }
+    config.block_duration_minutes = r.int(BLOCK_DURATION_MINUTES)?;
+    if config.block_duration_minutes != 0 {
+        return err(
+            BLOCK_DURATION_MINUTES,
+            format!(
+                "AWS retired spot blocks (defined-duration spot instances), so {} cannot be honoured; remove the option (0 = none)",
+                config.block_duration_minutes
+            ),
+        );
+    }
+
+    config.private_ip_only = r.bool(PRIVATE_ADDRESS_ONLY)?;
+    config.use_private_ip = r.bool(USE_PRIVATE_ADDRESS)?;
+    config.monitoring = r.bool(MONITORING)?;
+    config.use_ebs_optimized_instance = r.bool(USE_EBS_OPTIMIZED_INSTANCE)?;
+
+    config.ssh_private_key_path = r.string(SSH_KEYPATH)?;
+    let keypair = r.string(KEYPAIR_NAME)?;
+    if !keypair.is_empty() && config.ssh_private_key_path.is_empty() {
+        return err(
+            KEYPAIR_NAME,
+            "requires --amazonec2-ssh-keypath (the private key of that key pair)",
+        );
+    }
+    if !config.ssh_private_key_path.is_empty() {
+        let key = Path::new(&config.ssh_private_key_path);
+        readable_file(SSH_KEYPATH, key)?;
+        if keypair.is_empty() {
+            let public = format!("{}.pub", config.ssh_private_key_path);
+            readable_file(SSH_KEYPATH, Path::new(&public)).map_err(|e| OptionError {
+                flag: SSH_KEYPATH,
+                message: format!(
+                    "{} (the public key is imported as the machine's key pair)",
+                    e.message
+                ),
+            })?;
+        }
+    }
+    config.existing_key = !keypair.is_empty();
+    config.key_name = keypair;
+
+    config.retry_count = r.int(RETRIES)?;
+    if !(-1..=100).contains(&config.retry_count) {
+        return err(
+            RETRIES,
+            format!(
+                "must be between -1 (no retries) and 100, got {}",
+                config.retry_count
+            ),
+        );
+    }
+
+    config.user_data_file = r.string(USERDATA)?;
+    if !config.user_data_file.is_empty() {
+        let size = readable_file(USERDATA, Path::new(&config.user_data_file))?;
+        if size > MAX_USER_DATA {
+            return err(
+                USERDATA,
+                format!(
+                    "{} is {size} bytes; AWS accepts at most {MAX_USER_DATA}",
+                    config.user_data_file
+                ),
+            );
+        }
+    }
+
+    config.metadata_token = r.string(METADATA_TOKEN)?.to_ascii_lowercase();
+    if config.metadata_token.is_empty() {
+        config.metadata_token = "required".into();
+    }
+    if config.metadata_token != "required" && config.metadata_token != "optional" {
+        return err(
+            METADATA_TOKEN,
+            format!(
+                "{:?} is neither \"required\" (IMDSv2 only) nor \"optional\"",
+                config.metadata_token
+            ),
+        );
+    }
+    config.metadata_token_response_hop_limit = r.int(METADATA_TOKEN_HOP_LIMIT)?;
+    if !(1..=64).contains(&config.metadata_token_response_hop_limit) {
+        return err(
+            METADATA_TOKEN_HOP_LIMIT,
+            format!(
+                "must be between 1 and 64, got {}",
+                config.metadata_token_response_hop_limit
+            ),
+        );
+    }
+
+    // docker-machine's own swarm options, which amazonec2 also keeps.
+    config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
+    config.swarm_host = values
+        .string("swarm-host")
+        .unwrap_or(None)
+        .unwrap_or_default();
+    config.swarm_discovery = values
+        .string("swarm-discovery")
+        .unwrap_or(None)
+        .unwrap_or_default();
+
+    Ok(warnings)
+}
+
+/// Parses `amazonec2-tags` (`k1,v1,k2,v2`) into pairs.
+pub fn parse_tags(tags: &str) -> Result<Vec<(String, String)>, OptionError> {
+    if tags.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = tags.split(',').collect();
+    if parts.len() % 2 != 0 {
+        return err(
+            name::TAGS,
+            format!(
+                "needs key,value pairs but has {} elements (last: {:?}); example: team,ci,env,prod",
+                parts.len(),
+                parts.last().unwrap_or(&"")
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(parts.len() / 2);
+    for pair in parts.chunks(2) {
+        let (k, v) = (pair[0].trim(), pair[1].trim());
+        if k.is_empty() || k.len() > 128 {
+            return err(
+                name::TAGS,
+                format!("tag key {k:?} must be 1 to 128 characters"),
+            );
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return err(
+                name::TAGS,
+                format!("tag key {k:?}: the aws: prefix is reserved by AWS"),
+            );
+        }
+        if k.starts_with(super::tags::PREFIX) {
+            return err(
+                name::TAGS,
+                format!(
+                    "tag key {k:?}: the {} prefix is reserved for ec2spot's ownership tags",
+                    super::tags::PREFIX
+                ),
+            );
+        }
+        if v.len() > 256 {
+            return err(
+                name::TAGS,
+                format!("the value of tag {k:?} is longer than 256 characters"),
+            );
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses an `amazonec2-open-port` entry (`port` or `port/proto`) into (port, protocol).
+pub fn parse_port(p: &str) -> Result<(i32, String), String> {
+    let (port, proto) = match p.split_once('/') {
+        Some((port, proto)) => (port, proto.to_ascii_lowercase()),
+        None => (p, "tcp".to_string()),
+    };
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!("{p:?}: protocol must be tcp or udp"));
+    }
+    match port.trim().parse::<i32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok((n, proto)),
+        _ => Err(format!(
+            "{p:?} is not a port (1-65535, optionally /tcp or /udp)"
+        )),
+    }
+}
+
+fn check_id(flag: &'static str, v: &str, prefix: &str) -> Result<(), OptionError> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let ok = v.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 32 && rest.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        err(
+            flag,
+            format!("{v:?} is not an id of the form {prefix}0123abcd"),
+        )
+    }
+}
+
+fn validate_region(region: &str, custom_endpoint: bool) -> Result<(), OptionError> {
+    let charset_ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let shaped = {
+        let parts: Vec<&str> = region.split('-').collect();
+        parts.len() >= 3
+            && parts[0].len() == 2
+            && parts
+                .last()
+                .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            && parts.iter().all(|p| !p.is_empty())
+    };
+    if charset_ok && (shaped || custom_endpoint) {
+        Ok(())
+    } else {
+        err(
+            name::REGION,
+            format!("{region:?} is not an AWS region name such as us-east-1 or eu-central-2"),
+        )
+    }
+}
+
+fn validate_zone(zone: &str, region: &str) -> Result<(), OptionError> {
+    if zone.is_empty() {
+        return Ok(());
+    }
+    if zone.len() == 1 && zone.chars().all(|c| c.is_ascii_lowercase()) {
+        return Ok(());
+    }
+    let charset_ok = zone
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if charset_ok && zone.starts_with(region) && zone.len() > region.len() {
+        return Ok(());
+    }
+    err(
+        name::ZONE,
+        format!(
+            "{zone:?} is neither a zone letter (a, b, c…) nor an availability zone of region {region} (e.g. {region}a)"
+        ),
+    )
+}
+
+fn validate_instance_type(t: &str) -> Result<(), OptionError> {
+    let ok = t.split_once('.').is_some_and(|(family, size)| {
+        let good = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        good(family) && good(size)
+    });
+    if ok {
+        Ok(())
+    } else {
+        err(
+            name::INSTANCE_TYPE,
+            format!("{t:?} is not an instance type such as t3.micro or m7g.large"),
+        )
+    }
+}
+
+fn validate_price(p: &str) -> Result<(), OptionError> {
+    let number = p
+        .parse::<f64>()
+        .ok()
+        .filter(|_| p.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    match number {
+        Some(v) if v >= 0.001 && v <= 10_000.0 => Ok(()),
+        Some(v) => err(
+            name::SPOT_PRICE,
+            format!(
+                "{v} is out of range: a maximum price in USD per hour is at least 0.001 (leave it empty to pay the spot price, capped at on-demand)"
+            ),
+        ),
+        None => err(
+            name::SPOT_PRICE,
+            format!(
+                "{p:?} is not a price in USD per hour such as 0.05 (leave it empty to pay the spot price, capped at on-demand)"
+            ),
+        ),
+    }
+}
+
+fn validate_endpoint(e: &str) -> Result<(), OptionError> {
+    let rest = e
+        .strip_prefix("https://")
+        .or_else(|| e.strip_prefix("http://"))
+        .unwrap_or(e);
+    let host = rest.split('/').next().unwrap_or("");
+    let (h, port) = match host.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') && !h.contains(']') || h.ends_with(']') => (h, Some(p)),
+        _ => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    let host_ok = !h.is_empty()
+        && !e.contains(char::is_whitespace)
+        && (e
+            .contains("://")
+            .then(|| e.starts_with("http://") || e.starts_with("https://"))
+            .unwrap_or(true));
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        err(
+            name::ENDPOINT,
+            format!("{e:?} is not a host name or an http(s):// URL"),
+        )
+    }
+}
+
+/// The endpoint URL the SDK gets: a bare host name gets a scheme (http when
+/// `amazonec2-insecure-transport` is set).
+pub fn endpoint_url(endpoint: &str, disable_ssl: bool) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else if disable_ssl {
+        format!("http://{endpoint}")
+    } else {
+        format!("https://{endpoint}")
+    }
+}
+
+fn readable_file(flag: &'static str, path: &Path) -> Result<u64, OptionError> {
+    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Ok(m) if m.is_file() => Ok(m.len()),
+        Ok(_) => err(flag, format!("{} is not a file", path.display())),
+        Err(e) => err(flag, format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::FlagValue;
+
+    fn values(pairs: &[(&str, FlagValue)]) -> FlagValues {
+        let mut v = FlagValues::default();
+        for (k, val) in pairs {
+            v.insert(*k, val.clone());
+        }
+        v
+    }
+
+    fn s(x: &str) -> FlagValue {
+        FlagValue::String(x.into())
+    }
+
+    #[test]
+    fn defaults_are_ours() {
+        let mut c = Config::default();
+        apply(&mut c, &FlagValues::default()).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.instance_type, "t3.micro");
+        assert_eq!(c.volume_type, "gp3");
+        assert_eq!(c.spot_price, "");
+        assert_eq!(c.metadata_token, "required");
+        assert_eq!(c.metadata_token_response_hop_limit, 2);
+        assert_eq!(c.security_group_names, vec!["docker-machine"]);
+        assert_eq!(c.ssh_port, 22);
+        assert_eq!(c.root_size, 16);
+        assert_eq!(c.retry_count, 5);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_flag() {
+        let cases: Vec<(Vec<(&str, FlagValue)>, &str)> = vec![
+            (vec![(name::SPOT_PRICE, s("cheap"))], name::SPOT_PRICE),
+            (vec![(name::SPOT_PRICE, s("0"))], name::SPOT_PRICE),
+            (vec![(name::ROOT_SIZE, FlagValue::Int(-3))], name::ROOT_SIZE),
+            (vec![(name::TAGS, s("a,b,c"))], name::TAGS),
+            (vec![(name::TAGS, s("aws:x,1"))], name::TAGS),
+            (vec![(name::KEYPAIR_NAME, s("k"))], name::KEYPAIR_NAME),
+            (
+                vec![(name::INSECURE_TRANSPORT, FlagValue::Bool(true))],
+                name::INSECURE_TRANSPORT,
+            ),
+            (
+                vec![(name::METADATA_TOKEN, s("sometimes"))],
+                name::METADATA_TOKEN,
+            ),
+            (vec![(name::USERDATA, s("/nonexistent/ud"))], name::USERDATA),
+            (
+                vec![(name::BLOCK_DURATION_MINUTES, FlagValue::Int(60))],
+                name::BLOCK_DURATION_MINUTES,
+            ),
+            (vec![(name::REGION, s("Mars"))], name::REGION),
+            (vec![(name::AMI, s("ubuntu"))], name::AMI),
+            (vec![(name::SUBNET_ID, s("sub-1"))], name::SUBNET_ID),
+            (vec![(name::VPC_ID, s("vpc-zz"))], name::VPC_ID),
+            (vec![(name::ZONE, s("eu-west-1a"))], name::ZONE),
+            (vec![(name::INSTANCE_TYPE, s("large"))], name::INSTANCE_TYPE),
+            (vec![(name::VOLUME_TYPE, s("ssd"))], name::VOLUME_TYPE),
+            (
+                vec![(name::SSH_PORT, FlagValue::Int(70000))],
+                name::SSH_PORT,
+            ),
+            (
+                vec![(name::OPEN_PORT, FlagValue::StringSlice(vec!["http".into()]))],
+                name::OPEN_PORT,
+            ),
+            (vec![(name::RETRIES, FlagValue::Int(-2))], name::RETRIES),
+            (
+                vec![(name::METADATA_TOKEN_HOP_LIMIT, FlagValue::Int(0))],
+                name::METADATA_TOKEN_HOP_LIMIT,
+            ),
+            (vec![(name::ENDPOINT, s("ftp://x"))], name::ENDPOINT),
+            (vec![(name::ACCESS_KEY, s("AK"))], name::SECRET_KEY),
+            (vec![(name::ROOT_SIZE, s("big"))], name::ROOT_SIZE),
+            (
+                vec![(name::SSH_KEYPATH, s("/nonexistent/key"))],
+                name::SSH_KEYPATH,
+            ),
+        ];
+        for (pairs, flag) in cases {
+            let mut c = Config::default();
+            let e = apply(&mut c, &values(&pairs)).expect_err(&format!("{pairs:?} accepted"));
+            assert_eq!(e.flag, flag, "{e}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("--{flag}: ")), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
+
+    #[test]
+    fn good_values_pass() {
+        let mut c = Config::default();
+        let w = apply(
+            &mut c,
+            &values(&[
+                (name::SPOT_PRICE, s("0.05")),
+                (name::TAGS, s("team,ci,env,prod")),
+                (name::ZONE, s("us-east-1b")),
+                (
+                    name::OPEN_PORT,
+                    FlagValue::StringSlice(vec!["8080".into(), "53/udp".into()]),
+                ),
+                (name::ENDPOINT, s("http://127.0.0.1:5000")),
+                (name::VOLUME_KMS_KEY, s("alias/ci")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(w.len(), 1, "spot price without spot flag warns: {w:?}");
+        assert!(c.volume_encrypted, "a KMS key implies encryption");
+        assert_eq!(parse_tags(&c.tags).unwrap().len(), 2);
+        assert_eq!(
+            endpoint_url("ec2.example.com", true),
+            "http://ec2.example.com"
+        );
+    }
+}

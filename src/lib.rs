@@ -1,0 +1,15 @@
+//! ec2spot: a docker-machine driver plugin that runs GitLab Runner's autoscaled CI machines
+//! on AWS EC2 spot instances, a drop-in replacement for docker-machine's `amazonec2` driver.
+//!
+//! Layers, each ignorant of the ones below it:
+//! * [`gob`] — Go's gob encoding;
+//! * [`rpc`] — Go's `net/rpc` over HTTP CONNECT;
+//! * [`plugin`] — docker-machine's driver-plugin contract, talking to a [`plugin::Driver`];
+//! * [`ec2`] — the EC2 driver behind that trait.
+
+#![warn(missing_docs)]
+
+pub mod ec2;
+pub mod gob;
+pub mod plugin;
+pub mod rpc;

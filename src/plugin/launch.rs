@@ -1,0 +1,65 @@
+//! Plugin process lifecycle: listen on 127.0.0.1, print the address as the first stdout line,
+//! serve RPC, exit 1 when docker-machine stops heartbeating for 10 s, exit 0 after `Close`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::{Driver, DriverService, SERVICE_NAMES};
+use crate::rpc::Server;
+
+/// How long the plugin lives without a `Heartbeat` (docker-machine sends one every 5 s).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `driver` as a docker-machine plugin until `Close` (exit 0) or heartbeat loss (exit 1).
+pub async fn run<D: Driver>(driver: D) -> ! {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error loading RPC server: {e}");
+            std::process::exit(1);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("Error loading RPC server: {e}");
+            std::process::exit(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{addr}");
+        let _ = out.flush();
+    }
+    let (beats, beat_rx) = watch::channel(0u64);
+    let service = Arc::new(DriverService::new(driver, beats));
+    let mut server = Server::new();
+    for name in SERVICE_NAMES {
+        server.register(name, service.clone());
+    }
+    let server = Arc::new(server);
+    tokio::spawn(Arc::clone(&server).serve(listener));
+    tokio::spawn(watchdog(beat_rx, HEARTBEAT_TIMEOUT));
+    server.closed().await;
+    debug!("Closing plugin on server side");
+    std::process::exit(0)
+}
+
+/// Exits the process with status 1 when no heartbeat arrives within `timeout`.
+async fn watchdog(mut beats: watch::Receiver<u64>, timeout: Duration) {
+    loop {
+        match tokio::time::timeout(timeout, beats.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!("no heartbeat from docker-machine for {timeout:?}: exiting");
+                std::process::exit(1);
+            }
+        }
+    }
+}

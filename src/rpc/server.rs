@@ -1,0 +1,248 @@
+//! Go `net/rpc` server over HTTP CONNECT: requests on a connection are read in order and
+//! served concurrently; each reply (header + body) is written whole under a lock, so replies
+//! never interleave but may come out of order, matched by `Seq` as Go's client expects.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinSet;
+use tracing::debug;
+
+use super::handshake;
+use super::header::{RequestHeader, ResponseHeader, empty_type, response_type};
+use crate::gob::{Encoder, StreamDecoder, Type, Value};
+
+/// What a served call answers.
+#[derive(Debug)]
+pub struct Reply {
+    /// The reply body and its type, or the error text.
+    pub result: Result<(Type, Value), String>,
+    /// Tell the server's owner to shut down once this reply is written and flushed.
+    pub close_after: bool,
+}
+
+impl Reply {
+    /// A successful reply.
+    pub fn ok(ty: Type, value: Value) -> Self {
+        Reply {
+            result: Ok((ty, value)),
+            close_after: false,
+        }
+    }
+
+    /// The empty-struct reply of a method that returns only an error.
+    pub fn void() -> Self {
+        Reply::ok(empty_type(), Value::empty_struct())
+    }
+
+    /// An error reply.
+    pub fn error(text: impl Into<String>) -> Self {
+        Reply {
+            result: Err(text.into()),
+            close_after: false,
+        }
+    }
+}
+
+/// A boxed reply future.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// An object whose methods are served (Go's `rpc.Register`).
+pub trait Service: Send + Sync + 'static {
+    /// Whether `method` exists (else Go's "can't find method" error is answered).
+    fn has_method(&self, method: &str) -> bool;
+    /// Serves one call; `arg` is the decoded argument.
+    fn call(&self, method: &str, arg: Value) -> ReplyFuture;
+}
+
+/// A net/rpc server: services by name, and a signal raised when a reply asks to close.
+pub struct Server {
+    services: HashMap<String, Arc<dyn Service>>,
+    closed: Notify,
+}
+
+impl Server {
+    /// A server without services.
+    pub fn new() -> Self {
+        Server {
+            services: HashMap::new(),
+            closed: Notify::new(),
+        }
+    }
+
+    /// Registers `service` under `name` (one object may be registered under several names).
+    pub fn register(&mut self, name: &str, service: Arc<dyn Service>) {
+        self.services.insert(name.to_string(), service);
+    }
+
+    /// Resolves once a reply with `close_after` has been written and flushed.
+    pub async fn closed(&self) {
+        self.closed.notified().await
+    }
+
+    /// Accepts connections forever, each served on its own task.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    debug!("rpc connection from {peer}");
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(Arc::clone(&self).serve_conn(stream));
+                }
+                Err(e) => {
+                    debug!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Serves one connection until the peer closes it or sends a header that cannot be read;
+    /// then waits for in-flight calls to write their replies and closes it.
+    pub async fn serve_conn(self: Arc<Self>, mut stream: TcpStream) {
+        let leftover = match handshake::accept(&mut stream).await {
+            Ok(rest) => rest,
+            Err(e) => {
+                debug!("rpc handshake failed: {e}");
+                return;
+            }
+        };
+        let (rd, wr) = stream.into_split();
+        let mut dec = StreamDecoder::new(std::io::Cursor::new(leftover).chain(rd));
+        let writer = Arc::new(Mutex::new(ReplyWriter {
+            wr,
+            enc: Encoder::new(),
+        }));
+        let mut calls = JoinSet::new();
+        loop {
+            let header = match dec.next().await {
+                Ok(Some(v)) => v,
+                Ok(None) => break,
+                Err(e) => {
+                    debug!("rpc: reading request header: {e}");
+                    break;
+                }
+            };
+            let header = match RequestHeader::from_value(&header) {
+                Ok(h) => h,
+                Err(e) => {
+                    debug!("rpc: bad request header: {e}");
+                    break;
+                }
+            };
+            let sm = header.service_method.clone();
+            let body = match dec.next().await {
+                Ok(Some(v)) => v,
+                Ok(None) => break,
+                Err(e) => {
+                    // Go answers a body it cannot decode with the decoder's error and goes on.
+                    let text = e.to_string();
+                    let w = Arc::clone(&writer);
+                    calls.spawn(
+                        async move { w.lock().await.write(&header, Reply::error(text)).await },
+                    );
+                    continue;
+                }
+            };
+            let target = match sm.rfind('.') {
+                None => Err(format!("rpc: service/method request ill-formed: {sm}")),
+                Some(dot) => match self.services.get(&sm[..dot]) {
+                    None => Err(format!("rpc: can't find service {sm}")),
+                    Some(svc) if !svc.has_method(&sm[dot + 1..]) => {
+                        Err(format!("rpc: can't find method {sm}"))
+                    }
+                    Some(svc) => Ok((Arc::clone(svc), sm[dot + 1..].to_string())),
+                },
+            };
+            let w = Arc::clone(&writer);
+            match target {
+                Err(text) => {
+                    calls.spawn(
+                        async move { w.lock().await.write(&header, Reply::error(text)).await },
+                    );
+                }
+                Ok((svc, method)) => {
+                    let server = Arc::clone(&self);
+                    calls.spawn(async move {
+                        let reply = svc.call(&method, body).await;
+                        let close = reply.close_after;
+                        w.lock().await.write(&header, reply).await;
+                        if close {
+                            server.closed.notify_one();
+                        }
+                    });
+                }
+            }
+            // Reap finished calls so the set does not grow on a long-lived connection.
+            while calls.try_join_next().is_some() {}
+        }
+        while calls.join_next().await.is_some() {}
+        let _ = writer.lock().await.wr.shutdown().await;
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The write side of a connection: one gob encoder, one socket, used under a lock.
+struct ReplyWriter {
+    wr: OwnedWriteHalf,
+    enc: Encoder,
+}
+
+impl ReplyWriter {
+    async fn write(&mut self, req: &RequestHeader, reply: Reply) {
+        let mut header = ResponseHeader {
+            service_method: req.service_method.clone(),
+            seq: req.seq,
+            error: String::new(),
+        };
+        let mut buf = Vec::new();
+        let encoded = match &reply.result {
+            Ok((ty, value)) => {
+                // Encode on a copy so a body that does not fit its type leaves the stream intact.
+                let mut enc = self.enc.clone();
+                let r = enc
+                    .encode(&response_type(), &header.to_value(), &mut buf)
+                    .and_then(|_| enc.encode(ty, value, &mut buf));
+                match r {
+                    Ok(()) => {
+                        self.enc = enc;
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("rpc: gob error encoding body: {e}")),
+                }
+            }
+            Err(text) => Err(text.clone()),
+        };
+        if let Err(text) = encoded {
+            buf.clear();
+            header.error = text;
+            let r = self
+                .enc
+                .encode(&response_type(), &header.to_value(), &mut buf)
+                .and_then(|_| {
+                    self.enc
+                        .encode(&empty_type(), &Value::empty_struct(), &mut buf)
+                });
+            if let Err(e) = r {
+                debug!("rpc: cannot encode error reply: {e}");
+                return;
+            }
+        }
+        if let Err(e) = self.wr.write_all(&buf).await {
+            debug!("rpc: writing reply: {e}");
+            return;
+        }
+        let _ = self.wr.flush().await;
+    }
+}

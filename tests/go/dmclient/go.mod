@@ -1,0 +1,3 @@
+module dmclient
+
+go 1.19
