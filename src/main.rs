@@ -36,7 +36,7 @@ struct Cli {}
 fn init_logging() {
     let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=debug,warn".into());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(plugin::output::QuietStderr)
         .with_ansi(false)
         .with_target(false)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

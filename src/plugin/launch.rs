@@ -57,6 +57,7 @@ async fn watchdog(mut beats: watch::Receiver<u64>, timeout: Duration) {
             Ok(Ok(())) => continue,
             Ok(Err(_)) => return,
             Err(_) => {
+                // docker-machine is gone: its pipes may be closed, so nothing here may block or panic.
                 debug!("no heartbeat from docker-machine for {timeout:?}: exiting");
                 std::process::exit(1);
             }

@@ -2,9 +2,11 @@
 //! watchdog, `Close`), the RPC method table, mcnflag types and machine states. It talks to a
 //! [`Driver`] and knows nothing of AWS.
 
+pub mod client;
 mod driver;
 pub mod launch;
 pub mod mcnflag;
+pub mod output;
 mod service;
 mod state;
 pub mod wire;

@@ -170,7 +170,11 @@ impl Server {
                 Ok((svc, method)) => {
                     let server = Arc::clone(&self);
                     calls.spawn(async move {
-                        let reply = svc.call(&method, body).await;
+                        // A panicking method must still answer, or the client would wait forever.
+                        let reply = match tokio::spawn(svc.call(&method, body)).await {
+                            Ok(reply) => reply,
+                            Err(e) => Reply::error(format!("internal error in {method}: {e}")),
+                        };
                         let close = reply.close_after;
                         w.lock().await.write(&header, reply).await;
                         if close {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/rpc"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -424,12 +423,13 @@ func slowCall(t *tour, bh *blackhole, buildValues func() (map[string]interface{}
 	start := time.Now()
 	pending := t.client.Go(t.v1("PreCreateCheck"), struct{}{}, nil, make(chan *rpc.Call, 1))
 	isPending := func() bool {
+		if sr.FinishedAfterMs != nil {
+			return false
+		}
 		select {
 		case <-pending.Done:
-			if sr.FinishedAfterMs == nil {
-				ms := msSince(start)
-				sr.FinishedAfterMs, sr.FinishedError = &ms, errPtr(pending.Error)
-			}
+			ms := msSince(start)
+			sr.FinishedAfterMs, sr.FinishedError = &ms, errPtr(pending.Error)
 			return false
 		default:
 			return true
@@ -460,13 +460,4 @@ func slowCall(t *tour, bh *blackhole, buildValues func() (map[string]interface{}
 		Error:  sr.FinishedError,
 		Ms:     msSince(start),
 	})
-}
-
-// defaultStore is docker-machine's default store, ~/.docker/machine.
-func defaultStore() string {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = ""
-	}
-	return filepath.Join(home, ".docker", "machine")
 }

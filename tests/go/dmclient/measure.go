@@ -15,6 +15,7 @@ import (
 
 type watchdogReport struct {
 	Exec             string   `json:"exec"`
+	Orphan           bool     `json:"orphan"`
 	Fatal            string   `json:"fatal,omitempty"`
 	ExecToAddressMs  float64  `json:"exec_to_address_ms"`
 	GetVersion       *int     `json:"get_version"`
@@ -26,12 +27,15 @@ type watchdogReport struct {
 }
 
 // runWatchdog connects, calls GetVersion and then sends no heartbeat: the
-// plugin must exit 1 about 10 s after printing its address.
+// plugin must exit 1 about 10 s after printing its address. With -orphan
+// the client then goes away as a docker-machine that exits after an error
+// does: it closes the connection and its ends of the output pipes.
 func runWatchdog(args []string) int {
 	fl := flag.NewFlagSet("watchdog", flag.ContinueOnError)
 	execPath := fl.String("exec", "", "plugin binary to start (required)")
 	driver := fl.String("driver", "ec2spot", "driver name given to the plugin")
 	wait := fl.Duration("timeout", 30*time.Second, "how long to wait for the plugin to exit before killing it")
+	orphan := fl.Bool("orphan", false, "after GetVersion, close the connection and the plugin's output pipes")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -39,7 +43,7 @@ func runWatchdog(args []string) int {
 		fmt.Fprintln(os.Stderr, "watchdog: -exec is required")
 		return 2
 	}
-	rep := &watchdogReport{Exec: *execPath}
+	rep := &watchdogReport{Exec: *execPath, Orphan: *orphan}
 	func() {
 		p, err := StartPlugin(pluginConfig{Path: *execPath, DriverName: *driver})
 		if p != nil {
@@ -62,6 +66,12 @@ func runWatchdog(args []string) int {
 			rep.GetVersionError = errPtr(err)
 		} else {
 			rep.GetVersion = &v
+		}
+		if *orphan {
+			// Give the plugin something to write once its pipes are gone.
+			client.Call(serviceV1+".NoSuchMethod", struct{}{}, nil)
+			client.Close()
+			p.CloseOutput()
 		}
 		if p.WaitExit(*wait) {
 			_, code, at := p.Exited()

@@ -60,6 +60,8 @@ type Plugin struct {
 	stderrCount int
 	scanErrors  []string
 
+	outR, errR *os.File // our read ends of the plugin's stdout and stderr
+
 	exited   chan struct{}
 	exitCode int // -1 when killed by a signal
 	exitAt   time.Time
@@ -115,6 +117,7 @@ func StartPlugin(cfg pluginConfig) (*Plugin, error) {
 		close(p.exited)
 	}()
 
+	p.outR, p.errR = outR, errR
 	addrCh := make(chan string, 1)
 	go p.readStdout(outR, addrCh)
 	go p.readStderr(errR)
@@ -219,6 +222,15 @@ func (p *Plugin) Output() (stdout, stderr []string, stdoutCount, stderrCount int
 	defer p.mu.Unlock()
 	return append([]string{}, p.stdout...), append([]string{}, p.stderr...),
 		p.stdoutCount, p.stderrCount, append([]string{}, p.scanErrors...)
+}
+
+// CloseOutput closes our ends of the plugin's stdout and stderr pipes, as
+// happens when docker-machine exits: the plugin's later writes then fail
+// with EPIPE.
+func (p *Plugin) CloseOutput() {
+	p.StopForwarding()
+	p.outR.Close()
+	p.errR.Close()
 }
 
 // WaitExit waits up to d for the process to end and reports whether it did.

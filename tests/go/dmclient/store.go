@@ -108,6 +108,15 @@ func (e errHostDoesNotExist) Error() string {
 	return fmt.Sprintf("Docker machine %q does not exist. Use \"docker-machine ls\" to list machines. Use \"docker-machine create\" to add a new one.", e.Name)
 }
 
+// defaultStore is docker-machine's default store, ~/.docker/machine.
+func defaultStore() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = ""
+	}
+	return filepath.Join(home, ".docker", "machine")
+}
+
 type store struct {
 	Path       string // the storage path (--storage-path)
 	CertDir    string
