@@ -1,14 +1,30 @@
 //! The EC2 driver behind the plugin's [`Driver`](crate::plugin::Driver) trait: flags,
 //! persisted config, and the machine lifecycle on EC2 (spot and on-demand).
+//!
+//! Where things happen: [`options`] validates the create options; [`resolve`] is the
+//! pre-create check; [`create`] makes a machine ([`keys`], [`security_groups`], [`launch`],
+//! [`instance`] waits); [`remove`] takes everything away (and cancels spot requests).
 
+pub mod ami;
+pub mod aws;
 pub mod config;
+pub mod create;
 mod driver;
+pub mod error;
 pub mod flags;
+pub mod instance;
+pub mod keys;
+pub mod launch;
+pub mod manager;
 pub mod options;
+pub mod progress;
+pub mod remove;
+pub mod resolve;
+pub mod security_groups;
 pub mod tags;
 
 pub use config::Config;
-pub use driver::Ec2Driver;
+pub use driver::{Ec2Driver, HOST_NOT_RUNNING};
 
 /// The name docker-machine knows this driver by (`docker-machine-driver-ec2spot`).
 pub const DRIVER_NAME: &str = "ec2spot";

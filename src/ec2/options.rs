@@ -490,7 +490,7 @@ fn validate_price(p: &str) -> Result<(), OptionError> {
         .ok()
         .filter(|_| p.chars().all(|c| c.is_ascii_digit() || c == '.'));
     match number {
-        Some(v) if v >= 0.001 && v <= 10_000.0 => Ok(()),
+        Some(v) if (0.001..=10_000.0).contains(&v) => Ok(()),
         Some(v) => err(
             name::SPOT_PRICE,
             format!(
@@ -507,30 +507,33 @@ fn validate_price(p: &str) -> Result<(), OptionError> {
 }
 
 fn validate_endpoint(e: &str) -> Result<(), OptionError> {
-    let rest = e
-        .strip_prefix("https://")
-        .or_else(|| e.strip_prefix("http://"))
-        .unwrap_or(e);
-    let host = rest.split('/').next().unwrap_or("");
-    let (h, port) = match host.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') && !h.contains(']') || h.ends_with(']') => (h, Some(p)),
-        _ => (host, None),
-    };
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
-    let host_ok = !h.is_empty()
-        && !e.contains(char::is_whitespace)
-        && (e
-            .contains("://")
-            .then(|| e.starts_with("http://") || e.starts_with("https://"))
-            .unwrap_or(true));
-    if host_ok && port_ok {
-        Ok(())
-    } else {
+    let bad = || {
         err(
             name::ENDPOINT,
             format!("{e:?} is not a host name or an http(s):// URL"),
         )
+    };
+    let rest = match e.split_once("://") {
+        Some(("http" | "https", rest)) => rest,
+        Some(_) => return bad(),
+        None => e,
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, tail)) => (h, tail.strip_prefix(':')),
+            None => return bad(),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if host.is_empty() || !port_ok || e.contains(char::is_whitespace) {
+        return bad();
     }
+    Ok(())
 }
 
 /// The endpoint URL the SDK gets: a bare host name gets a scheme (http when

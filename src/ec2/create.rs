@@ -1,0 +1,179 @@
+//! Creating a machine: SSH key, security groups, one launch, wait until it runs with an
+//! address. When any step fails, everything this create made is removed before the error
+//! (which names the step and carries AWS's code) is returned.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::config::Config;
+use super::error::{Error, Result};
+use super::launch::{self, Launch, Market};
+use super::options::{parse_port, parse_tags};
+use super::progress::Progress;
+use super::resolve::Resolved;
+use super::security_groups::DOCKER_PORT;
+use super::{instance, keys, manager, remove, tags};
+
+/// How long a launched instance may take to run and get its address.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long removal waits for a terminating instance to release a security group.
+pub const GROUP_RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The ports the machine's security groups open: SSH, Docker, swarm (for a swarm master), and
+/// `amazonec2-open-port`.
+pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
+    let mut ports = vec![
+        (config.ssh_port as i32, "tcp".to_string()),
+        (DOCKER_PORT, "tcp".to_string()),
+    ];
+    if config.swarm_master {
+        let port = config
+            .swarm_host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<i32>().ok())
+            .unwrap_or(3376);
+        ports.push((port, "tcp".into()));
+    }
+    for p in &config.open_ports {
+        if let Ok(p) = parse_port(p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// Resolves (and creates, opens) the machine's security groups; records what it created.
+async fn ensure_groups(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    resolved: &Resolved,
+    tag_list: &[(String, String)],
+) -> Result<Vec<String>> {
+    let groups = super::security_groups::ensure(
+        ec2,
+        &resolved.vpc_id,
+        &config.security_group_names,
+        config.security_group_read_only,
+        &ingress_ports(config),
+        tag_list,
+    )
+    .await?;
+    config
+        .created_security_group_ids
+        .extend(groups.created.iter().cloned());
+    config.security_group_ids = groups.ids.clone();
+    Ok(groups.ids)
+}
+
+/// Creates the machine described by `config` (already resolved by the pre-create check);
+/// records what it makes in `config` as it goes.
+pub async fn create(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    resolved: &Resolved,
+    progress: &Progress,
+) -> Result<()> {
+    match create_steps(ec2, config, resolved, progress).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            progress.say(&format!("Create failed ({e}); removing what it made"));
+            match remove::remove(ec2, config, GROUP_RELEASE_TIMEOUT).await {
+                Ok(done) => {
+                    progress.say(&format!("Cleanup: {}", done.summary()));
+                    config.instance_id.clear();
+                    Err(e)
+                }
+                Err(cleanup) => Err(Error::Other(format!(
+                    "{e}; and the cleanup failed too: {cleanup}"
+                ))),
+            }
+        }
+    }
+}
+
+async fn create_steps(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    resolved: &Resolved,
+    progress: &Progress,
+) -> Result<()> {
+    let manager = manager::manager_id(&config.store_path);
+    let tag_list = tags::machine_tags(
+        &config.machine_name,
+        &config.machine_id,
+        &manager,
+        &parse_tags(&config.tags)?,
+    );
+    let dir = PathBuf::from(&config.store_path)
+        .join("machines")
+        .join(&config.machine_name);
+
+    let user_key = (!config.ssh_private_key_path.is_empty())
+        .then(|| PathBuf::from(&config.ssh_private_key_path));
+    let (key_path, public_line) = keys::install(&dir, user_key.as_deref())?;
+    config.ssh_key_path = key_path.to_string_lossy().into_owned();
+    if !config.existing_key {
+        progress.say("Importing the SSH key as key pair");
+        keys::import(ec2, &config.machine_name, &public_line, &tag_list).await?;
+        config.key_name = config.machine_name.clone();
+        config.key_pair_imported = true;
+    }
+
+    let groups = ensure_groups(ec2, config, resolved, &tag_list).await?;
+    let user_data = if config.user_data_file.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&config.user_data_file).map_err(|e| {
+            Error::Other(format!(
+                "reading --amazonec2-userdata {}: {e}",
+                config.user_data_file
+            ))
+        })?)
+    };
+    let market = if config.request_spot_instance {
+        Market::Spot
+    } else {
+        Market::OnDemand
+    };
+    let mut launch = Launch {
+        ami: resolved.ami.clone(),
+        instance_type: config.instance_type.clone(),
+        subnet_id: resolved.subnet_id.clone(),
+        group_ids: groups,
+        key_name: config.key_name.clone(),
+        user_data,
+        tags: tag_list.clone(),
+        market,
+        client_token: launch::client_token(&config.machine_id, market),
+    };
+    progress.say(&format!(
+        "Launching {} {} in {} ({}, {})",
+        market.as_str(),
+        launch.instance_type,
+        resolved.availability_zone,
+        launch.subnet_id,
+        launch.ami
+    ));
+    let id = match launch::run(ec2, config, &launch).await {
+        // The last machine sharing a group deleted it between our lookup and the launch:
+        // make it again and launch once more (with a new token: the first call made nothing).
+        Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
+            progress.say("A security group vanished meanwhile; resolving the groups again");
+            launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list).await?;
+            launch.client_token = format!("{}-2", launch.client_token);
+            launch::run(ec2, config, &launch).await?
+        }
+        other => other?,
+    };
+    config.instance_id = id.clone();
+    config.market = market.as_str().to_string();
+    progress.say(&format!("Instance {id} launched; waiting for it to run"));
+
+    let running = instance::wait_running(ec2, &id, config, RUN_TIMEOUT).await?;
+    config.ip_address = instance::address(&running, config).unwrap_or_default();
+    config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
+    progress.say(&format!("Running at {}", config.ip_address));
+    Ok(())
+}

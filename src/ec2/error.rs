@@ -1,0 +1,102 @@
+//! Errors of the EC2 driver: every message names the step (and the AWS action) that failed
+//! and carries AWS's error code and text, or names the option that is wrong.
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use super::options::OptionError;
+
+/// A failure of the EC2 driver.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// An AWS call failed.
+    #[error("{step}: {code}: {message}")]
+    Aws {
+        /// What the driver was doing, with the EC2 action.
+        step: String,
+        /// AWS's error code (`InsufficientInstanceCapacity`, …), or a transport failure kind.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// An option is wrong (found before or while talking to AWS).
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// Anything else, with a complete sentence.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result of the EC2 driver.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// AWS's error code, if this is an AWS failure.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether AWS said the thing does not exist (already gone counts as done when removing).
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(|c| {
+            c.ends_with(".NotFound")
+                || c.ends_with("NotFound")
+                || c == "InvalidInstanceID.Malformed"
+        })
+    }
+
+    /// Prefixes the message with more context.
+    pub fn context(self, what: &str) -> Error {
+        match self {
+            Error::Aws {
+                step,
+                code,
+                message,
+            } => Error::Aws {
+                step: format!("{what}: {step}"),
+                code,
+                message,
+            },
+            other => Error::Other(format!("{what}: {other}")),
+        }
+    }
+}
+
+/// Converts an SDK failure into an [`Error`] naming `step`.
+pub fn aws<E, R>(step: &str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            Error::Aws {
+                step: step.to_string(),
+                code: err.code().unwrap_or("Unknown").to_string(),
+                message: err.message().unwrap_or("").to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => Error::Aws {
+            step: step.to_string(),
+            code: "Timeout".into(),
+            message: "no answer from EC2 in time".into(),
+        },
+        SdkError::DispatchFailure(_) => Error::Aws {
+            step: step.to_string(),
+            code: "ConnectionFailed".into(),
+            message: one_line(&DisplayErrorContext(&e).to_string()),
+        },
+        _ => Error::Aws {
+            step: step.to_string(),
+            code: e.code().unwrap_or("Unknown").to_string(),
+            message: one_line(&DisplayErrorContext(&e).to_string()),
+        },
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,148 @@
+//! Reading an instance: describe it (by id or by our ownership tag), map its EC2 state to
+//! docker-machine's, pick the address SSH and Docker use, and wait for it to run.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+
+use super::config::Config;
+use super::error::{Error, Result, aws};
+use super::tags;
+use crate::plugin::State;
+
+/// docker-machine's state for an EC2 instance state (amazonec2's mapping). A spot instance
+/// AWS stopped or terminated (interrupted) is therefore never `Running`.
+pub fn machine_state(instance: &Instance) -> State {
+    match instance.state().and_then(|s| s.name()) {
+        Some(InstanceStateName::Pending) => State::Starting,
+        Some(InstanceStateName::Running) => State::Running,
+        Some(InstanceStateName::Stopping) | Some(InstanceStateName::ShuttingDown) => {
+            State::Stopping
+        }
+        Some(InstanceStateName::Stopped) => State::Stopped,
+        _ => State::Error,
+    }
+}
+
+/// Whether the instance was launched on the spot market.
+pub fn is_spot(instance: &Instance) -> bool {
+    instance
+        .instance_lifecycle()
+        .is_some_and(|l| l.as_str() == "spot")
+}
+
+/// The address docker-machine connects to: private with `amazonec2-private-address-only` or
+/// `amazonec2-use-private-address`, else public.
+pub fn address(instance: &Instance, config: &Config) -> Option<String> {
+    let a = if config.private_ip_only || config.use_private_ip {
+        instance.private_ip_address()
+    } else {
+        instance.public_ip_address()
+    };
+    a.filter(|a| !a.is_empty()).map(str::to_string)
+}
+
+/// Describes one instance by id; `Ok(None)` when EC2 does not know it.
+pub async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Instance>> {
+    match ec2.describe_instances().instance_ids(id).send().await {
+        Ok(out) => Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(id))
+            .cloned()),
+        Err(e) => {
+            let e = aws("reading the instance (DescribeInstances)", e);
+            if e.is_not_found() { Ok(None) } else { Err(e) }
+        }
+    }
+}
+
+/// Instances (not yet terminated) carrying this machine's ownership tag.
+pub async fn find_by_machine_id(
+    ec2: &aws_sdk_ec2::Client,
+    machine_id: &str,
+) -> Result<Vec<Instance>> {
+    let out = ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::MACHINE_ID))
+                .values(machine_id)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .values("shutting-down")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            aws(
+                "finding the machine's instances by tag (DescribeInstances)",
+                e,
+            )
+        })?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .cloned()
+        .collect())
+}
+
+/// Polls until the instance runs and has the address SSH will use. The poll interval starts
+/// at 250 ms and grows to 2 s (amazonec2: a fixed 3 s), so docker-machine's own checks pass at
+/// their first try. An instance that ends up stopped or terminated (e.g. a spot instance
+/// reclaimed at once) fails the wait with EC2's reason.
+pub async fn wait_running(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    config: &Config,
+    timeout: Duration,
+) -> Result<Instance> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        // Right after a launch EC2 may not know the id yet (eventual consistency): keep polling.
+        if let Some(instance) = describe(ec2, id).await? {
+            let state = instance.state().and_then(|s| s.name()).cloned();
+            match state {
+                Some(InstanceStateName::Running) if address(&instance, config).is_some() => {
+                    return Ok(instance);
+                }
+                Some(
+                    InstanceStateName::Terminated
+                    | InstanceStateName::ShuttingDown
+                    | InstanceStateName::Stopped,
+                ) => {
+                    let reason = instance
+                        .state_reason()
+                        .map(|r| {
+                            format!("{}: {}", r.code().unwrap_or("?"), r.message().unwrap_or(""))
+                        })
+                        .unwrap_or_else(|| "no reason given".into());
+                    return Err(Error::Other(format!(
+                        "waiting for instance {id} to run: it is {} ({reason})",
+                        state.map(|s| s.as_str().to_string()).unwrap_or_default()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Other(format!(
+                "waiting for instance {id} to run: no running instance with an address after {}s",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}

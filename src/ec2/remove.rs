@@ -1,0 +1,232 @@
+//! Removing a machine: everything it owns — instances, spot requests, the key pair it
+//! imported, the security groups it created — found by the ids in its config and by its
+//! ownership tag (a create killed mid-way saved no ids). Idempotent: what is already gone
+//! counts as removed.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+
+use super::config::Config;
+use super::error::{Error, Result, aws};
+use super::security_groups::{self, Deleted};
+use super::{instance, keys, manager, tags};
+
+/// What a removal did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Instances terminated.
+    pub instances: Vec<String>,
+    /// Spot requests cancelled.
+    pub spot_requests: Vec<String>,
+    /// Key pairs deleted.
+    pub key_pairs: Vec<String>,
+    /// Security groups deleted.
+    pub security_groups: Vec<String>,
+    /// Security groups kept because other instances use them.
+    pub kept_groups: Vec<String>,
+}
+
+impl Removed {
+    /// One line for the user.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let mut add = |what: &str, v: &[String]| {
+            if !v.is_empty() {
+                parts.push(format!("{what} {}", v.join(", ")));
+            }
+        };
+        add("terminated", &self.instances);
+        add("cancelled spot request", &self.spot_requests);
+        add("deleted key pair", &self.key_pairs);
+        add("deleted security group", &self.security_groups);
+        add("kept security group (in use)", &self.kept_groups);
+        if parts.is_empty() {
+            "nothing to remove in EC2".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !s.is_empty() && !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+/// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
+/// terminating instance to release a security group before it can be deleted.
+pub async fn remove(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    group_patience: Duration,
+) -> Result<Removed> {
+    let mut done = Removed::default();
+    let mut errors: Vec<Error> = Vec::new();
+    // A create that finished saved every id; one that died mid-way is found by its tag.
+    let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
+
+    // Instances: the saved id, plus whatever carries the machine's tag.
+    let mut instances = Vec::new();
+    if !config.instance_id.is_empty() {
+        match instance::describe(ec2, &config.instance_id).await {
+            Ok(Some(i)) => instances.push(i),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if search_tags {
+        match instance::find_by_machine_id(ec2, &config.machine_id).await {
+            Ok(found) => {
+                for i in found {
+                    if !instances.iter().any(|x| x.instance_id() == i.instance_id()) {
+                        instances.push(i);
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut spot_requests = Vec::new();
+    for i in &instances {
+        let id = i.instance_id().unwrap_or_default();
+        if let Some(sir) = i.spot_instance_request_id() {
+            push_unique(&mut spot_requests, sir);
+        }
+        let terminated = i
+            .state()
+            .and_then(|s| s.name())
+            .is_some_and(|s| s.as_str() == "terminated");
+        if terminated {
+            continue;
+        }
+        match ec2.terminate_instances().instance_ids(id).send().await {
+            Ok(_) => push_unique(&mut done.instances, id),
+            Err(e) => {
+                let e = aws("terminating the instance (TerminateInstances)", e);
+                if !e.is_not_found() {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+
+    // Spot requests: the instances' own, plus open ones carrying the tag.
+    if search_tags {
+        let found = ec2
+            .describe_spot_instance_requests()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{}", tags::MACHINE_ID))
+                    .values(&config.machine_id)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("state")
+                    .values("open")
+                    .values("active")
+                    .build(),
+            )
+            .send()
+            .await;
+        match found {
+            Ok(out) => {
+                for r in out.spot_instance_requests() {
+                    if let Some(id) = r.spot_instance_request_id() {
+                        push_unique(&mut spot_requests, id);
+                    }
+                }
+            }
+            Err(e) => errors.push(aws(
+                "finding the machine's spot requests (DescribeSpotInstanceRequests)",
+                e,
+            )),
+        }
+    }
+    if !spot_requests.is_empty() {
+        match ec2
+            .cancel_spot_instance_requests()
+            .set_spot_instance_request_ids(Some(spot_requests.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => done.spot_requests = spot_requests,
+            Err(e) => {
+                let e = aws(
+                    "cancelling the spot request (CancelSpotInstanceRequests)",
+                    e,
+                );
+                if !e.is_not_found() {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+
+    // Key pairs we imported (never a key pair the user named).
+    let mut key_pairs = Vec::new();
+    if config.key_pair_imported && !config.existing_key {
+        push_unique(&mut key_pairs, &config.key_name);
+    }
+    if search_tags {
+        match keys::find_by_machine_id(ec2, &config.machine_id).await {
+            Ok(found) => found.iter().for_each(|k| push_unique(&mut key_pairs, k)),
+            Err(e) => errors.push(e),
+        }
+    }
+    for k in key_pairs {
+        match keys::delete(ec2, &k).await {
+            Ok(()) => done.key_pairs.push(k),
+            Err(e) => errors.push(e),
+        }
+    }
+
+    // Security groups ec2spot created (this machine, or another of this manager's machines
+    // sharing a group by name) once nothing else uses them.
+    let mut groups = Vec::new();
+    config
+        .created_security_group_ids
+        .iter()
+        .for_each(|g| push_unique(&mut groups, g));
+    if search_tags {
+        match security_groups::find_by_machine_id(ec2, &config.machine_id).await {
+            Ok(found) => found.iter().for_each(|g| push_unique(&mut groups, g)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let manager = manager::manager_id(&config.store_path);
+    if !manager.is_empty() && !config.security_group_ids.is_empty() {
+        match security_groups::owned_by_manager(ec2, &config.security_group_ids, &manager).await {
+            Ok(found) => found.iter().for_each(|g| push_unique(&mut groups, g)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let leaving: Vec<String> = instances
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    for g in groups {
+        match security_groups::delete_if_unused(ec2, &g, &leaving, group_patience).await {
+            Ok(Deleted::Yes) => done.security_groups.push(g),
+            Ok(Deleted::InUse(_)) => done.kept_groups.push(g),
+            Err(e) => errors.push(e),
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        let text = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::Other(format!(
+            "removing machine {}: {text} (done so far: {})",
+            config.machine_name,
+            done.summary()
+        )))
+    }
+}

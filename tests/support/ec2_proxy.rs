@@ -1,0 +1,296 @@
+//! A small HTTP proxy in front of moto: records every EC2 request (its `Action` and form
+//! body) and answers chosen actions with AWS-shaped errors (EC2 XML body, HTTP status, code)
+//! or holds them unanswered — fault injection without touching the SDK.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to do with a matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with an EC2 error.
+    Error {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Never answer (the connection stays open until the client gives up).
+    Hold,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    action: String,
+    fault: Fault,
+    /// Matching requests to skip before the rule applies.
+    skip: usize,
+    /// How many more times it applies.
+    times: usize,
+}
+
+/// A recorded request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The EC2 action.
+    pub action: String,
+    /// The URL-decoded form parameters.
+    pub params: Vec<(String, String)>,
+    /// Whether a fault answered it.
+    pub faulted: bool,
+}
+
+impl Request {
+    /// The first value of parameter `key`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    log: Vec<Request>,
+}
+
+/// The proxy; it runs until the test's runtime ends.
+#[derive(Clone)]
+pub struct Ec2Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Ec2Proxy {
+    /// Starts a proxy forwarding to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> Ec2Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve(sock, upstream.clone(), Arc::clone(&st)));
+            }
+        });
+        Ec2Proxy { url, state }
+    }
+
+    /// Answers the next `times` calls of `action` with an EC2 error.
+    pub fn fail(&self, action: &str, status: u16, code: &str, times: usize) {
+        self.fail_after(action, 0, status, code, times);
+    }
+
+    /// Like [`fail`](Self::fail), after letting `skip` calls through.
+    pub fn fail_after(&self, action: &str, skip: usize, status: u16, code: &str, times: usize) {
+        self.add(
+            action,
+            skip,
+            times,
+            Fault::Error {
+                status,
+                code: code.into(),
+                message: format!("injected {code}"),
+            },
+        );
+    }
+
+    /// Holds the next `times` calls of `action` (after `skip`) without an answer.
+    pub fn hold_after(&self, action: &str, skip: usize, times: usize) {
+        self.add(action, skip, times, Fault::Hold);
+    }
+
+    fn add(&self, action: &str, skip: usize, times: usize, fault: Fault) {
+        self.state.lock().unwrap().rules.push(Rule {
+            action: action.into(),
+            fault,
+            skip,
+            times,
+        });
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The actions so far, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.requests().into_iter().map(|r| r.action).collect()
+    }
+
+    /// How many times `action` was called.
+    pub fn count(&self, action: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.action == action)
+            .count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn reset_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect()
+}
+
+async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let mut chunk = vec![0u8; head_end + len - buf.len()];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+    // One request per connection: answers say `Connection: close`, as moto's do.
+    let Some(req) = read_request(&mut sock).await else {
+        return;
+    };
+    let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let params = parse_form(&String::from_utf8_lossy(&req[head_end..]));
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let fault = {
+        let mut st = state.lock().unwrap();
+        let mut chosen = None;
+        for r in st.rules.iter_mut() {
+            if r.action == action && r.times > 0 {
+                if r.skip > 0 {
+                    r.skip -= 1;
+                    continue;
+                }
+                r.times -= 1;
+                chosen = Some(r.fault.clone());
+                break;
+            }
+        }
+        st.log.push(Request {
+            action: action.clone(),
+            params,
+            faulted: chosen.is_some(),
+        });
+        chosen
+    };
+    match fault {
+        Some(Fault::Error {
+            status,
+            code,
+            message,
+        }) => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+            );
+            let reason = match status {
+                400 => "Bad Request",
+                403 => "Forbidden",
+                500 => "Internal Server Error",
+                503 => "Service Unavailable",
+                _ => "Error",
+            };
+            let resp = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+        Some(Fault::Hold) => {
+            // Keep the socket open without answering until the client hangs up.
+            let mut sink = [0u8; 64];
+            while let Ok(n) = sock.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        None => {
+            let Ok(mut up) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            if up.write_all(&req).await.is_err() {
+                return;
+            }
+            let mut resp = Vec::new();
+            let _ = up.read_to_end(&mut resp).await;
+            let _ = sock.write_all(&resp).await;
+        }
+    }
+    let _ = sock.shutdown().await;
+}

@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests.
+
+pub mod bastion;
+pub mod ec2_proxy;
+pub mod goclient;
+pub mod moto;
