@@ -132,13 +132,47 @@ async fn spot_machine_full_lifecycle_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_machine_stops_starts_restarts_and_kills() {
     let b = Bastion::start().await;
-    b.dm_ok(&["create", "-d", "ec2spot", "--amazonec2-zone", "b", "od1"])
-        .await;
+    // The user's own key (imported as the machine's key pair) and an explicit image.
+    let dir = tempfile::tempdir().unwrap();
+    let key = ec2spot::ec2::keys::generate().unwrap();
+    let key_path = dir.path().join("id_ci");
+    std::fs::write(&key_path, &key.private_pem).unwrap();
+    std::fs::write(dir.path().join("id_ci.pub"), &key.public_line).unwrap();
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-zone",
+        "b",
+        "--amazonec2-ami",
+        "ami-785db401",
+        "--amazonec2-ssh-keypath",
+        key_path.to_str().unwrap(),
+        "od1",
+    ])
+    .await;
+    let import = b
+        .proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.action == "ImportKeyPair")
+        .unwrap();
+    use base64::Engine;
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(import.param("PublicKeyMaterial").unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8(material).unwrap(), key.public_line);
+    assert_eq!(import.param("KeyName"), Some("od1"));
     let d = b.driver("od1");
     assert_eq!(d["Market"], "on-demand");
     let id = d["InstanceId"].as_str().unwrap().to_string();
     let i = instance(&b, &id).await;
     assert!(i.instance_lifecycle().is_none(), "on-demand");
+    assert_eq!(i.image_id(), Some("ami-785db401"));
+    assert_eq!(
+        std::fs::read_to_string(d["SSHKeyPath"].as_str().unwrap()).unwrap(),
+        key.private_pem
+    );
     assert_eq!(
         i.placement().and_then(|p| p.availability_zone()),
         Some("us-east-1b"),
@@ -461,8 +495,9 @@ async fn gitlab_runner_aws_guide_options_work_unchanged() {
         .unwrap()
         .to_string();
     let opts = [
-        "amazonec2-access-key=AKIAEXAMPLEEXAMPLE00",
+        "amazonec2-access-key=EXAMPLE-ACCESS-KEY",
         "amazonec2-secret-key=example-secret",
+        "amazonec2-session-token=example-session-token",
         "amazonec2-region=eu-central-1",
         &format!("amazonec2-vpc-id={vpc}"),
         &format!("amazonec2-subnet-id={subnet}"),
@@ -511,6 +546,20 @@ async fn gitlab_runner_aws_guide_options_work_unchanged() {
         run.param("InstanceMarketOptions.SpotOptions.MaxPrice"),
         None,
         "empty price: no cap but on-demand"
+    );
+    // The key options sign the requests and are kept (the user passed them), as amazonec2 does.
+    assert!(
+        run.header("authorization")
+            .unwrap()
+            .contains("Credential=EXAMPLE-ACCESS-KEY/")
+    );
+    assert_eq!(
+        run.header("x-amz-security-token"),
+        Some("example-session-token")
+    );
+    assert_eq!(
+        (d["AccessKey"].as_str(), d["SessionToken"].as_str()),
+        (Some("EXAMPLE-ACCESS-KEY"), Some("example-session-token"))
     );
     // The runner's per-job commands.
     b.dm_ok(&["config", name]).await;

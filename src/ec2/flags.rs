@@ -359,6 +359,46 @@ impl FlagSpec {
     }
 }
 
+/// The README's option table (Markdown), generated from [`FLAGS`] so it cannot drift.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| Option | Type | Default | Env | Description | Difference from amazonec2 |\n|---|---|---|---|---|---|\n",
+    );
+    for s in FLAGS {
+        let (ty, default) = match s.kind {
+            Kind::String(v) => (
+                "string",
+                if v.is_empty() {
+                    String::new()
+                } else {
+                    format!("`{v}`")
+                },
+            ),
+            Kind::Int(v) => ("int", format!("`{v}`")),
+            Kind::Bool => ("bool", "`false`".to_string()),
+            Kind::StringSlice(v) => (
+                "list",
+                v.iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        let env = if s.env.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", s.env)
+        };
+        out.push_str(&format!(
+            "| `--{}` | {ty} | {default} | {env} | {} | {} |\n",
+            s.name,
+            s.usage.replace('|', "\\|"),
+            s.difference.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,9 +41,19 @@ pub struct Request {
     pub params: Vec<(String, String)>,
     /// Whether a fault answered it.
     pub faulted: bool,
+    /// The HTTP header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The first value of parameter `key`.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
@@ -223,6 +233,12 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
     };
     let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let params = parse_form(&String::from_utf8_lossy(&req[head_end..]));
+    let headers: Vec<(String, String)> = String::from_utf8_lossy(&req[..head_end])
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let action = params
         .iter()
         .find(|(k, _)| k == "Action")
@@ -246,6 +262,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
             action: action.clone(),
             params,
             faulted: chosen.is_some(),
+            headers,
         });
         chosen
     };
