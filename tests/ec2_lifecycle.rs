@@ -547,6 +547,11 @@ async fn gitlab_runner_aws_guide_options_work_unchanged() {
         None,
         "empty price: no cap but on-demand"
     );
+    assert_eq!(
+        b.proxy.count("CreateFleet"),
+        0,
+        "one type, one subnet: the single-pool path"
+    );
     // The key options sign the requests and are kept (the user passed them), as amazonec2 does.
     assert!(
         run.header("authorization")
@@ -995,9 +1000,26 @@ async fn ec2_calls_of_a_spot_create_and_rm() {
     println!("spot create: {} calls: {}", create.len(), create.join(", "));
     println!("rm: {} calls: {}", rm.len(), rm.join(", "));
     assert_eq!(create.iter().filter(|a| *a == "RunInstances").count(), 1);
-    assert!(!create.iter().any(|a| a == "RequestSpotInstances"
-        || a == "DescribeSpotInstanceRequests"
-        || a == "CreateTags"));
+    assert!(
+        !create
+            .iter()
+            .any(|a| a == "RequestSpotInstances" || a == "CreateTags")
+    );
+    // No spot-request polling: one look at the request, by docker-machine's GetState, for an
+    // interruption notice.
+    assert_eq!(
+        create
+            .iter()
+            .filter(|a| *a == "DescribeSpotInstanceRequests")
+            .count(),
+        1
+    );
+    let run_at = create.iter().position(|a| a == "RunInstances").unwrap();
+    assert!(
+        !create[..run_at]
+            .iter()
+            .any(|a| a == "DescribeSpotInstanceRequests")
+    );
     // Once running, docker-machine's own GetState needs one call; GetURL/GetIP none in-process.
     assert!(create.len() <= 16, "{create:?}");
     assert_eq!(rm.iter().filter(|a| *a == "TerminateInstances").count(), 1);

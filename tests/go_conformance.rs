@@ -298,6 +298,12 @@ fn create_flags_are_amazonec2_flags_with_documented_differences() {
         ),
         ("amazonec2-volume-encrypted", "bool", Value::Null),
         ("amazonec2-volume-kms-key", "string", json!("")),
+        ("amazonec2-spot-fallback-on-demand", "bool", Value::Null),
+        (
+            "amazonec2-spot-allocation-strategy",
+            "string",
+            json!("price-capacity-optimized"),
+        ),
     ] {
         match find(name) {
             None => problems.push(format!("{name}: missing")),

@@ -7,6 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::{Credentials, Region};
 
+use super::capacity::NoRetryOnCapacity;
 use super::config::Config;
 use super::options::endpoint_url;
 
@@ -49,5 +50,8 @@ pub async fn client(config: &Config) -> aws_sdk_ec2::Client {
         loader = loader.endpoint_url(endpoint_url(&config.endpoint, config.disable_ssl));
     }
     let shared = loader.load().await;
-    aws_sdk_ec2::Client::new(&shared)
+    let conf = aws_sdk_ec2::config::Builder::from(&shared)
+        .retry_classifier(NoRetryOnCapacity)
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
 }

@@ -138,6 +138,21 @@ pub struct Config {
     /// The key pair `KeyName` was imported by this machine (deleted with it).
     #[serde(rename = "KeyPairImported")]
     pub key_pair_imported: bool,
+    /// Interchangeable instance types (`amazonec2-instance-type`, comma-separated).
+    #[serde(rename = "InstanceTypes")]
+    pub instance_types: Vec<String>,
+    /// Subnets to launch in (`amazonec2-subnet-id`, comma-separated).
+    #[serde(rename = "SubnetIds")]
+    pub subnet_ids: Vec<String>,
+    /// Zones to launch in without subnets (`amazonec2-zone`, comma-separated).
+    #[serde(rename = "Zones")]
+    pub zones: Vec<String>,
+    /// Launch on-demand when no spot pool has capacity.
+    #[serde(rename = "SpotFallbackOnDemand")]
+    pub spot_fallback_on_demand: bool,
+    /// EC2 Fleet spot allocation strategy for several pools.
+    #[serde(rename = "SpotAllocationStrategy")]
+    pub spot_allocation_strategy: String,
 }
 
 /// Why a driver JSON could not be taken.

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::config::Config;
 use super::error::{Error, Result};
-use super::launch::{self, Launch, Market};
+use super::launch::{Launch, Market};
 use super::options::{parse_port, parse_tags};
 use super::progress::Progress;
 use super::resolve::Resolved;
 use super::security_groups::DOCKER_PORT;
-use super::{instance, keys, manager, remove, tags};
+use super::{instance, keys, manager, remove, spot, tags};
 
 /// How long a launched instance may take to run and get its address.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -132,44 +132,60 @@ async fn create_steps(
             ))
         })?)
     };
-    let market = if config.request_spot_instance {
-        Market::Spot
-    } else {
-        Market::OnDemand
-    };
     let mut launch = Launch {
         ami: resolved.ami.clone(),
-        instance_type: config.instance_type.clone(),
-        subnet_id: resolved.subnet_id.clone(),
+        instance_type: String::new(),
+        subnet_id: String::new(),
         group_ids: groups,
         key_name: config.key_name.clone(),
         user_data,
         tags: tag_list.clone(),
-        market,
-        client_token: launch::client_token(&config.machine_id, market),
+        market: Market::OnDemand,
+        client_token: String::new(),
     };
-    progress.say(&format!(
-        "Launching {} {} in {} ({}, {})",
-        market.as_str(),
-        launch.instance_type,
-        resolved.availability_zone,
-        launch.subnet_id,
-        launch.ami
-    ));
-    let id = match launch::run(ec2, config, &launch).await {
+    let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+    let placed = match spot::launch(
+        ec2,
+        config,
+        &launch,
+        &resolved.pools,
+        &ownership,
+        "",
+        progress,
+    )
+    .await
+    {
         // The last machine sharing a group deleted it between our lookup and the launch:
-        // make it again and launch once more (with a new token: the first call made nothing).
+        // make it again and launch once more (with new tokens: the first call made nothing).
         Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
             progress.say("A security group vanished meanwhile; resolving the groups again");
             launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list).await?;
-            launch.client_token = format!("{}-2", launch.client_token);
-            launch::run(ec2, config, &launch).await?
+            spot::launch(
+                ec2,
+                config,
+                &launch,
+                &resolved.pools,
+                &ownership,
+                "-2",
+                progress,
+            )
+            .await?
         }
         other => other?,
     };
+    let id = placed.instance_id.clone();
     config.instance_id = id.clone();
-    config.market = market.as_str().to_string();
-    progress.say(&format!("Instance {id} launched; waiting for it to run"));
+    config.market = placed.market.as_str().to_string();
+    config.instance_type = placed.pool.instance_type.clone();
+    config.subnet_id = placed.pool.subnet_id.clone();
+    if !placed.pool.availability_zone.is_empty() {
+        config.zone = placed.pool.availability_zone.clone();
+    }
+    progress.say(&format!(
+        "Instance {id} launched ({} {}); waiting for it to run",
+        placed.market.as_str(),
+        placed.pool
+    ));
 
     let running = instance::wait_running(ec2, &id, config, RUN_TIMEOUT).await?;
     config.ip_address = instance::address(&running, config).unwrap_or_default();

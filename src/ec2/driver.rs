@@ -105,6 +105,27 @@ impl Ec2Driver {
         Ok(i)
     }
 
+    /// The machine's state from EC2; a spot instance AWS has marked for interruption counts as
+    /// `Stopping`, so gitlab-runner's `config` check drops it instead of giving it a job.
+    async fn live_state(&mut self) -> Result<State, Error> {
+        let i = self.describe().await?;
+        let state = instance::machine_state(&i);
+        debug!(
+            "instance {} is {:?}: {state:?}",
+            i.instance_id().unwrap_or_default(),
+            i.state().and_then(|s| s.name())
+        );
+        if state == State::Running {
+            let ec2 = self.client().await;
+            if let Some(code) = instance::interruption(&ec2, &i).await? {
+                debug!("spot interruption notice ({code}): reporting Stopping");
+                self.known_running = false;
+                return Ok(State::Stopping);
+            }
+        }
+        Ok(state)
+    }
+
     fn refuse_spot(&self, what: &str) -> DriverResult<()> {
         if self.is_spot() {
             return Err(DriverError(format!(
@@ -196,8 +217,8 @@ impl Driver for Ec2Driver {
 
     async fn url(&mut self) -> DriverResult<String> {
         if !self.known_running || self.config.ip_address.is_empty() {
-            let i = self.describe().await.map_err(err)?;
-            if instance::machine_state(&i) != State::Running {
+            // One look serves both: not running (or about to be taken back) = not usable.
+            if self.live_state().await.map_err(err)? != State::Running {
                 return Err(DriverError(HOST_NOT_RUNNING.into()));
             }
         }
@@ -212,14 +233,7 @@ impl Driver for Ec2Driver {
     }
 
     async fn state(&mut self) -> DriverResult<State> {
-        let i = self.describe().await.map_err(err)?;
-        let state = instance::machine_state(&i);
-        debug!(
-            "instance {} is {:?} → {state:?}",
-            i.instance_id().unwrap_or_default(),
-            i.state().and_then(|s| s.name())
-        );
-        Ok(state)
+        self.live_state().await.map_err(err)
     }
 
     async fn pre_create_check(&mut self) -> DriverResult<()> {
@@ -235,18 +249,19 @@ impl Driver for Ec2Driver {
         ));
         let ec2 = self.client().await;
         let r = resolve::resolve(&ec2, &self.config).await.map_err(err)?;
+        let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
         progress.say(&format!(
-            "Will launch {} ({}) in {} ({}, {}) from {}",
-            self.config.instance_type,
+            "Will launch {} from {} in {}: {}",
             r.architecture,
-            r.availability_zone,
+            r.ami,
             r.vpc_id,
-            r.subnet_id,
-            r.ami
+            pools.join(", ")
         ));
         self.config.vpc_id = r.vpc_id.clone();
-        self.config.subnet_id = r.subnet_id.clone();
-        self.config.zone = r.availability_zone.clone();
+        if let [pool] = r.pools.as_slice() {
+            self.config.subnet_id = pool.subnet_id.clone();
+            self.config.zone = pool.availability_zone.clone();
+        }
         self.config.ami = r.ami.clone();
         self.resolved = Some(r);
         Ok(())

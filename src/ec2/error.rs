@@ -21,6 +21,19 @@ pub enum Error {
     /// An option is wrong (found before or while talking to AWS).
     #[error(transparent)]
     Option(#[from] OptionError),
+    /// Every pool refused the launch for capacity, price or spot-quota reasons.
+    #[error(
+        "launching ({actions}): no {market} capacity in any pool: {}",
+        super::capacity::describe(failures)
+    )]
+    Capacity {
+        /// `spot` or `on-demand`.
+        market: String,
+        /// The EC2 actions tried (`RunInstances`, `CreateFleet`).
+        actions: String,
+        /// Each pool tried, with AWS's code.
+        failures: Vec<super::capacity::PoolFailure>,
+    },
     /// Anything else, with a complete sentence.
     #[error("{0}")]
     Other(String),
@@ -34,6 +47,7 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Aws { code, .. } => Some(code),
+            Error::Capacity { failures, .. } => failures.first().map(|f| f.code.as_str()),
             _ => None,
         }
     }

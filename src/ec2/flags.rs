@@ -99,6 +99,8 @@ pub mod name {
     pub const METADATA_TOKEN_HOP_LIMIT: &str = "amazonec2-metadata-token-response-hop-limit";
     pub const VOLUME_ENCRYPTED: &str = "amazonec2-volume-encrypted";
     pub const VOLUME_KMS_KEY: &str = "amazonec2-volume-kms-key";
+    pub const SPOT_FALLBACK_ON_DEMAND: &str = "amazonec2-spot-fallback-on-demand";
+    pub const SPOT_ALLOCATION_STRATEGY: &str = "amazonec2-spot-allocation-strategy";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -141,9 +143,16 @@ pub const FLAGS: &[FlagSpec] = &[
         "AWS_ZONE",
         "AWS zone for instance (i.e. a,b,c,d,e)",
         "default empty: the subnet's own zone, or `a` without a subnet (amazonec2: `a`, which \
-         had to be changed by hand to match the subnet); a full zone name is accepted too",
+         had to be changed by hand to match the subnet); full zone names and comma-separated \
+         lists are accepted",
     ),
-    f(SUBNET_ID, Str(""), "AWS_SUBNET_ID", "AWS VPC subnet id"),
+    d(
+        SUBNET_ID,
+        Str(""),
+        "AWS_SUBNET_ID",
+        "AWS VPC subnet id",
+        "a comma-separated list spreads launches over the subnets' zones (one VPC)",
+    ),
     f(
         SECURITY_GROUP_READONLY,
         Bool,
@@ -175,7 +184,8 @@ pub const FLAGS: &[FlagSpec] = &[
         Str("t3.micro"),
         "AWS_INSTANCE_TYPE",
         "AWS instance type",
-        "default t3.micro, the current generation at a lower price (amazonec2: t2.micro)",
+        "default t3.micro (amazonec2: t2.micro); a comma-separated list of interchangeable \
+         types of one architecture launches in whichever has spot capacity",
     ),
     f(
         DEVICE_NAME,
@@ -315,6 +325,21 @@ pub const FLAGS: &[FlagSpec] = &[
         "AWS_VOLUME_KMS_KEY",
         "KMS key (id, alias or ARN) to encrypt the root EBS volume with",
     ),
+    d(
+        SPOT_FALLBACK_ON_DEMAND,
+        Bool,
+        "AWS_SPOT_FALLBACK_ON_DEMAND",
+        "Launch on-demand when no spot pool has capacity",
+        "new: ec2spot only",
+    ),
+    d(
+        SPOT_ALLOCATION_STRATEGY,
+        Str("price-capacity-optimized"),
+        "AWS_SPOT_ALLOCATION_STRATEGY",
+        "Spot allocation strategy over several instance types or subnets \
+         (price-capacity-optimized, capacity-optimized, lowest-price, …)",
+        "new: ec2spot only",
+    ),
 ];
 
 /// Looks a flag up by name.
@@ -411,6 +436,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 36);
+        assert_eq!(FLAGS.len(), 38);
     }
 }

@@ -42,6 +42,50 @@ pub fn address(instance: &Instance, config: &Config) -> Option<String> {
     a.filter(|a| !a.is_empty()).map(str::to_string)
 }
 
+/// Spot request status codes saying AWS is taking the instance back (or has).
+fn is_interruption(code: &str) -> bool {
+    code.starts_with("marked-for-")
+        || code.starts_with("instance-terminated-")
+        || code.starts_with("instance-stopped-")
+}
+
+/// For a running spot instance, the status code of its spot request when AWS has marked it for
+/// interruption (`marked-for-termination`, …); `None` otherwise. One extra call, spot only.
+pub async fn interruption(
+    ec2: &aws_sdk_ec2::Client,
+    instance: &Instance,
+) -> Result<Option<String>> {
+    if !is_spot(instance) || machine_state(instance) != State::Running {
+        return Ok(None);
+    }
+    let req = ec2.describe_spot_instance_requests();
+    let req = match instance.spot_instance_request_id() {
+        Some(sir) => req.spot_instance_request_ids(sir),
+        None => req.filters(
+            Filter::builder()
+                .name("instance-id")
+                .values(instance.instance_id().unwrap_or_default())
+                .build(),
+        ),
+    };
+    let out = match req.send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let e = aws(
+                "checking for a spot interruption (DescribeSpotInstanceRequests)",
+                e,
+            );
+            return if e.is_not_found() { Ok(None) } else { Err(e) };
+        }
+    };
+    Ok(out
+        .spot_instance_requests()
+        .iter()
+        .filter_map(|r| r.status().and_then(|s| s.code()))
+        .find(|c| is_interruption(c))
+        .map(str::to_string))
+}
+
 /// Describes one instance by id; `Ok(None)` when EC2 does not know it.
 pub async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Instance>> {
     match ec2.describe_instances().instance_ids(id).send().await {
@@ -97,6 +141,9 @@ pub async fn find_by_machine_id(
         .collect())
 }
 
+/// How long a running instance may lack the address SSH needs before the wait gives up.
+pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
+
 /// Polls until the instance runs and has the address SSH will use. The poll interval starts
 /// at 250 ms and grows to 2 s (amazonec2: a fixed 3 s), so docker-machine's own checks pass at
 /// their first try. An instance that ends up stopped or terminated (e.g. a spot instance
@@ -109,6 +156,7 @@ pub async fn wait_running(
 ) -> Result<Instance> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(250);
+    let mut running_since: Option<Instant> = None;
     loop {
         // Right after a launch EC2 may not know the id yet (eventual consistency): keep polling.
         if let Some(instance) = describe(ec2, id).await? {
@@ -116,6 +164,21 @@ pub async fn wait_running(
             match state {
                 Some(InstanceStateName::Running) if address(&instance, config).is_some() => {
                     return Ok(instance);
+                }
+                Some(InstanceStateName::Running) => {
+                    // EC2 assigns addresses at launch: one still missing after a while never comes.
+                    let since = *running_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= NO_ADDRESS_GRACE {
+                        return Err(Error::Other(format!(
+                            "instance {id} runs but has no {} IP address; use --amazonec2-use-private-address \
+                             or --amazonec2-private-address-only, or a subnet that gives public addresses",
+                            if config.private_ip_only || config.use_private_ip {
+                                "private"
+                            } else {
+                                "public"
+                            }
+                        )));
+                    }
                 }
                 Some(
                     InstanceStateName::Terminated

@@ -2,16 +2,20 @@
 //! persisted config, and the machine lifecycle on EC2 (spot and on-demand).
 //!
 //! Where things happen: [`options`] validates the create options; [`resolve`] is the
-//! pre-create check; [`create`] makes a machine ([`keys`], [`security_groups`], [`launch`],
-//! [`instance`] waits); [`remove`] takes everything away (and cancels spot requests).
+//! pre-create check; [`create`] makes a machine ([`keys`], [`security_groups`], then [`spot`]
+//! picks the market and pools: [`launch`] for one pool, [`fleet`] for several, [`capacity`]
+//! classifies failures, the on-demand fallback is in [`spot`]; [`instance`] waits);
+//! [`remove`] takes everything away (and cancels spot requests).
 
 pub mod ami;
 pub mod aws;
+pub mod capacity;
 pub mod config;
 pub mod create;
 mod driver;
 pub mod error;
 pub mod flags;
+pub mod fleet;
 pub mod instance;
 pub mod keys;
 pub mod launch;
@@ -21,6 +25,7 @@ pub mod progress;
 pub mod remove;
 pub mod resolve;
 pub mod security_groups;
+pub mod spot;
 pub mod tags;
 
 pub use config::Config;

@@ -135,10 +135,16 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
     check_id(AMI, &config.ami, "ami-")?;
     config.vpc_id = r.string(VPC_ID)?;
     check_id(VPC_ID, &config.vpc_id, "vpc-")?;
-    config.subnet_id = r.string(SUBNET_ID)?;
-    check_id(SUBNET_ID, &config.subnet_id, "subnet-")?;
-    config.zone = r.string(ZONE)?;
-    validate_zone(&config.zone, &config.region)?;
+    config.subnet_ids = split_list(&r.string(SUBNET_ID)?);
+    for s in &config.subnet_ids {
+        check_id(SUBNET_ID, s, "subnet-")?;
+    }
+    config.subnet_id = config.subnet_ids.join(",");
+    config.zones = split_list(&r.string(ZONE)?);
+    for z in &config.zones {
+        validate_zone(z, &config.region)?;
+    }
+    config.zone = config.zones.join(",");
 
     config.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
     config.security_group_names = r.list(SECURITY_GROUP)?;
@@ -161,8 +167,17 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
     config.tags = r.string(TAGS)?;
     parse_tags(&config.tags)?;
 
-    config.instance_type = r.string(INSTANCE_TYPE)?;
-    validate_instance_type(&config.instance_type)?;
+    config.instance_types = split_list(&r.string(INSTANCE_TYPE)?);
+    if config.instance_types.is_empty() {
+        return err(
+            INSTANCE_TYPE,
+            "is empty; give an instance type such as t3.micro, or several separated by commas",
+        );
+    }
+    for t in &config.instance_types {
+        validate_instance_type(t)?;
+    }
+    config.instance_type = config.instance_types.join(",");
 
     config.device_name = r.string(DEVICE_NAME)?;
     if !config.device_name.starts_with("/dev/") && !config.device_name.starts_with("xvd") {
@@ -230,6 +245,18 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
                 config.spot_price
             ));
         }
+    }
+    config.spot_fallback_on_demand = r.bool(SPOT_FALLBACK_ON_DEMAND)?;
+    config.spot_allocation_strategy = r.string(SPOT_ALLOCATION_STRATEGY)?;
+    if !SPOT_ALLOCATION_STRATEGIES.contains(&config.spot_allocation_strategy.as_str()) {
+        return err(
+            SPOT_ALLOCATION_STRATEGY,
+            format!(
+                "{:?} is not a spot allocation strategy; use one of {}",
+                config.spot_allocation_strategy,
+                SPOT_ALLOCATION_STRATEGIES.join(", ")
+            ),
+        );
     }
     config.block_duration_minutes = r.int(BLOCK_DURATION_MINUTES)?;
     if config.block_duration_minutes != 0 {
@@ -333,6 +360,26 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
         .unwrap_or_default();
 
     Ok(warnings)
+}
+
+/// The spot allocation strategies EC2 Fleet accepts.
+pub const SPOT_ALLOCATION_STRATEGIES: &[&str] = &[
+    "price-capacity-optimized",
+    "capacity-optimized",
+    "capacity-optimized-prioritized",
+    "lowest-price",
+    "diversified",
+];
+
+/// Splits a comma-separated option into its trimmed, non-empty, distinct entries.
+pub fn split_list(v: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !out.iter().any(|x| x == item) {
+            out.push(item.to_string());
+        }
+    }
+    out
 }
 
 /// Parses `amazonec2-tags` (`k1,v1,k2,v2`) into pairs.
@@ -587,6 +634,27 @@ mod tests {
         assert_eq!(c.ssh_port, 22);
         assert_eq!(c.root_size, 16);
         assert_eq!(c.retry_count, 5);
+        assert_eq!(c.instance_types, vec!["t3.micro"]);
+        assert_eq!(c.spot_allocation_strategy, "price-capacity-optimized");
+        assert!(!c.spot_fallback_on_demand);
+    }
+
+    #[test]
+    fn lists_split_on_commas() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            &values(&[
+                (name::INSTANCE_TYPE, s("m7i.large, m6i.large,m7i.large")),
+                (name::SUBNET_ID, s("subnet-0a,subnet-0b")),
+                (name::ZONE, s("a,b")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.instance_types, vec!["m7i.large", "m6i.large"]);
+        assert_eq!(c.instance_type, "m7i.large,m6i.large");
+        assert_eq!(c.subnet_ids, vec!["subnet-0a", "subnet-0b"]);
+        assert_eq!(c.zones, vec!["a", "b"]);
     }
 
     #[test]
@@ -617,6 +685,20 @@ mod tests {
             (vec![(name::VPC_ID, s("vpc-zz"))], name::VPC_ID),
             (vec![(name::ZONE, s("eu-west-1a"))], name::ZONE),
             (vec![(name::INSTANCE_TYPE, s("large"))], name::INSTANCE_TYPE),
+            (
+                vec![(name::INSTANCE_TYPE, s("m5.large,big"))],
+                name::INSTANCE_TYPE,
+            ),
+            (vec![(name::INSTANCE_TYPE, s(" , "))], name::INSTANCE_TYPE),
+            (
+                vec![(name::SUBNET_ID, s("subnet-0a1b,subnet-x"))],
+                name::SUBNET_ID,
+            ),
+            (vec![(name::ZONE, s("a,mars"))], name::ZONE),
+            (
+                vec![(name::SPOT_ALLOCATION_STRATEGY, s("cheapest"))],
+                name::SPOT_ALLOCATION_STRATEGY,
+            ),
             (vec![(name::VOLUME_TYPE, s("ssd"))], name::VOLUME_TYPE),
             (
                 vec![(name::SSH_PORT, FlagValue::Int(70000))],

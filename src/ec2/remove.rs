@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::Filter;
 use super::config::Config;
 use super::error::{Error, Result, aws};
 use super::security_groups::{self, Deleted};
-use super::{instance, keys, manager, tags};
+use super::{fleet, instance, keys, manager, tags};
 
 /// What a removal did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct Removed {
     pub instances: Vec<String>,
     /// Spot requests cancelled.
     pub spot_requests: Vec<String>,
+    /// Launch templates deleted.
+    pub launch_templates: Vec<String>,
     /// Key pairs deleted.
     pub key_pairs: Vec<String>,
     /// Security groups deleted.
@@ -38,6 +40,7 @@ impl Removed {
         };
         add("terminated", &self.instances);
         add("cancelled spot request", &self.spot_requests);
+        add("deleted launch template", &self.launch_templates);
         add("deleted key pair", &self.key_pairs);
         add("deleted security group", &self.security_groups);
         add("kept security group (in use)", &self.kept_groups);
@@ -112,7 +115,44 @@ pub async fn remove(
         }
     }
 
-    // Spot requests: the instances' own, plus open ones carrying the tag.
+    // Spot requests of spot instances that do not name theirs (EC2 Fleet's, in moto), found
+    // by instance id; one-time requests close when their instance goes, cancelling is harmless.
+    let unnamed: Vec<String> = instances
+        .iter()
+        .filter(|i| instance::is_spot(i) && i.spot_instance_request_id().is_none())
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    if !unnamed.is_empty() {
+        let found = ec2
+            .describe_spot_instance_requests()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(unnamed))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("state")
+                    .values("open")
+                    .values("active")
+                    .build(),
+            )
+            .send()
+            .await;
+        match found {
+            Ok(out) => out
+                .spot_instance_requests()
+                .iter()
+                .filter_map(|r| r.spot_instance_request_id())
+                .for_each(|id| push_unique(&mut spot_requests, id)),
+            Err(e) => errors.push(aws(
+                "finding the instance's spot request (DescribeSpotInstanceRequests)",
+                e,
+            )),
+        }
+    }
+    // Open requests carrying the machine's tag (a killed create's).
     if search_tags {
         let found = ec2
             .describe_spot_instance_requests()
@@ -162,6 +202,24 @@ pub async fn remove(
                     errors.push(e);
                 }
             }
+        }
+    }
+
+    // Launch templates a multi-pool create left (killed, or its delete failed).
+    let multi_pool = [&config.instance_types, &config.subnet_ids, &config.zones]
+        .iter()
+        .any(|l| l.len() > 1);
+    if (search_tags || multi_pool) && !config.machine_id.is_empty() {
+        match fleet::find_templates_by_machine_id(ec2, &config.machine_id).await {
+            Ok(found) => {
+                for t in found {
+                    match fleet::delete_template(ec2, &t).await {
+                        Ok(()) => done.launch_templates.push(t),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
         }
     }
 

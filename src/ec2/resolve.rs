@@ -11,15 +11,34 @@ use super::flags::name;
 use super::options::OptionError;
 use super::tags;
 
+/// One launch pool: an instance type in a subnet (and so in that subnet's zone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Instance type.
+    pub instance_type: String,
+    /// Subnet id.
+    pub subnet_id: String,
+    /// The subnet's availability zone.
+    pub availability_zone: String,
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in {} ({})",
+            self.instance_type, self.availability_zone, self.subnet_id
+        )
+    }
+}
+
 /// What a create will use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// VPC id.
     pub vpc_id: String,
-    /// Subnet id.
-    pub subnet_id: String,
-    /// Availability zone name.
-    pub availability_zone: String,
+    /// The pools to launch in (instance types × subnets offered there), in preference order.
+    pub pools: Vec<Pool>,
     /// Image id.
     pub ami: String,
     /// `x86_64` or `arm64`.
@@ -43,138 +62,214 @@ pub fn zone_name(zone: &str, region: &str) -> Option<String> {
     }
 }
 
+/// The instance types of `config` (its list, or the single value of an older config).
+pub fn instance_types(config: &Config) -> Vec<String> {
+    if config.instance_types.is_empty() {
+        super::options::split_list(&config.instance_type)
+    } else {
+        config.instance_types.clone()
+    }
+}
+
+fn subnet_ids(config: &Config) -> Vec<String> {
+    if config.subnet_ids.is_empty() {
+        super::options::split_list(&config.subnet_id)
+    } else {
+        config.subnet_ids.clone()
+    }
+}
+
+fn zones(config: &Config) -> Vec<String> {
+    if config.zones.is_empty() {
+        super::options::split_list(&config.zone)
+    } else {
+        config.zones.clone()
+    }
+}
+
 /// Resolves `config`'s options against EC2.
 pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
-    let architecture = instance_type_architecture(ec2, config).await?;
-    let (vpc_id, subnet_id, availability_zone) = network(ec2, config).await?;
-    check_offered(ec2, &config.instance_type, &availability_zone).await?;
+    let types = instance_types(config);
+    let architecture = architecture(ec2, config, &types).await?;
+    let (vpc_id, subnets) = network(ec2, config).await?;
+    let pools = offered_pools(ec2, &types, &subnets).await?;
     let ami = if config.ami.is_empty() {
         ami::find_default(ec2, &config.region, &architecture).await?
     } else {
-        check_image(ec2, &config.ami, &architecture, &config.instance_type).await?;
+        check_image(ec2, &config.ami, &architecture, &types[0]).await?;
         config.ami.clone()
     };
     check_key_pair(ec2, config).await?;
     Ok(Resolved {
         vpc_id,
-        subnet_id,
-        availability_zone,
+        pools,
         ami,
         architecture,
     })
 }
 
-/// The instance type's architecture; fails if the type does not exist or cannot be spot.
-async fn instance_type_architecture(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
-    let t = &config.instance_type;
-    let out = ec2
-        .describe_instance_types()
-        .instance_types(t.as_str().into())
-        .send()
-        .await
-        .map_err(|e| {
-            let e = aws("checking the instance type (DescribeInstanceTypes)", e);
-            if e.code() == Some("InvalidInstanceType") {
-                option(
-                    name::INSTANCE_TYPE,
-                    format!("{t} is not an instance type in {}", config.region),
-                )
-            } else {
-                e
-            }
-        })?;
-    let info = out.instance_types().first().ok_or_else(|| {
+/// The common architecture of the instance types; fails if a type does not exist, cannot be
+/// spot, or differs in architecture from the first (one image serves them all).
+async fn architecture(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    types: &[String],
+) -> Result<String> {
+    let not_a_type = |t: &str| {
         option(
             name::INSTANCE_TYPE,
             format!("{t} is not an instance type in {}", config.region),
         )
-    })?;
-    if config.request_spot_instance
-        && !info.supported_usage_classes().is_empty()
-        && !info
-            .supported_usage_classes()
-            .iter()
-            .any(|u| u.as_str() == "spot")
-    {
-        return Err(option(
-            name::INSTANCE_TYPE,
-            format!("{t} cannot be launched as a spot instance"),
-        ));
-    }
-    let archs = info
-        .processor_info()
-        .map(|p| p.supported_architectures())
-        .unwrap_or_default();
-    let arch = if archs.iter().any(|a| a.as_str() == "arm64") {
-        "arm64"
-    } else if archs.iter().any(|a| a.as_str() == "x86_64") || archs.is_empty() {
-        "x86_64"
-    } else {
-        return Err(option(
-            name::INSTANCE_TYPE,
-            format!(
-                "{t} has architecture {:?}; only x86_64 and arm64 are supported",
-                archs
-            ),
-        ));
     };
-    Ok(arch.to_string())
+    let out = ec2
+        .describe_instance_types()
+        .set_instance_types(Some(types.iter().map(|t| t.as_str().into()).collect()))
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws("checking the instance types (DescribeInstanceTypes)", e);
+            if e.code() == Some("InvalidInstanceType") {
+                let odd = types
+                    .iter()
+                    .find(|t| e.to_string().contains(t.as_str()))
+                    .unwrap_or(&types[0]);
+                not_a_type(odd)
+            } else {
+                e
+            }
+        })?;
+    let mut first: Option<(String, String)> = None;
+    for t in types {
+        let info = out
+            .instance_types()
+            .iter()
+            .find(|i| i.instance_type().map(|x| x.as_str()) == Some(t.as_str()))
+            .ok_or_else(|| not_a_type(t))?;
+        if config.request_spot_instance
+            && !info.supported_usage_classes().is_empty()
+            && !info
+                .supported_usage_classes()
+                .iter()
+                .any(|u| u.as_str() == "spot")
+        {
+            return Err(option(
+                name::INSTANCE_TYPE,
+                format!("{t} cannot be launched as a spot instance"),
+            ));
+        }
+        let archs = info
+            .processor_info()
+            .map(|p| p.supported_architectures())
+            .unwrap_or_default();
+        let arch = if archs.iter().any(|a| a.as_str() == "arm64") {
+            "arm64"
+        } else if archs.iter().any(|a| a.as_str() == "x86_64") || archs.is_empty() {
+            "x86_64"
+        } else {
+            return Err(option(
+                name::INSTANCE_TYPE,
+                format!("{t} has architecture {archs:?}; only x86_64 and arm64 are supported"),
+            ));
+        };
+        match &first {
+            None => first = Some((t.clone(), arch.to_string())),
+            Some((t0, a0)) if a0 != arch => {
+                return Err(option(
+                    name::INSTANCE_TYPE,
+                    format!(
+                        "{t} is {arch} but {t0} is {a0}: the types of one machine must share an architecture (one image)"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.map(|(_, a)| a).unwrap_or_else(|| "x86_64".into()))
 }
 
-/// VPC, subnet and availability zone.
-async fn network(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<(String, String, String)> {
-    let wanted_az = zone_name(&config.zone, &config.region);
-    if !config.subnet_id.is_empty() {
+/// The VPC and the (subnet, zone) pairs to launch in.
+async fn network(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+) -> Result<(String, Vec<(String, String)>)> {
+    let wanted: Vec<String> = zones(config)
+        .iter()
+        .filter_map(|z| zone_name(z, &config.region))
+        .collect();
+    let ids = subnet_ids(config);
+    if !ids.is_empty() {
         let out = ec2
             .describe_subnets()
-            .subnet_ids(&config.subnet_id)
+            .set_subnet_ids(Some(ids.clone()))
             .send()
             .await
             .map_err(|e| {
-                let e = aws("finding the subnet (DescribeSubnets)", e);
+                let e = aws("finding the subnets (DescribeSubnets)", e);
                 if e.is_not_found() {
+                    let odd = ids
+                        .iter()
+                        .find(|s| e.to_string().contains(s.as_str()))
+                        .unwrap_or(&ids[0]);
                     option(
                         name::SUBNET_ID,
-                        format!("{} does not exist in {}", config.subnet_id, config.region),
+                        format!("{odd} does not exist in {}", config.region),
                     )
                 } else {
                     e
                 }
             })?;
-        let subnet = out.subnets().first().ok_or_else(|| {
-            option(
-                name::SUBNET_ID,
-                format!("{} does not exist in {}", config.subnet_id, config.region),
-            )
-        })?;
-        let vpc = subnet.vpc_id().unwrap_or_default().to_string();
-        let az = subnet.availability_zone().unwrap_or_default().to_string();
-        if !config.vpc_id.is_empty() && config.vpc_id != vpc {
-            return Err(option(
-                name::SUBNET_ID,
-                format!(
-                    "{} is in {vpc}, not in --{} {}",
-                    config.subnet_id,
-                    name::VPC_ID,
-                    config.vpc_id
-                ),
-            ));
-        }
-        if let Some(want) = wanted_az {
-            if want != az {
+        let mut vpc: Option<(String, String)> = None;
+        let mut pairs = Vec::new();
+        for id in &ids {
+            let subnet = out
+                .subnets()
+                .iter()
+                .find(|s| s.subnet_id() == Some(id.as_str()))
+                .ok_or_else(|| {
+                    option(
+                        name::SUBNET_ID,
+                        format!("{id} does not exist in {}", config.region),
+                    )
+                })?;
+            let v = subnet.vpc_id().unwrap_or_default().to_string();
+            let az = subnet.availability_zone().unwrap_or_default().to_string();
+            if !config.vpc_id.is_empty() && config.vpc_id != v {
+                return Err(option(
+                    name::SUBNET_ID,
+                    format!(
+                        "{id} is in {v}, not in --{} {}",
+                        name::VPC_ID,
+                        config.vpc_id
+                    ),
+                ));
+            }
+            match &vpc {
+                None => vpc = Some((id.clone(), v.clone())),
+                Some((id0, v0)) if *v0 != v => {
+                    return Err(option(
+                        name::SUBNET_ID,
+                        format!(
+                            "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if !wanted.is_empty() && !wanted.contains(&az) {
                 return Err(option(
                     name::ZONE,
                     format!(
-                        "{} ({want}) contradicts --{} {}, which is in {az}; drop --{} (the subnet's zone is used)",
-                        config.zone,
+                        "{} contradicts --{} {id}, which is in {az}; drop --{} (the subnets' zones are used)",
+                        wanted.join(","),
                         name::SUBNET_ID,
-                        config.subnet_id,
                         name::ZONE
                     ),
                 ));
             }
+            pairs.push((id.clone(), az));
         }
-        return Ok((vpc, config.subnet_id.clone(), az));
+        let vpc = vpc.map(|(_, v)| v).unwrap_or_default();
+        return Ok((vpc, pairs));
     }
     let vpc = if config.vpc_id.is_empty() {
         let out = ec2
@@ -223,55 +318,106 @@ async fn network(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<(String, 
         }
         config.vpc_id.clone()
     };
-    let az = wanted_az.unwrap_or_else(|| format!("{}a", config.region));
+    let azs = if wanted.is_empty() {
+        vec![format!("{}a", config.region)]
+    } else {
+        wanted
+    };
     let out = ec2
         .describe_subnets()
         .filters(filter("vpc-id", &vpc))
-        .filters(filter("availability-zone", &az))
+        .filters(
+            Filter::builder()
+                .name("availability-zone")
+                .set_values(Some(azs.clone()))
+                .build(),
+        )
         .send()
         .await
-        .map_err(|e| aws("finding a subnet (DescribeSubnets)", e))?;
-    let mut subnets: Vec<_> = out.subnets().iter().collect();
-    subnets.sort_by_key(|s| {
-        (
-            !s.default_for_az().unwrap_or(false),
-            s.subnet_id().unwrap_or_default().to_string(),
-        )
-    });
-    let subnet = subnets.first().and_then(|s| s.subnet_id()).ok_or_else(|| {
-        option(
-            name::ZONE,
-            format!(
-                "VPC {vpc} has no subnet in {az}; give --{} or another --{}",
-                name::SUBNET_ID,
-                name::ZONE
-            ),
-        )
-    })?;
-    Ok((vpc, subnet.to_string(), az))
+        .map_err(|e| aws("finding subnets (DescribeSubnets)", e))?;
+    let mut pairs = Vec::new();
+    for az in &azs {
+        let mut subnets: Vec<_> = out
+            .subnets()
+            .iter()
+            .filter(|s| s.availability_zone() == Some(az.as_str()))
+            .collect();
+        subnets.sort_by_key(|s| {
+            (
+                !s.default_for_az().unwrap_or(false),
+                s.subnet_id().unwrap_or_default().to_string(),
+            )
+        });
+        let subnet = subnets.first().and_then(|s| s.subnet_id()).ok_or_else(|| {
+            option(
+                name::ZONE,
+                format!(
+                    "VPC {vpc} has no subnet in {az}; give --{} or another --{}",
+                    name::SUBNET_ID,
+                    name::ZONE
+                ),
+            )
+        })?;
+        pairs.push((subnet.to_string(), az.clone()));
+    }
+    Ok((vpc, pairs))
 }
 
-async fn check_offered(ec2: &aws_sdk_ec2::Client, instance_type: &str, az: &str) -> Result<()> {
+/// Every (type, subnet) pool whose type is offered in the subnet's zone; an error if none is.
+async fn offered_pools(
+    ec2: &aws_sdk_ec2::Client,
+    types: &[String],
+    subnets: &[(String, String)],
+) -> Result<Vec<Pool>> {
+    let azs: Vec<String> = subnets.iter().map(|(_, az)| az.clone()).collect();
     let out = ec2
         .describe_instance_type_offerings()
         .location_type(LocationType::AvailabilityZone)
-        .filters(filter("location", az))
-        .filters(filter("instance-type", instance_type))
+        .filters(
+            Filter::builder()
+                .name("location")
+                .set_values(Some(azs.clone()))
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .set_values(Some(types.to_vec()))
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| {
             aws(
-                "checking the instance type is offered (DescribeInstanceTypeOfferings)",
+                "checking the instance types are offered (DescribeInstanceTypeOfferings)",
                 e,
             )
         })?;
-    if out.instance_type_offerings().is_empty() {
+    let offered = |t: &str, az: &str| {
+        out.instance_type_offerings()
+            .iter()
+            .any(|o| o.instance_type().map(|x| x.as_str()) == Some(t) && o.location() == Some(az))
+    };
+    let mut pools = Vec::new();
+    for t in types {
+        for (subnet, az) in subnets {
+            if offered(t, az) {
+                pools.push(Pool {
+                    instance_type: t.clone(),
+                    subnet_id: subnet.clone(),
+                    availability_zone: az.clone(),
+                });
+            }
+        }
+    }
+    if pools.is_empty() {
+        let where_ = azs.join(", ");
         return Err(option(
             name::INSTANCE_TYPE,
-            format!("{instance_type} is not offered in {az}"),
+            format!("{} is not offered in {where_}", types.join(", ")),
         ));
     }
-    Ok(())
+    Ok(pools)
 }
 
 async fn check_image(

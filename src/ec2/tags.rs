@@ -35,6 +35,18 @@ pub fn machine_tags(
     tags
 }
 
+/// Only the ownership tags (for resources that are ours but not the machine itself).
+pub fn ownership_tags(
+    machine_name: &str,
+    machine_id: &str,
+    manager: &str,
+) -> Vec<(String, String)> {
+    machine_tags(machine_name, machine_id, manager, &[])
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,14 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Builds a canned answer (HTTP status, XML body) from the request it answers.
+pub type Responder = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+
 /// What to do with a matching request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Fault {
+    /// Answer with a body of the test's making (e.g. a fleet that launched nothing).
+    Respond(Responder),
     /// Answer with an EC2 error.
     Error {
         status: u16,
@@ -22,7 +27,7 @@ pub enum Fault {
     Hold,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Rule {
     action: String,
     fault: Fault,
@@ -118,6 +123,17 @@ impl Ec2Proxy {
     /// Holds the next `times` calls of `action` (after `skip`) without an answer.
     pub fn hold_after(&self, action: &str, skip: usize, times: usize) {
         self.add(action, skip, times, Fault::Hold);
+    }
+
+    /// Answers the next `times` calls of `action` (after `skip`) with what `f` makes of them.
+    pub fn respond_after(
+        &self,
+        action: &str,
+        skip: usize,
+        times: usize,
+        f: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) {
+        self.add(action, skip, times, Fault::Respond(Arc::new(f)));
     }
 
     fn add(&self, action: &str, skip: usize, times: usize, fault: Fault) {
@@ -258,13 +274,27 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
                 break;
             }
         }
-        st.log.push(Request {
+        let req = Request {
             action: action.clone(),
             params,
             faulted: chosen.is_some(),
             headers,
-        });
-        chosen
+        };
+        st.log.push(req.clone());
+        chosen.map(|f| (f, req))
+    };
+    let fault = match fault {
+        Some((Fault::Respond(f), req)) => {
+            let (status, body) = f(&req);
+            let resp = format!(
+                "HTTP/1.1 {status} OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+            return;
+        }
+        other => other.map(|(f, _)| f),
     };
     match fault {
         Some(Fault::Error {
@@ -297,6 +327,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
                 }
             }
         }
+        Some(Fault::Respond(_)) => unreachable!("answered above"),
         None => {
             let Ok(mut up) = TcpStream::connect(&upstream).await else {
                 return;
