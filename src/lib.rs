@@ -5,10 +5,12 @@
 //! * [`gob`] — Go's gob encoding;
 //! * [`rpc`] — Go's `net/rpc` over HTTP CONNECT;
 //! * [`plugin`] — docker-machine's driver-plugin contract, talking to a [`plugin::Driver`];
-//! * [`ec2`] — the EC2 driver behind that trait.
+//! * [`ec2`] — the EC2 driver behind that trait;
+//! * [`agent`] — the local agent that runs the EC2 work of all plugin processes of a store.
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod ec2;
 pub mod gob;
 pub mod plugin;

@@ -912,11 +912,12 @@ async fn futures_join_all<F: std::future::Future>(fs: [F; 4]) -> Vec<F::Output> 
 /// docker-machine's create up to the save before `Create`, through the plugin protocol.
 async fn prepare_create(
     b: &Bastion,
+    env: Vec<(String, String)>,
     name: &str,
     opts: &[(&str, ec2spot::plugin::FlagValue)],
 ) -> (ec2spot::plugin::client::PluginProcess, Vec<u8>) {
     use ec2spot::plugin::client::{create_skeleton, docker_machine_values};
-    let p = b.plugin().await;
+    let p = b.plugin_env(env).await;
     assert_eq!(p.version().await.unwrap(), 1);
     p.set_config_raw(&create_skeleton(name, b.store().to_str().unwrap()))
         .await
@@ -930,12 +931,13 @@ async fn prepare_create(
     (p, saved)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_create_killed_after_launch_is_removed_by_a_later_rm() {
+/// Kills a plugin (SIGKILL) right after its create's RunInstances, then runs `rm` from the
+/// config docker-machine saved before Create (no instance id), as gitlab-runner would.
+async fn kill_after_launch_then_rm(b: &Bastion, env: Vec<(String, String)>, hold: bool) {
     use ec2spot::plugin::FlagValue;
-    let b = Bastion::start().await;
     let (p, saved) = prepare_create(
-        &b,
+        b,
+        env.clone(),
         "k9",
         &[("amazonec2-request-spot-instance", FlagValue::Bool(true))],
     )
@@ -944,22 +946,24 @@ async fn a_create_killed_after_launch_is_removed_by_a_later_rm() {
         !String::from_utf8_lossy(&saved).contains("\"InstanceId\":\"i-"),
         "saved before Create: no instance id"
     );
-    // Hold the first look at the new instance, so the plugin is stuck right after RunInstances.
-    b.proxy.hold_after("DescribeInstances", 0, 1000);
+    if hold {
+        // Freeze the create at its first look at the new instance (the DescribeInstances
+        // before is the create's check for an instance an earlier attempt launched).
+        b.proxy.hold_after("DescribeInstances", 1, 1000);
+    }
     let create = tokio::spawn(async move {
         let r = p.call("Create").await;
         (p, r)
     });
     let t0 = std::time::Instant::now();
-    while b.proxy.count("DescribeInstances") == 0 {
+    while b.proxy.count("RunInstances") == 0 || (hold && b.proxy.count("DescribeInstances") < 2) {
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(30),
-            "create never reached its wait: {:?}",
+            "create never launched: {:?}",
             b.proxy.actions()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(b.proxy.count("RunInstances"), 1);
     create.abort(); // drops the plugin process: SIGKILL (kill_on_drop)
     let _ = create.await;
     b.proxy.clear();
@@ -968,9 +972,7 @@ async fn a_create_killed_after_launch_is_removed_by_a_later_rm() {
         left.iter().any(|l| l.starts_with("instance")),
         "the launch happened: {left:?}"
     );
-
-    // A later `docker-machine rm`: a new plugin process with the config saved before Create.
-    let p = b.plugin().await;
+    let p = b.plugin_env(env).await;
     p.set_config_raw(&saved).await.unwrap();
     p.call("Remove").await.unwrap();
     let out = p.stdout_lines().join("\n");
@@ -980,6 +982,18 @@ async fn a_create_killed_after_launch_is_removed_by_a_later_rm() {
         Vec::<String>::new(),
         "rm output: {out}"
     );
+    assert_eq!(b.proxy.count("RunInstances"), 1, "launched once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_killed_after_launch_is_removed_by_a_later_rm() {
+    // Without the agent the killed plugin's create dies with it; rm finds its instance,
+    // key pair and security group by their tag.
+    let b = Bastion::start().await;
+    kill_after_launch_then_rm(&b, b.env_direct(), true).await;
+    // With the agent the create goes on there; rm waits for it, then removes everything.
+    let b = Bastion::start().await;
+    kill_after_launch_then_rm(&b, b.env(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

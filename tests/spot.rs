@@ -472,6 +472,8 @@ async fn a_spot_machine_marked_for_interruption_is_not_running() {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSpotInstanceRequestsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><spotInstanceRequestSet><item><spotInstanceRequestId>sir-0123456789abcdef0</spotInstanceRequestId><state>active</state><status><code>marked-for-termination</code><updateTime>2026-11-27T12:00:00.000Z</updateTime><message>Your Spot Instance is marked for termination.</message></status><instanceId>{iid}</instanceId><type>one-time</type></item></spotInstanceRequestSet></DescribeSpotInstanceRequestsResponse>"
         ))
     });
+    // The agent answers from observations up to 10 s old by default; wait one out.
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
     assert_eq!(b.dm_ok(&["status", "int1"]).await.trim(), "Stopping");
     let url = b.dm(&["url", "int1"]).await;
     assert!(

@@ -153,6 +153,12 @@ pub struct Config {
     /// EC2 Fleet spot allocation strategy for several pools.
     #[serde(rename = "SpotAllocationStrategy")]
     pub spot_allocation_strategy: String,
+    /// The pools the pre-create check found (instance type × subnet), used by `Create`.
+    #[serde(rename = "Pools")]
+    pub pools: Vec<super::resolve::Pool>,
+    /// The image's architecture (`x86_64` or `arm64`), found by the pre-create check.
+    #[serde(rename = "Architecture")]
+    pub architecture: String,
 }
 
 /// Why a driver JSON could not be taken.
@@ -247,9 +253,7 @@ fn check_type(field: &str, current: &Value, value: &Value) -> Result<(), ConfigE
         Value::String(_) => value.is_string(),
         Value::Bool(_) => value.is_boolean(),
         Value::Number(_) => value.as_i64().is_some(),
-        Value::Array(_) => value
-            .as_array()
-            .is_some_and(|a| a.iter().all(|v| v.is_string())),
+        Value::Array(_) => value.is_array(),
         _ => true,
     };
     if ok {
@@ -259,7 +263,7 @@ fn check_type(field: &str, current: &Value, value: &Value) -> Result<(), ConfigE
             Value::String(_) => "a string",
             Value::Bool(_) => "a bool",
             Value::Number(_) => "an integer",
-            _ => "a list of strings",
+            _ => "a list",
         };
         Err(ConfigError::Field {
             field: field.to_string(),

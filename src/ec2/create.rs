@@ -144,6 +144,15 @@ async fn create_steps(
         client_token: String::new(),
     };
     let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+    // An earlier attempt of this create (in an agent that died, say) may have launched
+    // already: adopt that instance instead of launching a second one.
+    if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return adopt(ec2, config, &i, progress).await;
+    }
     let placed = match spot::launch(
         ec2,
         config,
@@ -187,9 +196,50 @@ async fn create_steps(
         placed.pool
     ));
 
-    let running = instance::wait_running(ec2, &id, config, RUN_TIMEOUT).await?;
+    wait(ec2, config, &id, progress).await
+}
+
+/// Waits for the launched instance `id` to run and records its addresses.
+async fn wait(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    id: &str,
+    progress: &Progress,
+) -> Result<()> {
+    let running = instance::wait_running(ec2, id, config, RUN_TIMEOUT).await?;
     config.ip_address = instance::address(&running, config).unwrap_or_default();
     config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
     progress.say(&format!("Running at {}", config.ip_address));
     Ok(())
+}
+
+/// Takes over an instance an earlier attempt of this create launched.
+async fn adopt(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    i: &aws_sdk_ec2::types::Instance,
+    progress: &Progress,
+) -> Result<()> {
+    let id = i.instance_id().unwrap_or_default().to_string();
+    config.instance_id = id.clone();
+    config.market = if instance::is_spot(i) {
+        Market::Spot
+    } else {
+        Market::OnDemand
+    }
+    .as_str()
+    .to_string();
+    if let Some(t) = i.instance_type() {
+        config.instance_type = t.as_str().to_string();
+    }
+    if let Some(s) = i.subnet_id() {
+        config.subnet_id = s.to_string();
+    }
+    if let Some(z) = i.placement().and_then(|p| p.availability_zone()) {
+        config.zone = z.to_string();
+    }
+    progress.say(&format!(
+        "Instance {id} was launched by an earlier attempt of this create; waiting for it to run"
+    ));
+    wait(ec2, config, &id, progress).await
 }

@@ -1,27 +1,36 @@
-//! [`Ec2Driver`]: docker-machine's driver methods for one EC2 machine. The AWS work lives in
-//! the modules named for each step; this file maps methods to them.
+//! [`Ec2Driver`]: docker-machine's driver methods for one EC2 machine. Methods that need no
+//! AWS answer from the config; the others run an [`ops`] operation, through the store's agent
+//! when one is reachable and in this process otherwise.
 
 use std::path::PathBuf;
 
 use tracing::debug;
 
+use crate::agent::client::{AgentClient, AgentError, store_of};
 use crate::plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State};
 
 use super::config::Config;
-use super::error::{Error, aws};
+use super::context::Context;
+use super::error::Error;
+use super::ops::{self, Op, Outcome};
 use super::progress::Progress;
-use super::resolve::{self, Resolved};
-use super::{DRIVER_NAME, aws as client, create, flags, instance, options, remove};
+use super::{DRIVER_NAME, aws, flags, options};
 
-/// docker-machine's special error text for `GetURL` on a machine that is not running.
-pub const HOST_NOT_RUNNING: &str = "Host is not running";
+pub use super::ops::HOST_NOT_RUNNING;
+
+/// Where the EC2 work runs.
+enum Backend {
+    /// In this process.
+    Direct(Context),
+    /// In the store's agent.
+    Agent(AgentClient),
+}
 
 /// The EC2 spot driver for one machine.
 #[derive(Default)]
 pub struct Ec2Driver {
     config: Config,
-    ec2: Option<aws_sdk_ec2::Client>,
-    resolved: Option<Resolved>,
+    backend: Option<Backend>,
     /// Set when this process saw the instance running (after create, start, or a state read),
     /// so address questions need no API call.
     known_running: bool,
@@ -37,6 +46,16 @@ impl std::fmt::Debug for Ec2Driver {
 
 fn err(e: impl std::fmt::Display) -> DriverError {
     DriverError::from_display(e)
+}
+
+/// Whether the agent is switched off (`EC2SPOT_AGENT=off`).
+fn agent_disabled() -> bool {
+    std::env::var("EC2SPOT_AGENT").is_ok_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no"
+        )
+    })
 }
 
 impl Ec2Driver {
@@ -57,73 +76,76 @@ impl Ec2Driver {
             .join(&self.config.machine_name)
     }
 
-    async fn client(&mut self) -> aws_sdk_ec2::Client {
-        if self.ec2.is_none() {
-            self.ec2 = Some(client::client(&self.config).await);
-        }
-        self.ec2.clone().expect("client set")
-    }
-
     /// Whether the machine is (or will be) a one-time spot instance, which EC2 cannot stop.
     fn is_spot(&self) -> bool {
         self.config.market == "spot"
             || (self.config.market.is_empty() && self.config.request_spot_instance)
     }
 
-    /// The machine's instance id; for a create that died before saving it, the instance
-    /// carrying the machine's tag.
-    async fn instance_id(&mut self) -> Result<String, Error> {
-        if !self.config.instance_id.is_empty() {
-            return Ok(self.config.instance_id.clone());
-        }
-        if !self.config.machine_id.is_empty() {
-            let ec2 = self.client().await;
-            if let Some(i) = instance::find_by_machine_id(&ec2, &self.config.machine_id)
-                .await?
-                .first()
-            {
-                self.config.instance_id = i.instance_id().unwrap_or_default().to_string();
-                return Ok(self.config.instance_id.clone());
-            }
-        }
-        Err(Error::Other(format!(
-            "machine {} has no EC2 instance (its create did not finish); remove it with docker-machine rm",
-            self.config.machine_name
-        )))
+    async fn direct(&self) -> Backend {
+        Backend::Direct(Context::direct(aws::client(&self.config).await))
     }
 
-    async fn describe(&mut self) -> Result<aws_sdk_ec2::types::Instance, Error> {
-        let id = self.instance_id().await?;
-        let ec2 = self.client().await;
-        let found = instance::describe(&ec2, &id).await?;
-        let i =
-            found.ok_or_else(|| Error::Other(format!("instance {id} no longer exists in EC2")))?;
-        self.known_running = instance::machine_state(&i) == State::Running;
-        if let Some(a) = instance::address(&i, &self.config) {
-            self.config.ip_address = a;
+    async fn choose_backend(&self) -> Backend {
+        if agent_disabled() {
+            return self.direct().await;
         }
-        Ok(i)
-    }
-
-    /// The machine's state from EC2; a spot instance AWS has marked for interruption counts as
-    /// `Stopping`, so gitlab-runner's `config` check drops it instead of giving it a job.
-    async fn live_state(&mut self) -> Result<State, Error> {
-        let i = self.describe().await?;
-        let state = instance::machine_state(&i);
-        debug!(
-            "instance {} is {:?}: {state:?}",
-            i.instance_id().unwrap_or_default(),
-            i.state().and_then(|s| s.name())
-        );
-        if state == State::Running {
-            let ec2 = self.client().await;
-            if let Some(code) = instance::interruption(&ec2, &i).await? {
-                debug!("spot interruption notice ({code}): reporting Stopping");
-                self.known_running = false;
-                return Ok(State::Stopping);
+        let Some(store) = store_of(&self.config) else {
+            return self.direct().await;
+        };
+        match AgentClient::connect(&store).await {
+            Ok(c) => Backend::Agent(c),
+            Err(why) => {
+                debug!("ec2spot agent unavailable ({why}); working directly");
+                self.direct().await
             }
         }
-        Ok(state)
+    }
+
+    /// Runs `op` where the EC2 work happens; when the agent goes away mid-way, runs it here
+    /// (operations are safe to repeat: a create resumes from what it finds by its tag).
+    async fn run(&mut self, op: Op) -> Result<Outcome, Error> {
+        if self.backend.is_none() {
+            self.backend = Some(self.choose_backend().await);
+        }
+        let progress = Progress::start();
+        // A crashed agent is replaced (the next plugin start would do it anyway). Right after
+        // a crash its socket may still accept for a moment, so reconnect a few times before
+        // working on our own.
+        for attempt in 0..4u32 {
+            let Some(Backend::Agent(agent)) = &self.backend else {
+                break;
+            };
+            match agent.run(op, &mut self.config, &progress).await {
+                Ok(o) => return Ok(o),
+                Err(AgentError::Op(e)) => return Err(e),
+                Err(AgentError::Unavailable(why)) => {
+                    debug!("ec2spot agent went away ({why})");
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        100 * u64::from(attempt + 1),
+                    ))
+                    .await;
+                    let reconnected = match (attempt < 3, store_of(&self.config)) {
+                        (true, Some(store)) => AgentClient::connect(&store)
+                            .await
+                            .map_err(|why| debug!("no new agent ({why})"))
+                            .ok(),
+                        _ => None,
+                    };
+                    self.backend = match reconnected {
+                        Some(c) => Some(Backend::Agent(c)),
+                        None => {
+                            debug!("working directly");
+                            Some(self.direct().await)
+                        }
+                    };
+                }
+            }
+        }
+        match &self.backend {
+            Some(Backend::Direct(ctx)) => ops::run(ctx, op, &mut self.config, &progress).await,
+            _ => unreachable!("backend chosen above"),
+        }
     }
 
     fn refuse_spot(&self, what: &str) -> DriverResult<()> {
@@ -162,8 +184,8 @@ impl Driver for Ec2Driver {
         if self.config.machine_id.is_empty() {
             self.config.machine_id = new_machine_id();
         }
-        self.ec2 = None;
-        self.resolved = None;
+        self.backend = None;
+        self.config.pools.clear();
         Ok(())
     }
 
@@ -206,153 +228,63 @@ impl Driver for Ec2Driver {
         if !self.config.ip_address.is_empty() {
             return Ok(self.config.ip_address.clone());
         }
-        let i = self.describe().await.map_err(err)?;
-        instance::address(&i, &self.config).ok_or_else(|| {
-            DriverError(format!(
-                "instance {} has no IP address yet",
-                i.instance_id().unwrap_or_default()
-            ))
-        })
+        Ok(self.run(Op::Ip).await.map_err(err)?.text)
     }
 
     async fn url(&mut self) -> DriverResult<String> {
-        if !self.known_running || self.config.ip_address.is_empty() {
-            // One look serves both: not running (or about to be taken back) = not usable.
-            if self.live_state().await.map_err(err)? != State::Running {
-                return Err(DriverError(HOST_NOT_RUNNING.into()));
-            }
+        if self.known_running && !self.config.ip_address.is_empty() {
+            return Ok(format!(
+                "tcp://{}:{}",
+                self.config.ip_address,
+                super::security_groups::DOCKER_PORT
+            ));
         }
-        if self.config.ip_address.is_empty() {
-            return Ok(String::new());
-        }
-        Ok(format!(
-            "tcp://{}:{}",
-            self.config.ip_address,
-            super::security_groups::DOCKER_PORT
-        ))
+        let o = self.run(Op::Url).await.map_err(err)?;
+        self.known_running = o.state == State::Running;
+        Ok(o.text)
     }
 
     async fn state(&mut self) -> DriverResult<State> {
-        self.live_state().await.map_err(err)
+        let o = self.run(Op::State).await.map_err(err)?;
+        self.known_running = o.state == State::Running;
+        Ok(o.state)
     }
 
     async fn pre_create_check(&mut self) -> DriverResult<()> {
-        if self.config.machine_id.is_empty() {
-            return Err(DriverError(
-                "SetConfigFromFlags must run before PreCreateCheck".into(),
-            ));
-        }
-        let progress = Progress::start();
-        progress.say(&format!(
-            "Checking {} for network, image and instance type",
-            self.config.region
-        ));
-        let ec2 = self.client().await;
-        let r = resolve::resolve(&ec2, &self.config).await.map_err(err)?;
-        let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
-        progress.say(&format!(
-            "Will launch {} from {} in {}: {}",
-            r.architecture,
-            r.ami,
-            r.vpc_id,
-            pools.join(", ")
-        ));
-        self.config.vpc_id = r.vpc_id.clone();
-        if let [pool] = r.pools.as_slice() {
-            self.config.subnet_id = pool.subnet_id.clone();
-            self.config.zone = pool.availability_zone.clone();
-        }
-        self.config.ami = r.ami.clone();
-        self.resolved = Some(r);
-        Ok(())
+        self.run(Op::PreCreateCheck).await.map_err(err).map(|_| ())
     }
 
     async fn create(&mut self) -> DriverResult<()> {
-        if self.resolved.is_none() {
-            self.pre_create_check().await?;
-        }
-        let resolved = self.resolved.clone().expect("resolved");
-        let progress = Progress::start();
-        let ec2 = self.client().await;
-        create::create(&ec2, &mut self.config, &resolved, &progress)
-            .await
-            .map_err(err)?;
+        self.run(Op::Create).await.map_err(err)?;
         self.known_running = true;
         Ok(())
     }
 
     async fn remove(&mut self) -> DriverResult<()> {
-        if self.config.instance_id.is_empty() && self.config.machine_id.is_empty() {
-            crate::plugin::output::say(
-                "Nothing to remove in EC2: the machine has neither an instance id nor a machine id",
-            );
-            return Ok(());
-        }
-        let progress = Progress::start();
-        let ec2 = self.client().await;
-        let done = remove::remove(&ec2, &self.config, create::GROUP_RELEASE_TIMEOUT)
-            .await
-            .map_err(err)?;
-        progress.say(&format!("Removed: {}", done.summary()));
-        Ok(())
+        self.run(Op::Remove).await.map_err(err).map(|_| ())
     }
 
     async fn start(&mut self) -> DriverResult<()> {
         self.refuse_spot("start again")?;
-        let id = self.instance_id().await.map_err(err)?;
-        let ec2 = self.client().await;
-        ec2.start_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .map_err(|e| err(aws("starting the instance (StartInstances)", e)))?;
-        // A restarted instance may get a new public address.
-        self.config.ip_address.clear();
-        let running = instance::wait_running(&ec2, &id, &self.config, create::RUN_TIMEOUT)
-            .await
-            .map_err(err)?;
-        self.config.ip_address = instance::address(&running, &self.config).unwrap_or_default();
+        self.run(Op::Start).await.map_err(err)?;
         self.known_running = true;
         Ok(())
     }
 
     async fn stop(&mut self) -> DriverResult<()> {
         self.refuse_spot("stop")?;
-        let id = self.instance_id().await.map_err(err)?;
-        let ec2 = self.client().await;
-        ec2.stop_instances()
-            .instance_ids(&id)
-            .force(false)
-            .send()
-            .await
-            .map_err(|e| err(aws("stopping the instance (StopInstances)", e)))?;
         self.known_running = false;
-        Ok(())
+        self.run(Op::Stop).await.map_err(err).map(|_| ())
     }
 
     async fn restart(&mut self) -> DriverResult<()> {
-        let id = self.instance_id().await.map_err(err)?;
-        let ec2 = self.client().await;
-        ec2.reboot_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .map_err(|e| err(aws("rebooting the instance (RebootInstances)", e)))?;
-        Ok(())
+        self.run(Op::Restart).await.map_err(err).map(|_| ())
     }
 
     async fn kill(&mut self) -> DriverResult<()> {
         self.refuse_spot("stop")?;
-        let id = self.instance_id().await.map_err(err)?;
-        let ec2 = self.client().await;
-        ec2.stop_instances()
-            .instance_ids(&id)
-            .force(true)
-            .send()
-            .await
-            .map_err(|e| err(aws("stopping the instance forcibly (StopInstances)", e)))?;
         self.known_running = false;
-        Ok(())
+        self.run(Op::Kill).await.map_err(err).map(|_| ())
     }
 }
 

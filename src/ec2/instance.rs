@@ -43,7 +43,7 @@ pub fn address(instance: &Instance, config: &Config) -> Option<String> {
 }
 
 /// Spot request status codes saying AWS is taking the instance back (or has).
-fn is_interruption(code: &str) -> bool {
+pub fn is_interruption(code: &str) -> bool {
     code.starts_with("marked-for-")
         || code.starts_with("instance-terminated-")
         || code.starts_with("instance-stopped-")

@@ -84,6 +84,18 @@ pub fn install(dir: &Path, user_key: Option<&Path>) -> Result<(PathBuf, String)>
         .map_err(|e| Error::Other(format!("creating {}: {e}", dir.display())))?;
     let private = dir.join("id_rsa");
     let public = dir.join("id_rsa.pub");
+    // A key an earlier attempt of this create made (e.g. in an agent that died) is kept, so
+    // the key pair it may already have imported still matches.
+    if user_key.is_none() {
+        if let (Ok(_), Ok(line)) = (
+            std::fs::metadata(&private),
+            std::fs::read_to_string(&public),
+        ) {
+            if line.starts_with("ssh-") {
+                return Ok((private, line.trim().to_string()));
+            }
+        }
+    }
     let (private_pem, public_line) = match user_key {
         None => {
             let k = generate()?;
@@ -120,14 +132,35 @@ pub async fn import(
                 .collect(),
         ))
         .build();
-    ec2.import_key_pair()
+    let imported = ec2
+        .import_key_pair()
         .key_name(name)
         .public_key_material(aws_sdk_ec2::primitives::Blob::new(public_line.as_bytes()))
         .tag_specifications(spec)
         .send()
+        .await;
+    let Err(e) = imported else { return Ok(()) };
+    let e = aws("importing the SSH key (ImportKeyPair)", e);
+    if e.code() != Some("InvalidKeyPair.Duplicate") {
+        return Err(e);
+    }
+    // An earlier attempt of this same create imported it (its machine id says so).
+    let ours = tag_list
+        .iter()
+        .find(|(k, _)| k == tags::MACHINE_ID)
+        .map(|(_, v)| v.as_str());
+    let out = ec2
+        .describe_key_pairs()
+        .key_names(name)
+        .send()
         .await
-        .map_err(|e| aws("importing the SSH key (ImportKeyPair)", e))?;
-    Ok(())
+        .map_err(|e| aws("checking the existing key pair (DescribeKeyPairs)", e))?;
+    let same = out.key_pairs().iter().any(|k| {
+        k.tags()
+            .iter()
+            .any(|t| t.key() == Some(tags::MACHINE_ID) && t.value() == ours)
+    });
+    if same { Ok(()) } else { Err(e) }
 }
 
 /// Deletes key pair `name`; a missing key pair counts as deleted.

@@ -1,24 +1,49 @@
 //! Progress lines for the user: docker-machine shows the plugin's stdout as `(machine) line`.
+//! In the agent the lines travel back to the plugin that asked, which prints them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Prints one line per step with the seconds since the operation started.
-#[derive(Debug)]
+/// Where progress lines go.
+pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Reports one line per step with the seconds since the operation started.
+#[derive(Clone)]
 pub struct Progress {
     start: Instant,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Progress {
-    /// Starts the clock.
+    /// Prints to this process's stdout.
     pub fn start() -> Self {
+        Self::to(Arc::new(crate::plugin::output::say))
+    }
+
+    /// Sends lines to `sink`.
+    pub fn to(sink: Sink) -> Self {
         Progress {
             start: Instant::now(),
+            sink,
         }
     }
 
-    /// Prints `message [N.Ns]` on stdout.
+    /// Passes on a line already formatted elsewhere (the agent's).
+    pub fn relay(&self, line: &str) {
+        (self.sink)(line);
+    }
+
+    /// Reports `message [N.Ns]`.
     pub fn say(&self, message: &str) {
-        crate::plugin::output::say(&format!(
+        (self.sink)(&format!(
             "{message} [{:.1}s]",
             self.start.elapsed().as_secs_f64()
         ));

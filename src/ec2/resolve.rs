@@ -12,7 +12,8 @@ use super::options::OptionError;
 use super::tags;
 
 /// One launch pool: an instance type in a subnet (and so in that subnet's zone).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct Pool {
     /// Instance type.
     pub instance_type: String,

@@ -78,6 +78,8 @@ impl Bastion {
                 "/nonexistent/ec2spot-test/credentials".into(),
             ),
             ("DMCLIENT_POLL".into(), "200ms".into()),
+            // Agents started by a test's plugins go away soon after it.
+            ("EC2SPOT_AGENT_IDLE".into(), "5s".into()),
             (
                 "MACHINE_STORAGE_PATH".into(),
                 self.store().to_string_lossy().into_owned(),
@@ -120,14 +122,26 @@ impl Bastion {
 
     /// Starts a plugin process directly (heartbeating every 5 s like docker-machine).
     pub async fn plugin(&self) -> PluginProcess {
+        self.plugin_env(self.env()).await
+    }
+
+    /// Starts a plugin process with `env` instead of [`env`](Self::env).
+    pub async fn plugin_env(&self, env: Vec<(String, String)>) -> PluginProcess {
         PluginProcess::start(
             Path::new(PLUGIN),
             "ec2spot",
-            &self.env(),
+            &env,
             Some(std::time::Duration::from_secs(5)),
         )
         .await
         .expect("plugin starts")
+    }
+
+    /// [`env`](Self::env) with the agent switched off (every plugin works on its own).
+    pub fn env_direct(&self) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env.push(("EC2SPOT_AGENT".into(), "off".into()));
+        env
     }
 
     /// The saved config.json of `machine`.

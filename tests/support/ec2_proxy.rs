@@ -72,6 +72,7 @@ impl Request {
 struct State {
     rules: Vec<Rule>,
     log: Vec<Request>,
+    buckets: Option<Arc<Buckets>>,
 }
 
 /// The proxy; it runs until the test's runtime ends.
@@ -263,15 +264,26 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
     let fault = {
         let mut st = state.lock().unwrap();
         let mut chosen = None;
-        for r in st.rules.iter_mut() {
-            if r.action == action && r.times > 0 {
-                if r.skip > 0 {
-                    r.skip -= 1;
-                    continue;
+        if let Some(b) = st.buckets.clone() {
+            if !b.take(&action) {
+                chosen = Some(Fault::Error {
+                    status: 503,
+                    code: "RequestLimitExceeded".into(),
+                    message: "Request limit exceeded.".into(),
+                });
+            }
+        }
+        if chosen.is_none() {
+            for r in st.rules.iter_mut() {
+                if r.action == action && r.times > 0 {
+                    if r.skip > 0 {
+                        r.skip -= 1;
+                        continue;
+                    }
+                    r.times -= 1;
+                    chosen = Some(r.fault.clone());
+                    break;
                 }
-                r.times -= 1;
-                chosen = Some(r.fault.clone());
-                break;
             }
         }
         let req = Request {
@@ -341,4 +353,49 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
         }
     }
     let _ = sock.shutdown().await;
+}
+
+/// AWS's request token buckets, emulated: an action whose bucket is empty is answered with
+/// `RequestLimitExceeded` (HTTP 503), as EC2 does.
+pub struct Buckets {
+    state: Mutex<std::collections::HashMap<&'static str, (f64, std::time::Instant)>>,
+    /// Requests refused so far.
+    pub refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Buckets {
+    fn take(&self, action: &str) -> bool {
+        use ec2spot::ec2::throttle::{AWS_RATES, bucket_of};
+        let class = bucket_of(action);
+        let Some((_, rate)) = AWS_RATES.iter().find(|(c, _)| *c == class) else {
+            return true;
+        };
+        let mut st = self.state.lock().unwrap();
+        let now = std::time::Instant::now();
+        let (tokens, last) = st.entry(class).or_insert((rate.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(rate.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+impl Ec2Proxy {
+    /// Emulates AWS's token buckets from now on; returns them (to read how many were refused).
+    pub fn emulate_buckets(&self) -> Arc<Buckets> {
+        let b = Arc::new(Buckets {
+            state: Mutex::new(Default::default()),
+            refused: Default::default(),
+        });
+        let buckets = Arc::clone(&b);
+        self.state.lock().unwrap().buckets = Some(buckets);
+        b
+    }
 }

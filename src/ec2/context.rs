@@ -1,0 +1,72 @@
+//! What EC2 operations run with: the SDK client and the way instance state is read — directly
+//! (one plugin process, one call per question) or through the agent's shared cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Instance;
+
+use super::error::Result;
+use super::instance;
+use super::state_cache::StateCache;
+
+/// One EC2 observation of an instance.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The instance, `None` when EC2 does not know it.
+    pub instance: Option<Instance>,
+    /// For a running spot instance marked for interruption: its spot request status code.
+    pub interruption: Option<String>,
+    /// How old the observation is (zero when just read).
+    pub age: Duration,
+}
+
+/// The EC2 client and state reader of an operation.
+#[derive(Clone)]
+pub struct Context {
+    /// The SDK client (rate-limited in the agent).
+    pub client: aws_sdk_ec2::Client,
+    cache: Option<Arc<StateCache>>,
+}
+
+impl Context {
+    /// Reads state with a call per question.
+    pub fn direct(client: aws_sdk_ec2::Client) -> Self {
+        Context {
+            client,
+            cache: None,
+        }
+    }
+
+    /// Reads state through `cache` (coalesced, shared, tolerant of throttling).
+    pub fn cached(client: aws_sdk_ec2::Client, cache: Arc<StateCache>) -> Self {
+        Context {
+            client,
+            cache: Some(cache),
+        }
+    }
+
+    /// Observes instance `id` (and its spot interruption status).
+    pub async fn observe(&self, id: &str) -> Result<Observed> {
+        if let Some(cache) = &self.cache {
+            return cache.observe(id).await;
+        }
+        let found = instance::describe(&self.client, id).await?;
+        let interruption = match &found {
+            Some(i) => instance::interruption(&self.client, i).await?,
+            None => None,
+        };
+        Ok(Observed {
+            instance: found,
+            interruption,
+            age: Duration::ZERO,
+        })
+    }
+
+    /// Forgets what is known of `id` (after changing it).
+    pub fn forget(&self, id: &str) {
+        if let Some(cache) = &self.cache {
+            cache.forget(id);
+        }
+    }
+}

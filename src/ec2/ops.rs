@@ -1,0 +1,273 @@
+//! The driver's EC2 operations on one machine's config, run the same way in a plugin process
+//! (direct) and in the agent (for every plugin of a store): one code path for the EC2 logic.
+
+use tracing::debug;
+
+use super::config::Config;
+use super::context::Context;
+use super::error::{Error, Result, aws};
+use super::progress::Progress;
+use super::resolve::{self, Resolved};
+use super::{create, instance, remove, security_groups};
+use crate::plugin::State;
+
+/// docker-machine's special error text for `GetURL` on a machine that is not running.
+pub const HOST_NOT_RUNNING: &str = "Host is not running";
+
+/// An operation that talks to EC2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Resolve and check everything a create needs.
+    PreCreateCheck,
+    /// Create the machine.
+    Create,
+    /// Remove the machine and all it owns.
+    Remove,
+    /// Read the state.
+    State,
+    /// Read the Docker URL (requires Running).
+    Url,
+    /// Read the IP address.
+    Ip,
+    /// Start a stopped machine.
+    Start,
+    /// Stop gracefully.
+    Stop,
+    /// Reboot.
+    Restart,
+    /// Stop forcibly.
+    Kill,
+}
+
+/// What an operation answers besides the updated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The state (State, Url).
+    pub state: State,
+    /// The URL or IP (Url, Ip).
+    pub text: String,
+    /// Age of the EC2 observation behind the answer.
+    pub age: std::time::Duration,
+}
+
+impl Outcome {
+    fn done() -> Self {
+        Outcome {
+            state: State::None,
+            text: String::new(),
+            age: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// Runs `op` on the machine described by `config`, updating it.
+pub async fn run(
+    ctx: &Context,
+    op: Op,
+    config: &mut Config,
+    progress: &Progress,
+) -> Result<Outcome> {
+    match op {
+        Op::PreCreateCheck => {
+            pre_create_check(ctx, config, progress).await?;
+            Ok(Outcome::done())
+        }
+        Op::Create => {
+            if config.pools.is_empty() {
+                pre_create_check(ctx, config, progress).await?;
+            }
+            let resolved = Resolved {
+                vpc_id: config.vpc_id.clone(),
+                pools: config.pools.clone(),
+                ami: config.ami.clone(),
+                architecture: config.architecture.clone(),
+            };
+            create::create(&ctx.client, config, &resolved, progress).await?;
+            ctx.forget(&config.instance_id);
+            Ok(Outcome::done())
+        }
+        Op::Remove => {
+            if config.instance_id.is_empty() && config.machine_id.is_empty() {
+                progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
+                return Ok(Outcome::done());
+            }
+            let done = remove::remove(&ctx.client, config, create::GROUP_RELEASE_TIMEOUT).await?;
+            ctx.forget(&config.instance_id);
+            progress.say(&format!("Removed: {}", done.summary()));
+            Ok(Outcome::done())
+        }
+        Op::State => {
+            let (state, age) = live_state(ctx, config).await?;
+            Ok(Outcome {
+                state,
+                text: String::new(),
+                age,
+            })
+        }
+        Op::Url => {
+            let (state, age) = live_state(ctx, config).await?;
+            if state != State::Running {
+                return Err(Error::Other(HOST_NOT_RUNNING.into()));
+            }
+            let text = if config.ip_address.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "tcp://{}:{}",
+                    config.ip_address,
+                    security_groups::DOCKER_PORT
+                )
+            };
+            Ok(Outcome { state, text, age })
+        }
+        Op::Ip => {
+            let id = instance_id(ctx, config).await?;
+            let seen = ctx.observe(&id).await?;
+            let i = seen.instance.ok_or_else(|| gone(&id))?;
+            let ip = instance::address(&i, config)
+                .ok_or_else(|| Error::Other(format!("instance {id} has no IP address yet")))?;
+            config.ip_address = ip.clone();
+            Ok(Outcome {
+                state: instance::machine_state(&i),
+                text: ip,
+                age: seen.age,
+            })
+        }
+        Op::Start => {
+            let id = instance_id(ctx, config).await?;
+            ctx.client
+                .start_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .map_err(|e| aws("starting the instance (StartInstances)", e))?;
+            ctx.forget(&id);
+            // A restarted instance may get a new public address.
+            config.ip_address.clear();
+            let running =
+                instance::wait_running(&ctx.client, &id, config, create::RUN_TIMEOUT).await?;
+            config.ip_address = instance::address(&running, config).unwrap_or_default();
+            Ok(Outcome {
+                state: State::Running,
+                ..Outcome::done()
+            })
+        }
+        Op::Stop | Op::Kill => {
+            let id = instance_id(ctx, config).await?;
+            let force = op == Op::Kill;
+            ctx.client
+                .stop_instances()
+                .instance_ids(&id)
+                .force(force)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws(
+                        if force {
+                            "stopping the instance forcibly (StopInstances)"
+                        } else {
+                            "stopping the instance (StopInstances)"
+                        },
+                        e,
+                    )
+                })?;
+            ctx.forget(&id);
+            Ok(Outcome::done())
+        }
+        Op::Restart => {
+            let id = instance_id(ctx, config).await?;
+            ctx.client
+                .reboot_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .map_err(|e| aws("rebooting the instance (RebootInstances)", e))?;
+            ctx.forget(&id);
+            Ok(Outcome::done())
+        }
+    }
+}
+
+/// Resolves the launch (network, image, types, pools) into `config`.
+pub async fn pre_create_check(
+    ctx: &Context,
+    config: &mut Config,
+    progress: &Progress,
+) -> Result<()> {
+    if config.machine_id.is_empty() {
+        return Err(Error::Other(
+            "SetConfigFromFlags must run before PreCreateCheck".into(),
+        ));
+    }
+    progress.say(&format!(
+        "Checking {} for network, image and instance type",
+        config.region
+    ));
+    let r = resolve::resolve(&ctx.client, config).await?;
+    let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
+    progress.say(&format!(
+        "Will launch {} from {} in {}: {}",
+        r.architecture,
+        r.ami,
+        r.vpc_id,
+        pools.join(", ")
+    ));
+    config.vpc_id = r.vpc_id.clone();
+    if let [pool] = r.pools.as_slice() {
+        config.subnet_id = pool.subnet_id.clone();
+        config.zone = pool.availability_zone.clone();
+    }
+    config.ami = r.ami;
+    config.architecture = r.architecture;
+    config.pools = r.pools;
+    Ok(())
+}
+
+fn gone(id: &str) -> Error {
+    Error::Other(format!("instance {id} no longer exists in EC2"))
+}
+
+/// The machine's instance id; for a create that died before saving it, the instance carrying
+/// the machine's tag.
+async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
+    if !config.instance_id.is_empty() {
+        return Ok(config.instance_id.clone());
+    }
+    if !config.machine_id.is_empty() {
+        if let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
+            .await?
+            .first()
+        {
+            config.instance_id = i.instance_id().unwrap_or_default().to_string();
+            return Ok(config.instance_id.clone());
+        }
+    }
+    Err(Error::Other(format!(
+        "machine {} has no EC2 instance (its create did not finish); remove it with docker-machine rm",
+        config.machine_name
+    )))
+}
+
+/// The machine's state from EC2 (refreshing its saved address); a spot instance AWS has marked
+/// for interruption counts as `Stopping`, so gitlab-runner's `config` check drops it.
+async fn live_state(ctx: &Context, config: &mut Config) -> Result<(State, std::time::Duration)> {
+    let id = instance_id(ctx, config).await?;
+    let seen = ctx.observe(&id).await?;
+    let i = seen.instance.ok_or_else(|| gone(&id))?;
+    if let Some(a) = instance::address(&i, config) {
+        config.ip_address = a;
+    }
+    let state = instance::machine_state(&i);
+    debug!(
+        "instance {id} is {:?}: {state:?} (seen {:.1}s ago)",
+        i.state().and_then(|s| s.name()),
+        seen.age.as_secs_f64()
+    );
+    if state == State::Running {
+        if let Some(code) = seen.interruption {
+            debug!("spot interruption notice ({code}): reporting Stopping");
+            return Ok((State::Stopping, seen.age));
+        }
+    }
+    Ok((state, seen.age))
+}

@@ -1,0 +1,240 @@
+//! Coalesced, cached state reads (in the agent): questions about instances that arrive within a
+//! short window become one `DescribeInstances` for all of them — plus every other instance
+//! asked about lately whose entry is getting old — answered from a cache with a short TTL.
+//! When EC2 throttles or fails, callers get the last known state with its age instead of an
+//! error that would make gitlab-runner think a healthy machine broke.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{Filter, Instance};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use super::context::Observed;
+use super::error::{Error, Result, aws};
+use super::instance;
+
+/// Most values one EC2 filter takes.
+const FILTER_VALUES: usize = 200;
+/// Most instances refreshed by one batch.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    instance: Option<Instance>,
+    interruption: Option<String>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    asked: HashMap<String, Instant>,
+    waiting: HashMap<String, Vec<oneshot::Sender<Result<Observed>>>>,
+    scheduled: bool,
+}
+
+/// Shared state reads for one EC2 client.
+pub struct StateCache {
+    client: aws_sdk_ec2::Client,
+    ttl: Duration,
+    window: Duration,
+    keep: Duration,
+    inner: Mutex<Inner>,
+}
+
+impl StateCache {
+    /// A cache answering from entries younger than `ttl`, batching misses for `window`, and
+    /// refreshing instances asked about within `keep`.
+    pub fn new(
+        client: aws_sdk_ec2::Client,
+        ttl: Duration,
+        window: Duration,
+        keep: Duration,
+    ) -> Arc<Self> {
+        Arc::new(StateCache {
+            client,
+            ttl,
+            window,
+            keep,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// Observes instance `id`.
+    pub async fn observe(self: &Arc<Self>, id: &str) -> Result<Observed> {
+        let rx = {
+            let mut inner = self.inner.lock().expect("state cache");
+            let now = Instant::now();
+            inner.asked.insert(id.to_string(), now);
+            if let Some(e) = inner.entries.get(id) {
+                if now.duration_since(e.at) < self.ttl {
+                    return Ok(observed(e, now));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            inner.waiting.entry(id.to_string()).or_default().push(tx);
+            if !inner.scheduled {
+                inner.scheduled = true;
+                tokio::spawn(Arc::clone(self).run_batch());
+            }
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Other("state cache dropped the question".into())))
+    }
+
+    /// Forgets `id` (it was changed or removed).
+    pub fn forget(&self, id: &str) {
+        let mut inner = self.inner.lock().expect("state cache");
+        inner.entries.remove(id);
+        inner.asked.remove(id);
+    }
+
+    async fn run_batch(self: Arc<Self>) {
+        tokio::time::sleep(self.window).await;
+        let (ids, waiting) = {
+            let mut inner = self.inner.lock().expect("state cache");
+            inner.scheduled = false;
+            let waiting = std::mem::take(&mut inner.waiting);
+            let now = Instant::now();
+            let keep = self.keep;
+            inner.asked.retain(|_, at| now.duration_since(*at) < keep);
+            let mut ids: Vec<String> = waiting.keys().cloned().collect();
+            // Refresh-ahead: everything asked about lately whose entry is past half its life.
+            let stale: Vec<String> = inner
+                .asked
+                .keys()
+                .filter(|id| !waiting.contains_key(*id))
+                .filter(|id| {
+                    inner
+                        .entries
+                        .get(*id)
+                        .is_none_or(|e| now.duration_since(e.at) >= self.ttl / 2)
+                })
+                .cloned()
+                .collect();
+            ids.extend(stale);
+            ids.truncate(MAX_BATCH);
+            (ids, waiting)
+        };
+        let fetched = fetch(&self.client, &ids).await;
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("state cache");
+        match fetched {
+            Ok(found) => {
+                for id in &ids {
+                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
+                    inner.entries.insert(
+                        id.clone(),
+                        Entry {
+                            instance,
+                            interruption,
+                            at: now,
+                        },
+                    );
+                }
+                for (id, txs) in waiting {
+                    let e = inner.entries.get(&id).cloned();
+                    for tx in txs {
+                        let answer = match &e {
+                            Some(e) => Ok(observed(e, now)),
+                            None => {
+                                Err(Error::Other(format!("instance {id} was not in the batch")))
+                            }
+                        };
+                        let _ = tx.send(answer);
+                    }
+                }
+            }
+            Err(err) => {
+                debug!("state batch of {} failed: {err}", ids.len());
+                for (id, txs) in waiting {
+                    let last = inner.entries.get(&id).cloned();
+                    for tx in txs {
+                        let _ = tx.send(match &last {
+                            Some(e) => Ok(observed(e, now)),
+                            None => Err(err.clone()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn observed(e: &Entry, now: Instant) -> Observed {
+    Observed {
+        instance: e.instance.clone(),
+        interruption: e.interruption.clone(),
+        age: now.duration_since(e.at),
+    }
+}
+
+type Found = HashMap<String, (Option<Instance>, Option<String>)>;
+
+/// One `DescribeInstances` per 200 ids (filters ignore unknown ids, where an id list would fail
+/// whole), then one spot-request look for the running spot instances among them.
+async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
+    let mut found: Found = HashMap::new();
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let mut pages = client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(id) = i.instance_id() {
+                    found.insert(id.to_string(), (Some(i.clone()), None));
+                }
+            }
+        }
+    }
+    let spot_running: Vec<String> = found
+        .values()
+        .filter_map(|(i, _)| i.as_ref())
+        .filter(|i| {
+            instance::is_spot(i) && instance::machine_state(i) == crate::plugin::State::Running
+        })
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    for chunk in spot_running.chunks(FILTER_VALUES) {
+        let out = client
+            .describe_spot_instance_requests()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                aws(
+                    "checking for spot interruptions (DescribeSpotInstanceRequests)",
+                    e,
+                )
+            })?;
+        for r in out.spot_instance_requests() {
+            let (Some(id), Some(code)) = (r.instance_id(), r.status().and_then(|s| s.code()))
+            else {
+                continue;
+            };
+            if instance::is_interruption(code) {
+                if let Some(entry) = found.get_mut(id) {
+                    entry.1 = Some(code.to_string());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
