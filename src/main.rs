@@ -64,7 +64,7 @@ struct AgentArgs {
     #[arg(long, default_value_t = 0.9)]
     rate_factor: f64,
     /// How long one EC2 observation answers state questions.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
     state_ttl: Duration,
 }
 

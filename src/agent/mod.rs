@@ -24,6 +24,7 @@ pub fn op_to_proto(op: Op) -> proto::Operation {
     match op {
         Op::PreCreateCheck => P::PreCreateCheck,
         Op::Create => P::Create,
+        Op::ResumeCreate => P::ResumeCreate,
         Op::Remove => P::Remove,
         Op::State => P::State,
         Op::Url => P::Url,
@@ -42,6 +43,7 @@ pub fn op_from_proto(op: proto::Operation) -> Option<Op> {
         P::Unspecified => return None,
         P::PreCreateCheck => Op::PreCreateCheck,
         P::Create => Op::Create,
+        P::ResumeCreate => Op::ResumeCreate,
         P::Remove => Op::Remove,
         P::State => Op::State,
         P::Url => Op::Url,

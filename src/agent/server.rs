@@ -53,7 +53,7 @@ impl Settings {
             idle: Duration::from_secs(600),
             rates: Vec::new(),
             rate_factor: 0.9,
-            state_ttl: Duration::from_secs(10),
+            state_ttl: Duration::from_secs(15),
             state_window: Duration::from_millis(50),
         }
     }

@@ -63,6 +63,14 @@ impl Context {
         })
     }
 
+    /// Observes instance `id` as it is now (in the agent: in the next shared call).
+    pub async fn observe_fresh(&self, id: &str) -> Result<Observed> {
+        if let Some(cache) = &self.cache {
+            return cache.observe_fresh(id).await;
+        }
+        self.observe(id).await
+    }
+
     /// Forgets what is known of `id` (after changing it).
     pub fn forget(&self, id: &str) {
         if let Some(cache) = &self.cache {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::config::Config;
+use super::context::Context;
 use super::error::{Error, Result};
 use super::launch::{Launch, Market};
 use super::options::{parse_port, parse_tags};
@@ -69,17 +70,20 @@ async fn ensure_groups(
 
 /// Creates the machine described by `config` (already resolved by the pre-create check);
 /// records what it makes in `config` as it goes.
+/// `resume` says an earlier attempt of this create may have got somewhere (its agent died):
+/// an instance it launched is then adopted instead of launching a second one.
 pub async fn create(
-    ec2: &aws_sdk_ec2::Client,
+    ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
     progress: &Progress,
+    resume: bool,
 ) -> Result<()> {
-    match create_steps(ec2, config, resolved, progress).await {
+    match create_steps(ctx, config, resolved, progress, resume).await {
         Ok(()) => Ok(()),
         Err(e) => {
             progress.say(&format!("Create failed ({e}); removing what it made"));
-            match remove::remove(ec2, config, GROUP_RELEASE_TIMEOUT).await {
+            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT).await {
                 Ok(done) => {
                     progress.say(&format!("Cleanup: {}", done.summary()));
                     config.instance_id.clear();
@@ -94,11 +98,13 @@ pub async fn create(
 }
 
 async fn create_steps(
-    ec2: &aws_sdk_ec2::Client,
+    ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
     progress: &Progress,
+    resume: bool,
 ) -> Result<()> {
+    let ec2 = &ctx.client;
     let manager = manager::manager_id(&config.store_path);
     let tag_list = tags::machine_tags(
         &config.machine_name,
@@ -144,14 +150,16 @@ async fn create_steps(
         client_token: String::new(),
     };
     let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
-    // An earlier attempt of this create (in an agent that died, say) may have launched
-    // already: adopt that instance instead of launching a second one.
-    if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
-        .await?
-        .into_iter()
-        .next()
-    {
-        return adopt(ec2, config, &i, progress).await;
+    // An earlier attempt of this create (in an agent that died) may have launched already:
+    // adopt that instance instead of launching a second one.
+    if resume {
+        if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return adopt(ctx, config, &i, progress).await;
+        }
     }
     let placed = match spot::launch(
         ec2,
@@ -196,17 +204,12 @@ async fn create_steps(
         placed.pool
     ));
 
-    wait(ec2, config, &id, progress).await
+    wait(ctx, config, &id, progress).await
 }
 
 /// Waits for the launched instance `id` to run and records its addresses.
-async fn wait(
-    ec2: &aws_sdk_ec2::Client,
-    config: &mut Config,
-    id: &str,
-    progress: &Progress,
-) -> Result<()> {
-    let running = instance::wait_running(ec2, id, config, RUN_TIMEOUT).await?;
+async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress) -> Result<()> {
+    let running = instance::wait_running(ctx, id, config, RUN_TIMEOUT).await?;
     config.ip_address = instance::address(&running, config).unwrap_or_default();
     config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
     progress.say(&format!("Running at {}", config.ip_address));
@@ -215,7 +218,7 @@ async fn wait(
 
 /// Takes over an instance an earlier attempt of this create launched.
 async fn adopt(
-    ec2: &aws_sdk_ec2::Client,
+    ctx: &Context,
     config: &mut Config,
     i: &aws_sdk_ec2::types::Instance,
     progress: &Progress,
@@ -241,5 +244,5 @@ async fn adopt(
     progress.say(&format!(
         "Instance {id} was launched by an earlier attempt of this create; waiting for it to run"
     ));
-    wait(ec2, config, &id, progress).await
+    wait(ctx, config, &id, progress).await
 }

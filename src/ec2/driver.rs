@@ -112,6 +112,7 @@ impl Ec2Driver {
         // A crashed agent is replaced (the next plugin start would do it anyway). Right after
         // a crash its socket may still accept for a moment, so reconnect a few times before
         // working on our own.
+        let mut op = op;
         for attempt in 0..4u32 {
             let Some(Backend::Agent(agent)) = &self.backend else {
                 break;
@@ -121,6 +122,9 @@ impl Ec2Driver {
                 Err(AgentError::Op(e)) => return Err(e),
                 Err(AgentError::Unavailable(why)) => {
                     debug!("ec2spot agent went away ({why})");
+                    if op == Op::Create {
+                        op = Op::ResumeCreate;
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(
                         100 * u64::from(attempt + 1),
                     ))

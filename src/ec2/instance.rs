@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
 use super::config::Config;
+use super::context::Context;
 use super::error::{Error, Result, aws};
 use super::tags;
 use crate::plugin::State;
@@ -149,7 +150,7 @@ pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
 /// their first try. An instance that ends up stopped or terminated (e.g. a spot instance
 /// reclaimed at once) fails the wait with EC2's reason.
 pub async fn wait_running(
-    ec2: &aws_sdk_ec2::Client,
+    ctx: &Context,
     id: &str,
     config: &Config,
     timeout: Duration,
@@ -159,7 +160,7 @@ pub async fn wait_running(
     let mut running_since: Option<Instant> = None;
     loop {
         // Right after a launch EC2 may not know the id yet (eventual consistency): keep polling.
-        if let Some(instance) = describe(ec2, id).await? {
+        if let Some(instance) = ctx.observe_fresh(id).await?.instance {
             let state = instance.state().and_then(|s| s.name()).cloned();
             match state {
                 Some(InstanceStateName::Running) if address(&instance, config).is_some() => {

@@ -21,6 +21,9 @@ pub enum Op {
     PreCreateCheck,
     /// Create the machine.
     Create,
+    /// Create the machine again after the agent running its create died: adopt what that
+    /// attempt launched instead of launching twice.
+    ResumeCreate,
     /// Remove the machine and all it owns.
     Remove,
     /// Read the state.
@@ -72,7 +75,7 @@ pub async fn run(
             pre_create_check(ctx, config, progress).await?;
             Ok(Outcome::done())
         }
-        Op::Create => {
+        Op::Create | Op::ResumeCreate => {
             if config.pools.is_empty() {
                 pre_create_check(ctx, config, progress).await?;
             }
@@ -82,7 +85,7 @@ pub async fn run(
                 ami: config.ami.clone(),
                 architecture: config.architecture.clone(),
             };
-            create::create(&ctx.client, config, &resolved, progress).await?;
+            create::create(ctx, config, &resolved, progress, op == Op::ResumeCreate).await?;
             ctx.forget(&config.instance_id);
             Ok(Outcome::done())
         }
@@ -91,7 +94,7 @@ pub async fn run(
                 progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
                 return Ok(Outcome::done());
             }
-            let done = remove::remove(&ctx.client, config, create::GROUP_RELEASE_TIMEOUT).await?;
+            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await?;
             ctx.forget(&config.instance_id);
             progress.say(&format!("Removed: {}", done.summary()));
             Ok(Outcome::done())
@@ -144,8 +147,7 @@ pub async fn run(
             ctx.forget(&id);
             // A restarted instance may get a new public address.
             config.ip_address.clear();
-            let running =
-                instance::wait_running(&ctx.client, &id, config, create::RUN_TIMEOUT).await?;
+            let running = instance::wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
             config.ip_address = instance::address(&running, config).unwrap_or_default();
             Ok(Outcome {
                 state: State::Running,

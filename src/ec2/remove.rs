@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 
 use super::config::Config;
+use super::context::Context;
 use super::error::{Error, Result, aws};
 use super::security_groups::{self, Deleted};
 use super::{fleet, instance, keys, manager, tags};
@@ -60,11 +61,8 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
 
 /// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
 /// terminating instance to release a security group before it can be deleted.
-pub async fn remove(
-    ec2: &aws_sdk_ec2::Client,
-    config: &Config,
-    group_patience: Duration,
-) -> Result<Removed> {
+pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) -> Result<Removed> {
+    let ec2 = &ctx.client;
     let mut done = Removed::default();
     let mut errors: Vec<Error> = Vec::new();
     // A create that finished saved every id; one that died mid-way is found by its tag.
@@ -73,9 +71,9 @@ pub async fn remove(
     // Instances: the saved id, plus whatever carries the machine's tag.
     let mut instances = Vec::new();
     if !config.instance_id.is_empty() {
-        match instance::describe(ec2, &config.instance_id).await {
-            Ok(Some(i)) => instances.push(i),
-            Ok(None) => {}
+        // What the agent saw of it lately is enough to know what to terminate and cancel.
+        match ctx.observe(&config.instance_id).await {
+            Ok(seen) => instances.extend(seen.instance),
             Err(e) => errors.push(e),
         }
     }

@@ -63,13 +63,22 @@ impl StateCache {
         })
     }
 
-    /// Observes instance `id`.
+    /// Observes instance `id`, from the cache when fresh enough.
     pub async fn observe(self: &Arc<Self>, id: &str) -> Result<Observed> {
+        self.ask(id, true).await
+    }
+
+    /// Observes instance `id` in the next call (joining the others waiting for it).
+    pub async fn observe_fresh(self: &Arc<Self>, id: &str) -> Result<Observed> {
+        self.ask(id, false).await
+    }
+
+    async fn ask(self: &Arc<Self>, id: &str, cached_ok: bool) -> Result<Observed> {
         let rx = {
             let mut inner = self.inner.lock().expect("state cache");
             let now = Instant::now();
             inner.asked.insert(id.to_string(), now);
-            if let Some(e) = inner.entries.get(id) {
+            if let Some(e) = inner.entries.get(id).filter(|_| cached_ok) {
                 if now.duration_since(e.at) < self.ttl {
                     return Ok(observed(e, now));
                 }
@@ -103,7 +112,8 @@ impl StateCache {
             let keep = self.keep;
             inner.asked.retain(|_, at| now.duration_since(*at) < keep);
             let mut ids: Vec<String> = waiting.keys().cloned().collect();
-            // Refresh-ahead: everything asked about lately whose entry is past half its life.
+            // Refresh-ahead: everything asked about lately whose entry is near the end of its
+            // life joins this call, so under steady demand one call per TTL serves them all.
             let stale: Vec<String> = inner
                 .asked
                 .keys()
@@ -112,7 +122,7 @@ impl StateCache {
                     inner
                         .entries
                         .get(*id)
-                        .is_none_or(|e| now.duration_since(e.at) >= self.ttl / 2)
+                        .is_none_or(|e| now.duration_since(e.at) >= self.ttl.mul_f64(0.8))
                 })
                 .cloned()
                 .collect();

@@ -183,6 +183,15 @@ impl Throttle {
         }
     }
 
+    /// EC2 throttled a call of `action` anyway (other clients of the account, network jitter
+    /// bunching paced calls): empty its bucket so the next calls back off.
+    pub fn throttled(&self, action: &str) {
+        let class = bucket_of(action);
+        if let Some(b) = self.buckets.lock().expect("buckets").get_mut(class) {
+            b.tokens = b.tokens.min(0.0) - 1.0;
+        }
+    }
+
     /// Calls made so far, by action.
     pub fn calls(&self) -> HashMap<String, u64> {
         self.calls.lock().expect("calls").clone()
@@ -269,8 +278,14 @@ impl HttpConnector for ThrottledConnector {
         let inner = self.inner.clone();
         let throttle = Arc::clone(&self.throttle);
         HttpConnectorFuture::new(async move {
-            throttle.acquire(&action_of(&request)).await;
-            inner.call(request).await
+            let action = action_of(&request);
+            throttle.acquire(&action).await;
+            let response = inner.call(request).await;
+            // EC2 answers RequestLimitExceeded with HTTP 503.
+            if matches!(&response, Ok(r) if r.status().as_u16() == 503) {
+                throttle.throttled(&action);
+            }
+            response
         })
     }
 }

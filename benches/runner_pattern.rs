@@ -1,0 +1,321 @@
+//! gitlab-runner's docker-machine command pattern against moto, through real plugin processes,
+//! with and without the agent: EC2 API calls per machine-hour and command latency.
+//!
+//! Run: `cargo bench --bench runner_pattern --profile dev` (or without `--profile dev` for a
+//! release build). Arguments after `--`: machine counts (default `10 50 200`).
+//!
+//! Model (RUNNER.md §2.5), per machine: a job every 5 minutes, each job runs `config` twice
+//! and `url` (GetURL: the EC2 state and address) and `inspect` (no EC2); one machine in ten is
+//! replaced per job slot (MaxBuilds): `stop`, `rm`, `create`. Time is compressed — 30× for up to
+//! 50 machines, less beyond so a 2-core machine keeps up (200 machines: 7.5×) — and the agent's
+//! state TTL is compressed the same way (15 s → 0.5 s at 30×) so its cache gets no advantage.
+
+#[path = "../tests/support/ec2_proxy.rs"]
+mod ec2_proxy;
+#[path = "../tests/support/moto.rs"]
+mod moto;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{
+    InstanceMarketOptionsRequest, MarketType, ResourceType, Tag, TagSpecification,
+};
+use ec2spot::plugin::FlagValue;
+use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
+use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_docker-machine-driver-ec2spot");
+const SIM_MINUTES: f64 = 30.0;
+const JOB_EVERY_SIM_SECS: f64 = 300.0;
+
+#[derive(Default, Clone)]
+struct Row {
+    n: usize,
+    mode: &'static str,
+    commands: usize,
+    failures: usize,
+    calls: usize,
+    describe_instances: usize,
+    latencies_ms: Vec<f64>,
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn command(env: &[(String, String)], config: &[u8], method: &str) -> Result<(), String> {
+    let p = PluginProcess::start(
+        Path::new(PLUGIN),
+        "ec2spot",
+        env,
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    p.set_config_raw(config).await.map_err(|e| e.to_string())?;
+    let r = match method {
+        "inspect" => p.config_raw().await.map(|_| ()),
+        "stop" => p.call("Stop").await.map(|_| ()).or(Ok(())), // spot: refused at once, as the runner expects
+        "rm" => p.call("Remove").await.map(|_| ()),
+        _ => p.string("GetURL").await.map(|_| ()),
+    };
+    p.close().await;
+    r.map_err(|e| e.to_string())
+}
+
+async fn create(env: &[(String, String)], store: &str, name: &str) -> Result<Vec<u8>, String> {
+    let p = PluginProcess::start(
+        Path::new(PLUGIN),
+        "ec2spot",
+        env,
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    p.set_config_raw(&create_skeleton(name, store))
+        .await
+        .map_err(|e| e.to_string())?;
+    let flags = p.create_flags().await.map_err(|e| e.to_string())?;
+    let values = docker_machine_values(
+        &flags,
+        &[("amazonec2-request-spot-instance", FlagValue::Bool(true))],
+    );
+    p.set_config_from_flags(&values)
+        .await
+        .map_err(|e| e.to_string())?;
+    p.call("PreCreateCheck").await.map_err(|e| e.to_string())?;
+    p.call("Create").await.map_err(|e| e.to_string())?;
+    let cfg = p.config_raw().await.map_err(|e| e.to_string())?;
+    p.close().await;
+    Ok(cfg)
+}
+
+/// N running spot machines made straight in moto, with the configs ec2spot would have saved.
+async fn fleet(ec2: &aws_sdk_ec2::Client, n: usize, store: &str) -> Vec<Vec<u8>> {
+    let mut configs = Vec::new();
+    let mut made = 0;
+    while made < n {
+        let batch = (n - made).min(100);
+        let out = ec2
+            .run_instances()
+            .image_id("ami-0e86e20dae9224db8")
+            .instance_type("t3.micro".into())
+            .min_count(batch as i32)
+            .max_count(batch as i32)
+            .instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Tag::builder().key("ec2spot:bench").value("1").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("fleet");
+        for i in out.instances() {
+            let id = i.instance_id().unwrap();
+            let ip = i.public_ip_address().unwrap_or("54.0.0.1");
+            let name = format!("bench-{made:04}");
+            configs.push(
+                serde_json::json!({
+                    "MachineName": name, "StorePath": store, "SSHUser": "ubuntu", "SSHPort": 22,
+                    "Region": "us-east-1", "InstanceId": id, "InstanceType": "t3.micro", "Market": "spot",
+                    "RequestSpotInstance": true, "IPAddress": ip, "MachineId": format!("{:032x}", made), "RetryCount": 5
+                })
+                .to_string()
+                .into_bytes(),
+            );
+            made += 1;
+        }
+    }
+    configs
+}
+
+/// Time compression for `n` machines: at most about 20 plugin processes a second.
+fn compression(n: usize) -> f64 {
+    (1500.0 / n as f64).min(30.0)
+}
+
+async fn run(n: usize, agent: bool) -> Row {
+    let c = compression(n);
+    let moto = tokio::task::spawn_blocking(moto::Moto::start)
+        .await
+        .unwrap();
+    let proxy = ec2_proxy::Ec2Proxy::start(&moto.url).await;
+    let store = tempfile::tempdir().unwrap();
+    let store_s = store.path().to_str().unwrap().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_ENDPOINT_URL".into(), proxy.url.clone()),
+        ("EC2SPOT_LOG".into(), "warn".into()),
+        ("EC2SPOT_AGENT_IDLE".into(), "5s".into()),
+        (
+            "EC2SPOT_AGENT_STATE_TTL".into(),
+            format!("{}ms", (15_000.0 / c) as u64),
+        ),
+    ];
+    if !agent {
+        env.push(("EC2SPOT_AGENT".into(), "off".into()));
+    }
+    let ec2 = moto.ec2().await;
+    let configs = fleet(&ec2, n, &store_s).await;
+    // Warm moto's region backend and, in agent mode, start the agent before the clock runs.
+    let _ = command(&env, &configs[0], "url").await;
+    proxy.reset_log();
+
+    let env = Arc::new(env);
+    let limit = Arc::new(Semaphore::new(48));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+    let wall = Duration::from_secs_f64(SIM_MINUTES * 60.0 / c);
+    let slots = (SIM_MINUTES * 60.0 / JOB_EVERY_SIM_SECS) as usize;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (m, cfg) in configs.iter().enumerate() {
+        // One machine's jobs in order; a replaced machine's later jobs use its successor.
+        let plan: Vec<(f64, bool)> = (0..slots)
+            .map(|slot| {
+                (
+                    slot as f64 * JOB_EVERY_SIM_SECS + rng.gen_range(0.0..JOB_EVERY_SIM_SECS),
+                    rng.gen_range(0..10) == 0,
+                )
+            })
+            .collect();
+        let (env, mut cfg, limit, store_s) = (
+            Arc::clone(&env),
+            cfg.clone(),
+            Arc::clone(&limit),
+            store_s.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut fails = 0;
+            for (slot, (sim_t, replace)) in plan.into_iter().enumerate() {
+                let steps: &[(&str, f64)] = if replace {
+                    &[("stop", 0.0), ("rm", 2.0), ("create", 3.0)]
+                } else {
+                    &[
+                        ("config", 0.0),
+                        ("config", 1.0),
+                        ("url", 2.0),
+                        ("inspect", 3.0),
+                    ]
+                };
+                for (cmd, offset) in steps {
+                    let at = Duration::from_secs_f64((sim_t + offset) / c);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(start + at)).await;
+                    let _permit = limit.acquire().await.unwrap();
+                    let t = Instant::now();
+                    let r = match *cmd {
+                        "create" => create(&env, &store_s, &format!("new-{m}-{slot}"))
+                            .await
+                            .map(|c| cfg = c),
+                        c => command(&env, &cfg, c).await,
+                    };
+                    if let Err(e) = r {
+                        fails += 1;
+                        if fails == 1 {
+                            eprintln!("{cmd}: {e}");
+                        }
+                    }
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            (lat, fails)
+        }));
+    }
+    let mut row = Row {
+        n,
+        mode: if agent { "agent" } else { "direct" },
+        ..Row::default()
+    };
+    for t in tasks {
+        let (lat, fails) = t.await.unwrap();
+        row.commands += lat.len();
+        row.failures += fails;
+        row.latencies_ms.extend(lat);
+    }
+    let took = start.elapsed();
+    row.calls = proxy.requests().len();
+    row.describe_instances = proxy.count("DescribeInstances");
+    if took > wall + Duration::from_secs(30) {
+        eprintln!(
+            "note: N={n} {} ran {:.0}s for a {:.0}s schedule (the machine was saturated)",
+            row.mode,
+            took.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
+    row
+}
+
+#[tokio::main]
+async fn main() {
+    let ns: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let ns = if ns.is_empty() { vec![10, 50, 200] } else { ns };
+    let hours = SIM_MINUTES / 60.0;
+    println!(
+        "gitlab-runner pattern: a job per machine every 5 min (config ×2, url, inspect), 1 in 10 jobs replaces its machine (stop, rm, create); {SIM_MINUTES} simulated minutes, compressed up to 30×\n"
+    );
+    println!(
+        "{:>5} {:>7} {:>6} {:>5} {:>9} {:>8} {:>14} {:>12} {:>8} {:>8}",
+        "N",
+        "mode",
+        "cmds",
+        "fail",
+        "EC2 calls",
+        "Describe",
+        "calls/mach·h",
+        "DI/mach·h",
+        "p50 ms",
+        "p99 ms"
+    );
+    for n in ns {
+        let mut pair = Vec::new();
+        for agent in [false, true] {
+            let mut r = run(n, agent).await;
+            let machine_hours = n as f64 * hours;
+            let (p50, p99) = (
+                percentile(&mut r.latencies_ms, 0.5),
+                percentile(&mut r.latencies_ms, 0.99),
+            );
+            println!(
+                "{:>5} {:>7} {:>6} {:>5} {:>9} {:>8} {:>14.1} {:>12.1} {:>8.1} {:>8.1}",
+                r.n,
+                r.mode,
+                r.commands,
+                r.failures,
+                r.calls,
+                r.describe_instances,
+                r.calls as f64 / machine_hours,
+                r.describe_instances as f64 / machine_hours,
+                p50,
+                p99
+            );
+            pair.push(r);
+        }
+        let ratio = pair[1].describe_instances as f64 / pair[0].describe_instances.max(1) as f64;
+        println!(
+            "{:>5} agent/direct DescribeInstances: {:.1}%  all EC2 calls: {:.1}%",
+            n,
+            ratio * 100.0,
+            pair[1].calls as f64 / pair[0].calls.max(1) as f64 * 100.0
+        );
+    }
+}
