@@ -40,6 +40,7 @@ struct Row {
     calls: usize,
     describe_instances: usize,
     latencies_ms: Vec<f64>,
+    create_ms: Vec<f64>,
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -231,7 +232,7 @@ async fn run(n: usize, agent: bool) -> Row {
                             eprintln!("{cmd}: {e}");
                         }
                     }
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    lat.push((*cmd, t.elapsed().as_secs_f64() * 1000.0));
                 }
             }
             (lat, fails)
@@ -246,7 +247,13 @@ async fn run(n: usize, agent: bool) -> Row {
         let (lat, fails) = t.await.unwrap();
         row.commands += lat.len();
         row.failures += fails;
-        row.latencies_ms.extend(lat);
+        for (cmd, ms) in lat {
+            if cmd == "create" {
+                row.create_ms.push(ms);
+            } else if cmd == "config" || cmd == "url" {
+                row.latencies_ms.push(ms);
+            }
+        }
     }
     let took = start.elapsed();
     row.calls = proxy.requests().len();

@@ -52,7 +52,29 @@ impl Demo {
 
     fn save(&self, driver_json: &[u8]) {
         let driver: serde_json::Value = serde_json::from_slice(driver_json).expect("driver JSON");
-        let host = serde_json::json!({"ConfigVersion": 3, "Driver": driver, "DriverName": "ec2spot", "Name": self.name});
+        // A whole libmachine host, so that a real docker-machine can read the store too.
+        let host = serde_json::json!({
+            "ConfigVersion": 3,
+            "Driver": driver,
+            "DriverName": "ec2spot",
+            "HostOptions": {
+                "Driver": "",
+                "Memory": 0,
+                "Disk": 0,
+                "EngineOptions": {"InstallURL": "https://get.docker.com", "StorageDriver": "", "TlsVerify": true},
+                "SwarmOptions": {"IsSwarm": false, "Master": false, "Host": "tcp://0.0.0.0:3376", "Image": "swarm:latest", "Strategy": "spread"},
+                "AuthOptions": {
+                    "StorePath": self.store.join("machines").join(&self.name),
+                    "CertDir": self.store.join("certs"),
+                    "CaCertPath": self.store.join("certs/ca.pem"),
+                    "ClientCertPath": self.store.join("certs/cert.pem"),
+                    "ClientKeyPath": self.store.join("certs/key.pem"),
+                    "ServerCertPath": self.store.join("machines").join(&self.name).join("server.pem"),
+                    "ServerKeyPath": self.store.join("machines").join(&self.name).join("server-key.pem"),
+                }
+            },
+            "Name": self.name
+        });
         std::fs::create_dir_all(self.config_path().parent().unwrap()).unwrap();
         std::fs::write(
             self.config_path(),
@@ -98,9 +120,10 @@ async fn main() {
         d.store.display()
     );
 
-    // create: docker-machine's sequence in one plugin process.
+    // create: docker-machine's sequence in one plugin process (docker-machine itself would go
+    // on to provision the machine over SSH, which an emulator cannot offer).
     let t = d.step(&format!(
-        "create -d ec2spot --amazonec2-request-spot-instance {}",
+        "create -d ec2spot --amazonec2-request-spot-instance --amazonec2-instance-type {TYPES} --amazonec2-use-private-address {}",
         d.name
     ));
     let p = d.plugin().await;
@@ -114,7 +137,12 @@ async fn main() {
     );
     let values = docker_machine_values(
         &flags,
-        &[("amazonec2-request-spot-instance", FlagValue::Bool(true))],
+        &[
+            ("amazonec2-request-spot-instance", FlagValue::Bool(true)),
+            ("amazonec2-instance-type", FlagValue::String(TYPES.into())),
+            // As on most runner fleets (and moto gives fleet instances no public address).
+            ("amazonec2-use-private-address", FlagValue::Bool(true)),
+        ],
     );
     p.set_config_from_flags(&values).await.unwrap();
     if let Err(e) = p.call("PreCreateCheck").await {
@@ -158,6 +186,29 @@ async fn main() {
         d.done(t, &out.unwrap_or_else(|e| format!("error: {e}")));
     }
 
+    if let Some(dm) = docker_machine() {
+        // The commands that need no SSH, by the real docker-machine on the same store.
+        for args in [vec!["ls"], vec!["status", &d.name], vec!["url", &d.name]] {
+            let t = d.step(&format!("{} (by {})", args.join(" "), dm.join(" ")));
+            let out = std::process::Command::new(&dm[0])
+                .args(&dm[1..])
+                .arg("--storage-path")
+                .arg(&d.store)
+                .args(&args)
+                .env("PATH", path_with_plugin(&d.plugin))
+                .output();
+            let text = match out {
+                Ok(o) => format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+                Err(e) => format!("could not run it: {e}"),
+            };
+            d.done(t, text.trim_end());
+        }
+    }
+
     let t = d.step(&format!("stop {}", d.name));
     let p = d.load().await;
     let out = p.call("Stop").await;
@@ -187,7 +238,7 @@ async fn main() {
     d.done(
         t,
         &if left.is_empty() {
-            "nothing: no instance, key pair, security group, volume or spot request".to_string()
+            "nothing: no instance, key pair, security group, launch template, volume or spot request".to_string()
         } else {
             format!("LEFT: {left:?}")
         },
@@ -196,6 +247,37 @@ async fn main() {
     if !left.is_empty() {
         std::process::exit(1);
     }
+}
+
+/// Interchangeable instance types the spot create spreads over.
+const TYPES: &str = "t3.micro,t3a.micro,t3.small";
+
+/// The docker-machine to use for the SSH-free commands: `$DOCKER_MACHINE` (a command line),
+/// else `docker-machine` on PATH, else none (our protocol client does everything).
+fn docker_machine() -> Option<Vec<String>> {
+    if let Ok(cmd) = std::env::var("DOCKER_MACHINE") {
+        let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+        return (!words.is_empty()).then_some(words);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("docker-machine"))
+            .find(|p| p.is_file())
+            .map(|p| vec![p.to_string_lossy().into_owned()])
+    })
+}
+
+/// PATH with the plugin's directory first, so docker-machine finds this build.
+fn path_with_plugin(plugin: &std::path::Path) -> std::ffi::OsString {
+    let dir = std::fs::canonicalize(plugin)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_default();
+    let mut paths = vec![dir];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
 }
 
 fn tempfile_dir() -> PathBuf {
@@ -235,6 +317,30 @@ async fn leftovers() -> Vec<String> {
                 .iter()
                 .filter(|g| g.group_name() != Some("default"))
                 .map(|g| format!("security group {}", g.group_name().unwrap_or_default())),
+        );
+    }
+    if let Ok(out) = ec2.describe_launch_templates().send().await {
+        left.extend(out.launch_templates().iter().map(|t| {
+            format!(
+                "launch template {}",
+                t.launch_template_name().unwrap_or_default()
+            )
+        }));
+    }
+    if let Ok(out) = ec2.describe_spot_instance_requests().send().await {
+        left.extend(
+            out.spot_instance_requests()
+                .iter()
+                .filter(|r| {
+                    r.state()
+                        .is_some_and(|s| matches!(s.as_str(), "open" | "active"))
+                })
+                .map(|r| {
+                    format!(
+                        "spot request {}",
+                        r.spot_instance_request_id().unwrap_or_default()
+                    )
+                }),
         );
     }
     if let Ok(out) = ec2.describe_volumes().send().await {

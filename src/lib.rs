@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod ec2;
+pub mod fuzzing;
 pub mod gob;
 pub mod plugin;
 pub mod rpc;

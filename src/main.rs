@@ -46,6 +46,47 @@ enum Command {
     /// process, sharing rate limits, state reads and clients. Plugins start it on first need;
     /// it can also run as a service (examples/ec2spot-agent.service).
     Agent(AgentArgs),
+    /// List what carries this bastion's ownership tags but belongs to no machine of its
+    /// docker-machine store (after `rm -f`, a wiped store, …); with --delete, remove it.
+    /// Another bastion's resources are never touched.
+    Gc(GcArgs),
+    /// Check what a create with these amazonec2-* options would meet: the options,
+    /// credentials, region, VPC, subnets, image, instance types, and every permission
+    /// (EC2 DryRun). Creates nothing. Example:
+    /// `docker-machine-driver-ec2spot doctor --amazonec2-region eu-west-1 --amazonec2-instance-type t3.large,t3a.large`
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DoctorArgs {
+    /// The docker-machine store (default: $MACHINE_STORAGE_PATH or ~/.docker/machine).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// amazonec2-* options as given to `docker-machine create` (their environment
+    /// variables are read too, as docker-machine does).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    options: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct GcArgs {
+    /// The docker-machine store (default: $MACHINE_STORAGE_PATH or ~/.docker/machine).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Regions to look in (default: every region of the store's machines, else
+    /// $AWS_DEFAULT_REGION / $AWS_REGION, else us-east-1). Repeatable.
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// EC2 endpoint URL (default: AWS's, or $AWS_ENDPOINT_URL).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Remove what was found (default: only list it).
+    #[arg(long)]
+    delete: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,7 +148,7 @@ fn init_logging() {
         .with_writer(plugin::output::QuietStderr)
         .with_ansi(false)
         .with_target(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(plugin::output::log_filter(&filter))
         .init();
 }
 
@@ -135,7 +176,7 @@ fn run_agent(args: AgentArgs) -> ! {
     let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=info,warn".into());
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+        .with_env_filter(plugin::output::log_filter(&filter));
     match log {
         Ok(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
         Err(_) => builder.with_writer(plugin::output::QuietStderr).init(),
@@ -154,10 +195,99 @@ fn run_agent(args: AgentArgs) -> ! {
     }
 }
 
+fn run_doctor(args: DoctorArgs) -> ! {
+    use ec2spot::ec2::doctor;
+    let values = match doctor::parse_args(&args.options) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("doctor: {e}");
+            std::process::exit(2)
+        }
+    };
+    let store = args.store.unwrap_or_else(default_store);
+    let checks = runtime().block_on(doctor::run(&values, &store.to_string_lossy()));
+    for c in &checks {
+        println!("{c}");
+    }
+    let problems = checks
+        .iter()
+        .filter(|c| c.verdict == doctor::Verdict::Problem)
+        .count();
+    if problems == 0 {
+        println!("No problems found: a create with these options should work.");
+        std::process::exit(0)
+    }
+    println!("{problems} problem(s) found.");
+    std::process::exit(1)
+}
+
+fn run_gc(args: GcArgs) -> ! {
+    let store = args.store.unwrap_or_else(default_store);
+    let mut regions = args.regions;
+    if regions.is_empty() {
+        if let Ok(dirs) = std::fs::read_dir(store.join("machines")) {
+            for d in dirs.flatten() {
+                let region = std::fs::read(d.path().join("config.json"))
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                    .and_then(|v| v["Driver"]["Region"].as_str().map(str::to_string));
+                if let Some(r) = region.filter(|r| !r.is_empty() && !regions.contains(r)) {
+                    regions.push(r);
+                }
+            }
+        }
+    }
+    if regions.is_empty() {
+        regions.push(
+            std::env::var("AWS_DEFAULT_REGION")
+                .or_else(|_| std::env::var("AWS_REGION"))
+                .unwrap_or_else(|_| "us-east-1".into()),
+        );
+    }
+    let code = runtime().block_on(async {
+        let mut found = 0;
+        for region in &regions {
+            let config = ec2spot::ec2::Config {
+                region: region.clone(),
+                endpoint: args.endpoint.clone().unwrap_or_default(),
+                retry_count: 5,
+                ..Default::default()
+            };
+            let ec2 = ec2spot::ec2::aws::client(&config).await;
+            match ec2spot::ec2::gc::collect(&ec2, &store, args.delete).await {
+                Ok(orphans) => {
+                    for o in &orphans {
+                        println!(
+                            "{region}\t{}\t{}\t{}\t{}",
+                            o.kind, o.id, o.machine, o.action
+                        );
+                    }
+                    found += orphans.len();
+                }
+                Err(e) => {
+                    eprintln!("gc in {region}: {e}");
+                    return 1;
+                }
+            }
+        }
+        if found == 0 {
+            println!(
+                "nothing of this bastion's is left outside its machines ({})",
+                regions.join(", ")
+            );
+        } else if !args.delete {
+            println!("{found} found; run again with --delete to remove them");
+        }
+        0
+    });
+    std::process::exit(code)
+}
+
 fn main() {
     if std::env::var("MACHINE_PLUGIN_TOKEN").as_deref() == Ok("42") {
+        let listener = plugin::launch::listen();
         init_logging();
-        runtime().block_on(plugin::launch::run(Ec2Driver::new()));
+        runtime().block_on(plugin::launch::run(Ec2Driver::new(), listener));
     }
     if std::env::args_os().len() <= 1 {
         eprintln!("{}", plugin::NOT_A_CLI);
@@ -166,6 +296,8 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Agent(args)) => run_agent(args),
+        Some(Command::Gc(args)) => run_gc(args),
+        Some(Command::Doctor(args)) => run_doctor(args),
         None => {
             eprintln!("{}", plugin::NOT_A_CLI);
             std::process::exit(1);

@@ -947,16 +947,15 @@ async fn kill_after_launch_then_rm(b: &Bastion, env: Vec<(String, String)>, hold
         "saved before Create: no instance id"
     );
     if hold {
-        // Freeze the create at its first look at the new instance (the DescribeInstances
-        // before is the create's check for an instance an earlier attempt launched).
-        b.proxy.hold_after("DescribeInstances", 1, 1000);
+        // Freeze the create at its first look at the new instance.
+        b.proxy.hold_after("DescribeInstances", 0, 1000);
     }
     let create = tokio::spawn(async move {
         let r = p.call("Create").await;
         (p, r)
     });
     let t0 = std::time::Instant::now();
-    while b.proxy.count("RunInstances") == 0 || (hold && b.proxy.count("DescribeInstances") < 2) {
+    while b.proxy.count("RunInstances") == 0 || (hold && b.proxy.count("DescribeInstances") < 1) {
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(30),
             "create never launched: {:?}",
@@ -1019,15 +1018,14 @@ async fn ec2_calls_of_a_spot_create_and_rm() {
             .iter()
             .any(|a| a == "RequestSpotInstances" || a == "CreateTags")
     );
-    // No spot-request polling: one look at the request, by docker-machine's GetState, for an
+    // No spot-request polling: at most one look at the request per state read (the create's
+    // wait and docker-machine's GetState; they share one when close enough), for an
     // interruption notice.
-    assert_eq!(
-        create
-            .iter()
-            .filter(|a| *a == "DescribeSpotInstanceRequests")
-            .count(),
-        1
-    );
+    let spot_looks = create
+        .iter()
+        .filter(|a| *a == "DescribeSpotInstanceRequests")
+        .count();
+    assert!((1..=2).contains(&spot_looks), "{create:?}");
     let run_at = create.iter().position(|a| a == "RunInstances").unwrap();
     assert!(
         !create[..run_at]

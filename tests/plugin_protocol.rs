@@ -67,3 +67,132 @@ async fn garbage_closes_only_its_connection() {
     assert_eq!(p.string("DriverName").await.unwrap(), "ec2spot");
     assert_eq!(p.close().await, Some(0));
 }
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())
+        })
+        .unwrap()
+}
+
+/// A valid GetVersion request stream (definitions, header, empty-struct body), gob-encoded.
+fn get_version_requests(n: u64) -> Vec<u8> {
+    use ec2spot::gob::{Encoder, Value};
+    use ec2spot::rpc::{RequestHeader, empty_type, request_type};
+    let mut enc = Encoder::new();
+    let mut out = Vec::new();
+    for seq in 0..n {
+        let h = RequestHeader {
+            service_method: "RPCServerDriver.GetVersion".into(),
+            seq,
+        };
+        enc.encode(&request_type(), &h.to_value(), &mut out)
+            .unwrap();
+        enc.encode(&empty_type(), &Value::empty_struct(), &mut out)
+            .unwrap();
+    }
+    out
+}
+
+/// 30 000 nested slice type definitions, then a value of the outermost one.
+fn nested_types() -> Vec<u8> {
+    use ec2spot::gob::wire::{put_int, put_message, put_uint};
+    let mut out = Vec::new();
+    for i in 0..30_000i64 {
+        let id = 65 + i;
+        let mut body = Vec::new();
+        put_int(&mut body, -id);
+        for x in [2u64, 1, 2] {
+            put_uint(&mut body, x);
+        }
+        put_int(&mut body, id);
+        put_uint(&mut body, 0);
+        put_uint(&mut body, 1);
+        put_int(&mut body, if i == 0 { 2 } else { id - 1 });
+        put_uint(&mut body, 0);
+        put_uint(&mut body, 0);
+        put_message(&mut out, &body);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_connections_never_crash_or_bloat_the_plugin() {
+    let p = PluginProcess::start(
+        PLUGIN.as_ref(),
+        "ec2spot",
+        &[],
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let pid = p.pid().unwrap();
+    let before = vm_rss_kb(pid);
+    let addr = p.address.clone();
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "garbage",
+            (0..20_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+        ("truncated frame", {
+            let mut v = get_version_requests(3);
+            v.truncate(v.len() - 5);
+            v
+        }),
+        (
+            "2^60 message length",
+            vec![0xf8, 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3],
+        ),
+        ("2^60 string length", {
+            let mut v = get_version_requests(1);
+            v.extend([
+                0x0d, 0xff, 0x82, 0x00, 0x01, 0xf8, 0x10, 0, 0, 0, 0, 0, 0, 0,
+            ]);
+            v
+        }),
+        ("nested types", nested_types()),
+        ("many requests then garbage", {
+            let mut v = get_version_requests(200);
+            v.extend([0xff; 64]);
+            v
+        }),
+    ];
+    let mut handles = Vec::new();
+    for round in 0..3 {
+        for (name, bytes) in attacks.clone() {
+            let addr = addr.clone();
+            handles.push(tokio::task::spawn_blocking(move || {
+                let mut s = connect(&addr);
+                // Interleave partial writes from many connections.
+                for chunk in bytes.chunks(7 + round * 13) {
+                    if s.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut rest = Vec::new();
+                let r = s.read_to_end(&mut rest);
+                (name, r.is_ok())
+            }));
+        }
+    }
+    for h in handles {
+        let (name, ended) = h.await.unwrap();
+        assert!(ended, "{name}: the connection ended cleanly");
+    }
+    // Still alive, still serving its own connection, and not bloated.
+    assert_eq!(p.version().await.unwrap(), 1);
+    let after = vm_rss_kb(pid);
+    println!("plugin RSS {before} kB before, {after} kB after 18 hostile connections");
+    assert!(
+        after < before + 64 * 1024,
+        "memory grew from {before} to {after} kB"
+    );
+    assert_eq!(p.close().await, Some(0));
+}

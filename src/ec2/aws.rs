@@ -28,10 +28,20 @@ pub fn retry_config(retries: i64) -> RetryConfig {
     }
 }
 
+/// How long one attempt of an EC2 call may take: 30 s, or `EC2SPOT_AWS_TIMEOUT` seconds.
+pub fn attempt_timeout() -> Duration {
+    std::env::var("EC2SPOT_AWS_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
 fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_attempt_timeout(attempt_timeout())
         .build()
 }
 
@@ -76,6 +86,15 @@ pub async fn client(config: &Config) -> aws_sdk_ec2::Client {
 /// in the plugin's environment.
 pub async fn credentials(config: &Config) -> Result<Credentials> {
     if let Some(c) = static_credentials(config) {
+        return Ok(c);
+    }
+    // The environment comes first in the standard chain too; checking it alone spares a
+    // plugin loading the whole SDK configuration (and the system's root certificates) on
+    // every command.
+    if let Ok(c) = aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new()
+        .provide_credentials()
+        .await
+    {
         return Ok(c);
     }
     let shared = aws_config::defaults(BehaviorVersion::latest())
@@ -140,7 +159,7 @@ pub fn client_from_parts(
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(30))
+                .read_timeout(attempt_timeout())
                 .build(),
         )
         .stalled_stream_protection(aws_sdk_ec2::config::StalledStreamProtectionConfig::disabled())

@@ -63,12 +63,18 @@ impl Context {
         })
     }
 
-    /// Observes instance `id` as it is now (in the agent: in the next shared call).
+    /// Observes instance `id` as it is now (in the agent: in the next shared call), without
+    /// the spot interruption check when alone (it serves waiting for a launch).
     pub async fn observe_fresh(&self, id: &str) -> Result<Observed> {
         if let Some(cache) = &self.cache {
             return cache.observe_fresh(id).await;
         }
-        self.observe(id).await
+        let found = instance::describe(&self.client, id).await?;
+        Ok(Observed {
+            instance: found,
+            interruption: None,
+            age: Duration::ZERO,
+        })
     }
 
     /// Forgets what is known of `id` (after changing it).

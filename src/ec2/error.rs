@@ -52,13 +52,10 @@ impl Error {
         }
     }
 
-    /// Whether AWS said the thing does not exist (already gone counts as done when removing).
-    pub fn is_not_found(&self) -> bool {
-        self.code().is_some_and(|c| {
-            c.ends_with(".NotFound")
-                || c.ends_with("NotFound")
-                || c == "InvalidInstanceID.Malformed"
-        })
+    /// Whether AWS answered one of `codes` (e.g. the "already gone" code of the call made:
+    /// only that one counts, so an unrelated NotFound is not taken for success).
+    pub fn is_code(&self, codes: &[&str]) -> bool {
+        self.code().is_some_and(|c| codes.contains(&c))
     }
 
     /// Prefixes the message with more context.

@@ -344,7 +344,10 @@ pub async fn delete_template(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<()> 
         Ok(_) => Ok(()),
         Err(e) => {
             let e = aws("deleting the launch template (DeleteLaunchTemplate)", e);
-            if e.is_not_found() || e.code().is_some_and(|c| c.contains("NotFound")) {
+            if e.is_code(&[
+                "InvalidLaunchTemplateId.NotFound",
+                "InvalidLaunchTemplateName.NotFoundException",
+            ]) {
                 Ok(())
             } else {
                 Err(e)

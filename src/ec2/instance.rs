@@ -76,7 +76,11 @@ pub async fn interruption(
                 "checking for a spot interruption (DescribeSpotInstanceRequests)",
                 e,
             );
-            return if e.is_not_found() { Ok(None) } else { Err(e) };
+            return if e.is_code(&["InvalidSpotInstanceRequestID.NotFound"]) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
         }
     };
     Ok(out
@@ -98,7 +102,11 @@ pub async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Inst
             .cloned()),
         Err(e) => {
             let e = aws("reading the instance (DescribeInstances)", e);
-            if e.is_not_found() { Ok(None) } else { Err(e) }
+            if e.is_code(&["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"]) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
         }
     }
 }

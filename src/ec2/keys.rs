@@ -169,7 +169,11 @@ pub async fn delete(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => {
             let e = aws("deleting the key pair (DeleteKeyPair)", e);
-            if e.is_not_found() { Ok(()) } else { Err(e) }
+            if e.is_code(&["InvalidKeyPair.NotFound"]) {
+                Ok(())
+            } else {
+                Err(e)
+            }
         }
     }
 }

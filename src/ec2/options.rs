@@ -30,15 +30,19 @@ pub const MAX_USER_DATA: u64 = 16 * 1024;
 /// Volume types EBS offers for a root volume.
 pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
 
+fn type_error(flag: &'static str, e: crate::plugin::FlagTypeError) -> OptionError {
+    OptionError {
+        flag,
+        message: format!("expected a {} value, got {} {}", e.expected, e.got, e.value),
+    }
+}
+
 /// Typed access to the option map with our defaults filled in.
 struct Reader<'a>(&'a FlagValues);
 
 impl Reader<'_> {
     fn string(&self, flag: &'static str) -> Result<String, OptionError> {
-        let v = self.0.string(flag).map_err(|e| OptionError {
-            flag,
-            message: e.to_string(),
-        })?;
+        let v = self.0.string(flag).map_err(|e| type_error(flag, e))?;
         Ok(match v {
             Some(v) => v.trim().to_string(),
             None => match flags::spec(flag).map(|s| s.kind) {
@@ -48,10 +52,7 @@ impl Reader<'_> {
         })
     }
     fn int(&self, flag: &'static str) -> Result<i64, OptionError> {
-        let v = self.0.int(flag).map_err(|e| OptionError {
-            flag,
-            message: e.to_string(),
-        })?;
+        let v = self.0.int(flag).map_err(|e| type_error(flag, e))?;
         Ok(match v {
             Some(v) => v,
             None => match flags::spec(flag).map(|s| s.kind) {
@@ -61,17 +62,11 @@ impl Reader<'_> {
         })
     }
     fn bool(&self, flag: &'static str) -> Result<bool, OptionError> {
-        let v = self.0.bool(flag).map_err(|e| OptionError {
-            flag,
-            message: e.to_string(),
-        })?;
+        let v = self.0.bool(flag).map_err(|e| type_error(flag, e))?;
         Ok(v.unwrap_or(false))
     }
     fn list(&self, flag: &'static str) -> Result<Vec<String>, OptionError> {
-        let v = self.0.string_slice(flag).map_err(|e| OptionError {
-            flag,
-            message: e.to_string(),
-        })?;
+        let v = self.0.string_slice(flag).map_err(|e| type_error(flag, e))?;
         Ok(match v {
             Some(v) => v
                 .into_iter()

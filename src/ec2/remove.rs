@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, Instance};
 
 use super::config::Config;
 use super::context::Context;
@@ -59,6 +59,45 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
     }
 }
 
+fn merge(into: &mut Vec<Instance>, found: Vec<Instance>) {
+    for i in found {
+        if !into.iter().any(|x| x.instance_id() == i.instance_id()) {
+            into.push(i);
+        }
+    }
+}
+
+/// Terminates the instances not terminated yet; true when EC2 said one of them does not exist.
+async fn terminate_all(
+    ec2: &aws_sdk_ec2::Client,
+    instances: &[Instance],
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) -> bool {
+    let mut not_found = false;
+    for i in instances {
+        let id = i.instance_id().unwrap_or_default();
+        if i.state()
+            .and_then(|s| s.name())
+            .is_some_and(|s| s.as_str() == "terminated")
+        {
+            continue;
+        }
+        match ec2.terminate_instances().instance_ids(id).send().await {
+            Ok(_) => push_unique(&mut done.instances, id),
+            Err(e) => {
+                let e = aws("terminating the instance (TerminateInstances)", e);
+                if e.is_code(&["InvalidInstanceID.NotFound"]) {
+                    not_found = true;
+                } else {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    not_found
+}
+
 /// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
 /// terminating instance to release a security group before it can be deleted.
 pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) -> Result<Removed> {
@@ -68,48 +107,66 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     // A create that finished saved every id; one that died mid-way is found by its tag.
     let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
 
-    // Instances: the saved id, plus whatever carries the machine's tag.
+    // Instances: the saved id, plus whatever carries the machine's tag. "Not found" for an id
+    // EC2 launched moments ago can be eventual consistency rather than absence: then the
+    // machine's tag decides.
     let mut instances = Vec::new();
+    let mut unsure = false;
     if !config.instance_id.is_empty() {
-        // What the agent saw of it lately is enough to know what to terminate and cancel.
         match ctx.observe(&config.instance_id).await {
-            Ok(seen) => instances.extend(seen.instance),
+            Ok(seen) => {
+                unsure |= seen.instance.is_none();
+                instances.extend(seen.instance);
+            }
             Err(e) => errors.push(e),
         }
     }
     if search_tags {
         match instance::find_by_machine_id(ec2, &config.machine_id).await {
-            Ok(found) => {
-                for i in found {
-                    if !instances.iter().any(|x| x.instance_id() == i.instance_id()) {
-                        instances.push(i);
+            Ok(found) => merge(&mut instances, found),
+            Err(e) => errors.push(e),
+        }
+    }
+    unsure |= terminate_all(ec2, &instances, &mut done, &mut errors).await;
+    if unsure && !config.machine_id.is_empty() {
+        // EC2 said "no such instance": the machine's tag decides. An instance it still lists
+        // is retried a few times (a launch moments ago is not visible everywhere at once).
+        for attempt in 1..=4u32 {
+            match instance::find_by_machine_id(ec2, &config.machine_id).await {
+                Ok(found) => {
+                    let again = terminate_all(ec2, &found, &mut done, &mut errors).await;
+                    let listed: Vec<String> = found
+                        .iter()
+                        .filter_map(|i| i.instance_id().map(str::to_string))
+                        .collect();
+                    merge(&mut instances, found);
+                    if !again {
+                        break;
+                    }
+                    if attempt == 4 {
+                        errors.push(Error::Aws {
+                            step: "terminating the instance (TerminateInstances)".into(),
+                            code: "InvalidInstanceID.NotFound".into(),
+                            message: format!(
+                                "EC2 says the machine's instance does not exist but still lists {}",
+                                listed.join(", ")
+                            ),
+                        });
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                     }
                 }
+                Err(e) => {
+                    errors.push(e);
+                    break;
+                }
             }
-            Err(e) => errors.push(e),
         }
     }
     let mut spot_requests = Vec::new();
     for i in &instances {
-        let id = i.instance_id().unwrap_or_default();
         if let Some(sir) = i.spot_instance_request_id() {
             push_unique(&mut spot_requests, sir);
-        }
-        let terminated = i
-            .state()
-            .and_then(|s| s.name())
-            .is_some_and(|s| s.as_str() == "terminated");
-        if terminated {
-            continue;
-        }
-        match ec2.terminate_instances().instance_ids(id).send().await {
-            Ok(_) => push_unique(&mut done.instances, id),
-            Err(e) => {
-                let e = aws("terminating the instance (TerminateInstances)", e);
-                if !e.is_not_found() {
-                    errors.push(e);
-                }
-            }
         }
     }
 
@@ -196,7 +253,7 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
                     "cancelling the spot request (CancelSpotInstanceRequests)",
                     e,
                 );
-                if !e.is_not_found() {
+                if !e.is_code(&["InvalidSpotInstanceRequestID.NotFound"]) {
                     errors.push(e);
                 }
             }
@@ -259,8 +316,17 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
             Err(e) => errors.push(e),
         }
     }
+    // Only instances on their way out release a group; waiting for one whose termination
+    // failed would only run out the patience.
     let leaving: Vec<String> = instances
         .iter()
+        .filter(|i| {
+            let id = i.instance_id().unwrap_or_default();
+            done.instances.iter().any(|d| d == id)
+                || i.state()
+                    .and_then(|s| s.name())
+                    .is_some_and(|s| matches!(s.as_str(), "shutting-down" | "terminated"))
+        })
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
     for g in groups {

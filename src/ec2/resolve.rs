@@ -206,7 +206,7 @@ async fn network(
             .await
             .map_err(|e| {
                 let e = aws("finding the subnets (DescribeSubnets)", e);
-                if e.is_not_found() {
+                if e.is_code(&["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"]) {
                     let odd = ids
                         .iter()
                         .find(|s| e.to_string().contains(s.as_str()))
@@ -302,7 +302,7 @@ async fn network(
             .await
             .map_err(|e| {
                 let e = aws("finding the VPC (DescribeVpcs)", e);
-                if e.is_not_found() {
+                if e.is_code(&["InvalidVpcID.NotFound", "InvalidVpcID.Malformed"]) {
                     option(
                         name::VPC_ID,
                         format!("{} does not exist in {}", config.vpc_id, config.region),
@@ -434,7 +434,11 @@ async fn check_image(
         .await
         .map_err(|e| {
             let e = aws("checking the image (DescribeImages)", e);
-            if e.is_not_found() || e.code() == Some("InvalidAMIID.Malformed") {
+            if e.is_code(&[
+                "InvalidAMIID.NotFound",
+                "InvalidAMIID.Malformed",
+                "InvalidAMIID.Unavailable",
+            ]) {
                 option(
                     name::AMI,
                     format!("{ami} does not exist or is not visible to this account"),
@@ -475,7 +479,7 @@ async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()
         Ok(out) => out.key_pairs().to_vec(),
         Err(e) => {
             let e = aws("checking the key pair (DescribeKeyPairs)", e);
-            if e.is_not_found() {
+            if e.is_code(&["InvalidKeyPair.NotFound"]) {
                 Vec::new()
             } else {
                 return Err(e);

@@ -185,11 +185,56 @@ fn observed(e: &Entry, now: Instant) -> Observed {
 
 type Found = HashMap<String, (Option<Instance>, Option<String>)>;
 
-/// One `DescribeInstances` per 200 ids (filters ignore unknown ids, where an id list would fail
-/// whole), then one spot-request look for the running spot instances among them.
+/// One `DescribeInstances` by id list (up to 1000 ids).
+async fn describe_ids(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    found: &mut Found,
+) -> Result<()> {
+    let mut pages = client
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
+        for i in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let Some(id) = i.instance_id() {
+                found.insert(id.to_string(), (Some(i.clone()), None));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `DescribeInstances` for up to 1000 ids, then one spot-request look for the running spot
+/// instances among them.
 async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
     let mut found: Found = HashMap::new();
-    for chunk in ids.chunks(FILTER_VALUES) {
+    let mut wanted: Vec<String> = ids.to_vec();
+    // An id list fails whole when one id is unknown (long terminated): drop the ids EC2 names
+    // as unknown and ask again; if it names none we can parse, ask by filter instead.
+    for _ in 0..3 {
+        if wanted.is_empty() {
+            break;
+        }
+        match describe_ids(client, &wanted, &mut found).await {
+            Ok(()) => {
+                wanted.clear();
+                break;
+            }
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
+                let text = e.to_string();
+                let before = wanted.len();
+                wanted.retain(|id| !text.contains(id.as_str()));
+                if wanted.len() == before {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for chunk in wanted.chunks(FILTER_VALUES) {
         let mut pages = client
             .describe_instances()
             .filters(

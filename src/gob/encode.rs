@@ -71,6 +71,19 @@ impl Encoder {
         Ok(())
     }
 
+    /// The stream state to come back to with [`rollback`](Self::rollback).
+    pub fn checkpoint(&self) -> i64 {
+        self.next_id
+    }
+
+    /// Forgets the types defined since `checkpoint` (their messages were never sent).
+    pub fn rollback(&mut self, checkpoint: i64) {
+        if self.next_id != checkpoint {
+            self.sent.retain(|_, id| *id < checkpoint);
+            self.next_id = checkpoint;
+        }
+    }
+
     /// Encodes into a new buffer.
     pub fn encode_to_vec(&mut self, ty: &Type, value: &Value) -> Result<Vec<u8>> {
         let mut out = Vec::new();

@@ -123,6 +123,11 @@ impl PluginProcess {
         self.stderr.lock().expect("lines").clone()
     }
 
+    /// Stops heartbeating, as a docker-machine that died would (the connection stays open).
+    pub fn stop_heartbeats(&self) {
+        self.heartbeat.abort();
+    }
+
     /// The process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

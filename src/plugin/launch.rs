@@ -15,27 +15,33 @@ use crate::rpc::Server;
 /// How long the plugin lives without a `Heartbeat` (docker-machine sends one every 5 s).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `driver` as a docker-machine plugin until `Close` (exit 0) or heartbeat loss (exit 1).
-pub async fn run<D: Driver>(driver: D) -> ! {
-    let listener = match TcpListener::bind("127.0.0.1:0").await {
+/// Binds 127.0.0.1:0 and prints the address as the first stdout line — before anything else
+/// is set up, so docker-machine can connect as early as possible (connections wait in the
+/// kernel's backlog until [`run`] serves them). Exits 1 if it cannot listen.
+pub fn listen() -> std::net::TcpListener {
+    let fail = |e: std::io::Error| -> ! {
+        eprintln!("Error loading RPC server: {e}");
+        std::process::exit(1)
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(e));
+    let addr = listener.local_addr().unwrap_or_else(|e| fail(e));
+    listener.set_nonblocking(true).unwrap_or_else(|e| fail(e));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{addr}");
+    let _ = out.flush();
+    listener
+}
+
+/// Runs `driver` as a docker-machine plugin on `listener` (from [`listen`]) until `Close`
+/// (exit 0) or heartbeat loss (exit 1).
+pub async fn run<D: Driver>(driver: D, listener: std::net::TcpListener) -> ! {
+    let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("Error loading RPC server: {e}");
             std::process::exit(1);
         }
     };
-    let addr = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("Error loading RPC server: {e}");
-            std::process::exit(1);
-        }
-    };
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{addr}");
-        let _ = out.flush();
-    }
     let (beats, beat_rx) = watch::channel(0u64);
     let service = Arc::new(DriverService::new(driver, beats));
     let mut server = Server::new();

@@ -7,8 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
@@ -105,7 +104,16 @@ impl Server {
 
     /// Serves one connection until the peer closes it or sends a header that cannot be read;
     /// then waits for in-flight calls to write their replies and closes it.
-    pub async fn serve_conn(self: Arc<Self>, mut stream: TcpStream) {
+    pub async fn serve_conn(self: Arc<Self>, stream: TcpStream) {
+        self.serve_stream(stream).await
+    }
+
+    /// Serves one connection over any byte stream (the plugin's TCP socket; in-memory pipes
+    /// in tests and fuzzing).
+    pub async fn serve_stream<S>(self: Arc<Self>, mut stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let leftover = match handshake::accept(&mut stream).await {
             Ok(rest) => rest,
             Err(e) => {
@@ -113,10 +121,10 @@ impl Server {
                 return;
             }
         };
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = tokio::io::split(stream);
         let mut dec = StreamDecoder::new(std::io::Cursor::new(leftover).chain(rd));
         let writer = Arc::new(Mutex::new(ReplyWriter {
-            wr,
+            wr: Box::new(wr) as Box<dyn AsyncWrite + Unpin + Send>,
             enc: Encoder::new(),
         }));
         let mut calls = JoinSet::new();
@@ -199,7 +207,7 @@ impl Default for Server {
 
 /// The write side of a connection: one gob encoder, one socket, used under a lock.
 struct ReplyWriter {
-    wr: OwnedWriteHalf,
+    wr: Box<dyn AsyncWrite + Unpin + Send>,
     enc: Encoder,
 }
 
@@ -213,18 +221,16 @@ impl ReplyWriter {
         let mut buf = Vec::new();
         let encoded = match &reply.result {
             Ok((ty, value)) => {
-                // Encode on a copy so a body that does not fit its type leaves the stream intact.
-                let mut enc = self.enc.clone();
-                let r = enc
+                // A body that does not fit its type leaves the stream as it was.
+                let checkpoint = self.enc.checkpoint();
+                let r = self
+                    .enc
                     .encode(&response_type(), &header.to_value(), &mut buf)
-                    .and_then(|_| enc.encode(ty, value, &mut buf));
-                match r {
-                    Ok(()) => {
-                        self.enc = enc;
-                        Ok(())
-                    }
-                    Err(e) => Err(format!("rpc: gob error encoding body: {e}")),
-                }
+                    .and_then(|_| self.enc.encode(ty, value, &mut buf));
+                r.map_err(|e| {
+                    self.enc.rollback(checkpoint);
+                    format!("rpc: gob error encoding body: {e}")
+                })
             }
             Err(text) => Err(text.clone()),
         };

@@ -107,6 +107,44 @@ impl Bastion {
         .unwrap()
     }
 
+    /// Runs `docker-machine <args>` on another store (another bastion's) against the same
+    /// EC2 and proxy.
+    pub async fn dm_in(&self, store: &Path, args: &[&str]) -> Output {
+        let mut env = self.env();
+        env.retain(|(k, _)| k != "MACHINE_STORAGE_PATH");
+        env.push((
+            "MACHINE_STORAGE_PATH".into(),
+            store.to_string_lossy().into_owned(),
+        ));
+        let store = store.to_path_buf();
+        let plugin_dir = PathBuf::from(PLUGIN).parent().unwrap().to_path_buf();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<(&str, &str)> =
+                env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            goclient::run_dm(&store, &plugin_dir, &args, &refs)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Runs `docker-machine-driver-ec2spot <args>` as a command-line tool (`gc`, `doctor`)
+    /// with [`env`](Self::env) and `extra` on top.
+    pub async fn cli(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = tokio::process::Command::new(PLUGIN);
+        cmd.args(args).env_remove("MACHINE_PLUGIN_TOKEN");
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+            .await
+            .expect("cli finishes within 120 s")
+            .expect("cli runs")
+    }
+
     /// Like [`dm`](Self::dm) but panics unless it exits 0; returns stdout.
     pub async fn dm_ok(&self, args: &[&str]) -> String {
         let out = self.dm(args).await;
@@ -248,4 +286,82 @@ pub async fn leftovers(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
         ));
     }
     left
+}
+
+impl Bastion {
+    /// Deletes everything in moto's us-east-1 that a test left (so one failure does not
+    /// cascade into the next case).
+    pub async fn purge(&self) {
+        let ec2 = self.ec2().await;
+        let out = ec2.describe_instances().send().await.unwrap();
+        let ids: Vec<String> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| i.state().and_then(|s| s.name()).map(|s| s.as_str()) != Some("terminated"))
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            let _ = ec2
+                .terminate_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await;
+        }
+        for k in ec2.describe_key_pairs().send().await.unwrap().key_pairs() {
+            let _ = ec2
+                .delete_key_pair()
+                .key_name(k.key_name().unwrap_or_default())
+                .send()
+                .await;
+        }
+        for t in ec2
+            .describe_launch_templates()
+            .send()
+            .await
+            .unwrap()
+            .launch_templates()
+        {
+            let _ = ec2
+                .delete_launch_template()
+                .launch_template_id(t.launch_template_id().unwrap_or_default())
+                .send()
+                .await;
+        }
+        for g in ec2
+            .describe_security_groups()
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+        {
+            if g.group_name() != Some("default") {
+                let _ = ec2
+                    .delete_security_group()
+                    .group_id(g.group_id().unwrap_or_default())
+                    .send()
+                    .await;
+            }
+        }
+        for v in ec2.describe_volumes().send().await.unwrap().volumes() {
+            let _ = ec2
+                .delete_volume()
+                .volume_id(v.volume_id().unwrap_or_default())
+                .send()
+                .await;
+        }
+        let sirs = ec2.describe_spot_instance_requests().send().await.unwrap();
+        let ids: Vec<String> = sirs
+            .spot_instance_requests()
+            .iter()
+            .filter_map(|r| r.spot_instance_request_id().map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            let _ = ec2
+                .cancel_spot_instance_requests()
+                .set_spot_instance_request_ids(Some(ids))
+                .send()
+                .await;
+        }
+    }
 }

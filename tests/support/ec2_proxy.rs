@@ -121,6 +121,11 @@ impl Ec2Proxy {
         );
     }
 
+    /// Holds the `n`-th request from now (1-based), whatever its action, without an answer.
+    pub fn hold_nth(&self, n: usize) {
+        self.add("*", n.saturating_sub(1), 1, Fault::Hold);
+    }
+
     /// Holds the next `times` calls of `action` (after `skip`) without an answer.
     pub fn hold_after(&self, action: &str, skip: usize, times: usize) {
         self.add(action, skip, times, Fault::Hold);
@@ -275,7 +280,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
         }
         if chosen.is_none() {
             for r in st.rules.iter_mut() {
-                if r.action == action && r.times > 0 {
+                if (r.action == action || r.action == "*") && r.times > 0 {
                     if r.skip > 0 {
                         r.skip -= 1;
                         continue;

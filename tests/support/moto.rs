@@ -153,7 +153,98 @@ pub fn fixture_path() -> &'static Path {
     ))
 }
 
+/// Form-encodes `s` (application/x-www-form-urlencoded).
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` in `xml`.
+fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
 impl Moto {
+    /// Sends one raw HTTP request to moto; returns status line and body.
+    fn raw(&self, method: &str, path: &str, headers: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp
+    }
+
+    /// Calls IAM's Query API (unsigned: only while moto does not enforce IAM).
+    pub fn iam(&self, params: &[(&str, &str)]) -> String {
+        let mut body = String::from("Version=2010-05-08");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", form_encode(v)));
+        }
+        let resp = self.raw(
+            "POST",
+            "/",
+            "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+            &body,
+        );
+        assert!(resp.starts_with("HTTP/1.1 200"), "{params:?}: {resp}");
+        resp
+    }
+
+    /// Creates IAM user `name` with only `policy` (a JSON document) attached; returns its
+    /// access key id and secret.
+    pub fn iam_user(&self, name: &str, policy: &str) -> (String, String) {
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)]);
+        self.iam_attach(name, &format!("{name}-policy"), policy);
+        let key = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        (
+            xml_value(&key, "AccessKeyId").expect("key id"),
+            xml_value(&key, "SecretAccessKey").expect("secret"),
+        )
+    }
+
+    /// Creates policy `policy_name` from `policy` (JSON) and attaches it to user `user`.
+    pub fn iam_attach(&self, user: &str, policy_name: &str, policy: &str) {
+        let created = self.iam(&[
+            ("Action", "CreatePolicy"),
+            ("PolicyName", policy_name),
+            ("PolicyDocument", policy),
+        ]);
+        let arn = xml_value(&created, "Arn").expect("policy ARN");
+        self.iam(&[
+            ("Action", "AttachUserPolicy"),
+            ("UserName", user),
+            ("PolicyArn", &arn),
+        ]);
+    }
+
+    /// Switches IAM enforcement on (every request from now on is authenticated and checked
+    /// against the caller's policies) or off.
+    pub fn enforce_iam(&self, on: bool) {
+        let resp = self.raw(
+            "POST",
+            "/moto-api/reset-auth",
+            "",
+            if on { "0" } else { "inf" },
+        );
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    }
+
     /// Creates an IAM instance profile in moto (our SDK set has no IAM client; moto routes by
     /// the service named in the Authorization header and checks no signature).
     pub fn create_instance_profile(&self, name: &str) {
