@@ -271,6 +271,11 @@ async fn run(n: usize, agent: bool) -> Row {
 
 #[tokio::main]
 async fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark: run it with `cargo bench --bench <name>`");
+        return;
+    }
     let ns: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -91,9 +91,10 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
     // The environment comes first in the standard chain too; checking it alone spares a
     // plugin loading the whole SDK configuration (and the system's root certificates) on
     // every command.
-    if let Ok(c) = aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new()
-        .provide_credentials()
-        .await
+    if let Ok(c) =
+        aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new()
+            .provide_credentials()
+            .await
     {
         return Ok(c);
     }

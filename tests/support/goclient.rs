@@ -25,7 +25,8 @@ pub fn source_dir() -> PathBuf {
     repo_root().join("tests").join("go").join("dmclient")
 }
 
-fn target_dir() -> PathBuf {
+/// Cargo's target directory (`$CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
@@ -62,37 +63,31 @@ fn newest_source(dir: &Path, newest: &mut SystemTime) {
     }
 }
 
-fn up_to_date(bin: &Path) -> bool {
-    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
-        return false;
-    };
+/// `go build`s the stdlib-only module in `src` into `out/<name>` (skipped while the binary is
+/// newer than every Go source), through a temporary file renamed into place so parallel
+/// builders never see a half-written binary. No network: no module downloads.
+pub fn go_build(src: &Path, out: &Path, name: &str) -> PathBuf {
+    let bin = out.join(name);
     let mut newest = SystemTime::UNIX_EPOCH;
-    newest_source(&source_dir(), &mut newest);
-    built > newest
-}
-
-fn build() -> PathBuf {
-    let out = output_dir();
-    let bin = out.join("dmclient");
-    if up_to_date(&bin) {
+    newest_source(src, &mut newest);
+    if std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > newest)
+    {
         return bin;
     }
-    std::fs::create_dir_all(&out).expect("create target/dmclient");
+    std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let tmp = out.join(format!("dmclient.{}.{nanos}.tmp", std::process::id()));
-
+    let tmp = out.join(format!("{name}.{}.{nanos}.tmp", std::process::id()));
     let mut cmd = Command::new("go");
-    cmd.arg("build")
-        .arg("-trimpath")
-        .arg("-o")
+    cmd.args(["build", "-trimpath", "-o"])
         .arg(&tmp)
-        .arg(".");
-    cmd.current_dir(source_dir());
-    // A module without requirements, standard library only: no network.
-    cmd.env("CGO_ENABLED", "0")
+        .arg(".")
+        .current_dir(src)
+        .env("CGO_ENABLED", "0")
         .env("GO111MODULE", "on")
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")
@@ -113,19 +108,24 @@ fn build() -> PathBuf {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             panic!("Go toolchain missing: run .ci/run or apt-get install golang-go")
         }
-        Err(e) => panic!("cannot run `go build` for dmclient: {e}"),
+        Err(e) => panic!("cannot run `go build` in {}: {e}", src.display()),
     };
     if !output.status.success() {
         let _ = std::fs::remove_file(&tmp);
         panic!(
-            "`go build` of tests/go/dmclient failed ({}):\n{}{}",
+            "`go build` of {} failed ({}):\n{}{}",
+            src.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    std::fs::rename(&tmp, &bin).expect("move dmclient into place");
+    std::fs::rename(&tmp, &bin).unwrap_or_else(|e| panic!("move {name} into place: {e}"));
     bin
+}
+
+fn build() -> PathBuf {
+    go_build(&source_dir(), &output_dir(), "dmclient")
 }
 
 /// The dmclient binary, built on first use in this process.
