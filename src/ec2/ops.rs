@@ -85,8 +85,9 @@ pub async fn run(
                 ami: config.ami.clone(),
                 architecture: config.architecture.clone(),
             };
+            // The create's last read (the instance running) stays cached: docker-machine's
+            // GetState right after it is answered without another DescribeInstances.
             create::create(ctx, config, &resolved, progress, op == Op::ResumeCreate).await?;
-            ctx.forget(&config.instance_id);
             Ok(Outcome::done())
         }
         Op::Remove => {
