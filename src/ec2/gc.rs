@@ -116,13 +116,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
     let sirs = ec2
         .describe_spot_instance_requests()
         .filters(ours(&manager))
-        .filters(
-            Filter::builder()
-                .name("state")
-                .values("open")
-                .values("active")
-                .build(),
-        )
+        .filters(super::spot::live_requests())
         .send()
         .await
         .map_err(|e| aws("listing spot requests (DescribeSpotInstanceRequests)", e))?;

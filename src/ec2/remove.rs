@@ -186,13 +186,7 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
                     .set_values(Some(unnamed))
                     .build(),
             )
-            .filters(
-                Filter::builder()
-                    .name("state")
-                    .values("open")
-                    .values("active")
-                    .build(),
-            )
+            .filters(super::spot::live_requests())
             .send()
             .await;
         match found {

@@ -193,3 +193,12 @@ async fn try_market(
             pool: f.pool,
         }))
 }
+
+/// The filter for spot requests still alive (`open` or `active`).
+pub fn live_requests() -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("state")
+        .values("open")
+        .values("active")
+        .build()
+}

@@ -95,7 +95,11 @@ impl Bastion {
     /// Like [`dm`](Self::dm) with `env` instead of [`env`](Self::env) (the test process's own
     /// environment is inherited either way).
     pub async fn dm_env(&self, args: &[&str], env: Vec<(String, String)>) -> Output {
-        let store = self.store().to_path_buf();
+        self.dm_store(self.store(), args, env).await
+    }
+
+    async fn dm_store(&self, store: &Path, args: &[&str], env: Vec<(String, String)>) -> Output {
+        let store = store.to_path_buf();
         let plugin_dir = PathBuf::from(PLUGIN).parent().unwrap().to_path_buf();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
@@ -116,16 +120,7 @@ impl Bastion {
             "MACHINE_STORAGE_PATH".into(),
             store.to_string_lossy().into_owned(),
         ));
-        let store = store.to_path_buf();
-        let plugin_dir = PathBuf::from(PLUGIN).parent().unwrap().to_path_buf();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<(&str, &str)> =
-                env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            goclient::run_dm(&store, &plugin_dir, &args, &refs)
-        })
-        .await
-        .unwrap()
+        self.dm_store(store, args, env).await
     }
 
     /// Runs `docker-machine-driver-ec2spot <args>` as a command-line tool (`gc`, `doctor`)
