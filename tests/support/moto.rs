@@ -248,18 +248,9 @@ impl Moto {
     /// Creates an IAM instance profile in moto (our SDK set has no IAM client; moto routes by
     /// the service named in the Authorization header and checks no signature).
     pub fn create_instance_profile(&self, name: &str) {
-        use std::io::{Read, Write};
-        let body =
-            format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08");
-        let req = format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        );
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(req.as_bytes()).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        self.iam(&[
+            ("Action", "CreateInstanceProfile"),
+            ("InstanceProfileName", name),
+        ]);
     }
 }
