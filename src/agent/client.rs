@@ -201,7 +201,7 @@ impl AgentClient {
                         r.observed_seconds_ago
                     );
                     return Ok(Outcome {
-                        state: state_from(r.state),
+                        state: State::from_wire(i64::from(r.state)),
                         text: r.text,
                         age: Duration::from_secs_f64(r.observed_seconds_ago.max(0.0)),
                     });
@@ -240,21 +240,6 @@ impl Drop for StartLock {
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
-/// docker-machine's state for its wire number.
-pub fn state_from(n: i32) -> State {
-    match n {
-        1 => State::Running,
-        2 => State::Paused,
-        3 => State::Saved,
-        4 => State::Stopped,
-        5 => State::Stopping,
-        6 => State::Starting,
-        7 => State::Error,
-        8 => State::Timeout,
-        _ => State::None,
     }
 }
 

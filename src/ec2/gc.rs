@@ -77,15 +77,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
     let instances = ec2
         .describe_instances()
         .filters(ours(&manager))
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .values("stopping")
-                .values("stopped")
-                .build(),
-        )
+        .filters(super::instance::not_terminated(false))
         .send()
         .await
         .map_err(|e| aws("listing instances (DescribeInstances)", e))?;

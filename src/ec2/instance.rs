@@ -124,16 +124,7 @@ pub async fn find_by_machine_id(
                 .values(machine_id)
                 .build(),
         )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .values("stopping")
-                .values("stopped")
-                .values("shutting-down")
-                .build(),
-        )
+        .filters(not_terminated(true))
         .send()
         .await
         .map_err(|e| {
@@ -217,4 +208,18 @@ pub async fn wait_running(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+/// The filter for instances not terminated (`shutting-down` ones too when `shutting_down`).
+pub fn not_terminated(shutting_down: bool) -> Filter {
+    let mut f = Filter::builder()
+        .name("instance-state-name")
+        .values("pending")
+        .values("running")
+        .values("stopping")
+        .values("stopped");
+    if shutting_down {
+        f = f.values("shutting-down");
+    }
+    f.build()
 }

@@ -202,17 +202,7 @@ impl PluginProcess {
     /// `GetState`.
     pub async fn state(&self) -> Result<State, ClientError> {
         let n = self.call("GetState").await?.as_i64().unwrap_or(0);
-        Ok(match n {
-            1 => State::Running,
-            2 => State::Paused,
-            3 => State::Saved,
-            4 => State::Stopped,
-            5 => State::Stopping,
-            6 => State::Starting,
-            7 => State::Error,
-            8 => State::Timeout,
-            _ => State::None,
-        })
+        Ok(State::from_wire(n))
     }
 
     /// `Close`, then waits for the process to exit; returns its exit code.

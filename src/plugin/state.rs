@@ -33,6 +33,21 @@ impl State {
     pub fn wire(self) -> i64 {
         self as i64
     }
+
+    /// The state for its wire integer (unknown numbers are [`State::None`]).
+    pub fn from_wire(n: i64) -> State {
+        match n {
+            1 => State::Running,
+            2 => State::Paused,
+            3 => State::Saved,
+            4 => State::Stopped,
+            5 => State::Stopping,
+            6 => State::Starting,
+            7 => State::Error,
+            8 => State::Timeout,
+            _ => State::None,
+        }
+    }
 }
 
 impl fmt::Display for State {
