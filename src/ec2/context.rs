@@ -2,7 +2,7 @@
 //! (one plugin process, one call per question) or through the agent's shared cache.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Instance;
 
@@ -63,12 +63,14 @@ impl Context {
         })
     }
 
-    /// Observes instance `id` as it is now (in the agent: in the next shared call), without
-    /// the spot interruption check when alone (it serves waiting for a launch).
-    pub async fn observe_fresh(&self, id: &str) -> Result<Observed> {
+    /// Observes instance `id` as it is at some moment from now until `by` (it serves polling
+    /// for a launch): alone, one call at `by`, without the spot interruption check; in the
+    /// agent, the first shared call that starts by then.
+    pub async fn observe_fresh_by(&self, id: &str, by: Instant) -> Result<Observed> {
         if let Some(cache) = &self.cache {
-            return cache.observe_fresh(id).await;
+            return cache.observe_fresh_by(id, by).await;
         }
+        tokio::time::sleep_until(by.into()).await;
         let found = instance::describe(&self.client, id).await?;
         Ok(Observed {
             instance: found,

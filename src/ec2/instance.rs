@@ -144,9 +144,10 @@ pub async fn find_by_machine_id(
 /// How long a running instance may lack the address SSH needs before the wait gives up.
 pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
 
-/// Polls until the instance runs and has the address SSH will use. The poll interval starts
-/// at 250 ms and grows to 2 s (amazonec2: a fixed 3 s), so docker-machine's own checks pass at
-/// their first try. An instance that ends up stopped or terminated (e.g. a spot instance
+/// Polls until the instance runs and has the address SSH will use. The first look is 250 ms
+/// after the launch (no instance runs sooner) and the interval grows to 2 s (amazonec2: a
+/// fixed 3 s), so docker-machine's own checks pass at their first try. Each look may happen
+/// early, in a call the agent makes anyway (see `Context::observe_fresh_by`). An instance that ends up stopped or terminated (e.g. a spot instance
 /// reclaimed at once) fails the wait with EC2's reason.
 pub async fn wait_running(
     ctx: &Context,
@@ -159,7 +160,9 @@ pub async fn wait_running(
     let mut running_since: Option<Instant> = None;
     loop {
         // Right after a launch EC2 may not know the id yet (eventual consistency): keep polling.
-        if let Some(instance) = ctx.observe_fresh(id).await?.instance {
+        let by = Instant::now() + delay;
+        delay = (delay * 2).min(Duration::from_secs(2));
+        if let Some(instance) = ctx.observe_fresh_by(id, by).await?.instance {
             let state = instance.state().and_then(|s| s.name()).cloned();
             match state {
                 Some(InstanceStateName::Running) if address(&instance, config).is_some() => {
@@ -205,8 +208,6 @@ pub async fn wait_running(
                 timeout.as_secs()
             )));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

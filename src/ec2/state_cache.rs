@@ -1,8 +1,13 @@
-//! Coalesced, cached state reads (in the agent): questions about instances that arrive within a
-//! short window become one `DescribeInstances` for all of them — plus every other instance
-//! asked about lately whose entry is getting old — answered from a cache with a short TTL.
-//! When EC2 throttles or fails, callers get the last known state with its age instead of an
-//! error that would make gitlab-runner think a healthy machine broke.
+//! Coalesced, cached state reads (in the agent). A question the cache cannot answer waits for
+//! a read already under way for that instance, or gathers with others for a short window into
+//! one `DescribeInstances` that also reads every other instance asked about lately whose entry
+//! is past half its life. While several machines are asked about within a TTL (a busy
+//! runner), all of them are read again shortly before their entries expire, so questions are
+//! answered from memory without waiting for a call; a quiet cache is only read on demand. A question that must see a newer
+//! state (a poll for a launch to finish) names how long it may wait: it rides along with any
+//! call that starts by then, so concurrent creates and refreshes share calls. When EC2
+//! throttles or fails, callers get the last known state with its age instead of an error that
+//! would make gitlab-runner think a healthy machine broke.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +25,15 @@ use super::instance;
 const FILTER_VALUES: usize = 200;
 /// Most instances refreshed by one batch.
 const MAX_BATCH: usize = 1000;
+/// Entries older than this share of the TTL join any call made anyway.
+const JOIN_AGE: f64 = 0.5;
+/// The refresher reads every entry when the oldest reaches this share of the TTL...
+const REFRESH_AGE: f64 = 0.9;
+/// ...if at least this many machines were asked about within the last TTL: a read ahead then
+/// replaces the one their next questions would make, while for fewer it would only add one.
+const BUSY_MACHINES: usize = 2;
+
+type Answer = oneshot::Sender<Result<Observed>>;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -31,9 +45,18 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
+    /// Instances asked about, with the last time: the refresher keeps these fresh.
     asked: HashMap<String, Instant>,
-    waiting: HashMap<String, Vec<oneshot::Sender<Result<Observed>>>>,
-    scheduled: bool,
+    /// Questions for the next call.
+    waiting: HashMap<String, Vec<Answer>>,
+    /// Instances being read now, with the questions that will take that read's answer.
+    reading: HashMap<String, Vec<Answer>>,
+    /// When `forget` dropped an instance: a read begun before must not bring it back.
+    forgotten: HashMap<String, Instant>,
+    /// When the earliest planned call starts.
+    next_call: Option<Instant>,
+    /// Whether the refresher runs.
+    refreshing: bool,
 }
 
 /// Shared state reads for one EC2 client.
@@ -65,34 +88,53 @@ impl StateCache {
 
     /// Observes instance `id`, from the cache when fresh enough.
     pub async fn observe(self: &Arc<Self>, id: &str) -> Result<Observed> {
-        self.ask(id, true).await
+        self.ask(id, true, Instant::now()).await
     }
 
-    /// Observes instance `id` in the next call (joining the others waiting for it).
-    pub async fn observe_fresh(self: &Arc<Self>, id: &str) -> Result<Observed> {
-        self.ask(id, false).await
+    /// Observes instance `id` in a call that starts after this question and no later than
+    /// `by` (or the batching window, when that ends later): the first call anyone makes.
+    pub async fn observe_fresh_by(self: &Arc<Self>, id: &str, by: Instant) -> Result<Observed> {
+        self.ask(id, false, by).await
     }
 
-    async fn ask(self: &Arc<Self>, id: &str, cached_ok: bool) -> Result<Observed> {
-        let rx = {
+    async fn ask(self: &Arc<Self>, id: &str, cached_ok: bool, by: Instant) -> Result<Observed> {
+        let rx = 'question: {
             let mut inner = self.inner.lock().expect("state cache");
             let now = Instant::now();
             inner.asked.insert(id.to_string(), now);
-            if let Some(e) = inner.entries.get(id).filter(|_| cached_ok) {
-                if now.duration_since(e.at) < self.ttl {
-                    return Ok(observed(e, now));
-                }
+            if !inner.refreshing {
+                inner.refreshing = true;
+                tokio::spawn(Arc::clone(self).refresher());
             }
             let (tx, rx) = oneshot::channel();
-            inner.waiting.entry(id.to_string()).or_default().push(tx);
-            if !inner.scheduled {
-                inner.scheduled = true;
-                tokio::spawn(Arc::clone(self).run_batch());
+            if cached_ok {
+                if let Some(e) = inner.entries.get(id) {
+                    if now.duration_since(e.at) < self.ttl {
+                        return Ok(observed(e, now));
+                    }
+                }
+                if let Some(late) = inner.reading.get_mut(id) {
+                    late.push(tx);
+                    break 'question rx;
+                }
             }
+            inner.waiting.entry(id.to_string()).or_default().push(tx);
+            self.plan(&mut inner, by.max(now + self.window));
             rx
         };
-        rx.await
-            .unwrap_or_else(|_| Err(Error::Other("state cache dropped the question".into())))
+        answer(rx).await
+    }
+
+    /// Makes sure a call starts by `at`.
+    fn plan(self: &Arc<Self>, inner: &mut Inner, at: Instant) {
+        if inner.next_call.is_none_or(|next| at < next) {
+            inner.next_call = Some(at);
+            let cache = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                cache.call(Some(at)).await;
+            });
+        }
     }
 
     /// Forgets `id` (it was changed or removed).
@@ -100,42 +142,125 @@ impl StateCache {
         let mut inner = self.inner.lock().expect("state cache");
         inner.entries.remove(id);
         inner.asked.remove(id);
+        inner.forgotten.insert(id.to_string(), Instant::now());
     }
 
-    async fn run_batch(self: Arc<Self>) {
-        tokio::time::sleep(self.window).await;
-        let (ids, waiting) = {
+    /// Keeps every instance asked about within `keep` fresh while the cache is busy: one call
+    /// for all of them when the oldest entry nears the end of its life. Ends when nobody asked
+    /// for `keep`.
+    async fn refresher(self: Arc<Self>) {
+        loop {
+            let due = {
+                let mut inner = self.inner.lock().expect("state cache");
+                let now = Instant::now();
+                let keep = self.keep;
+                inner.asked.retain(|_, at| now.duration_since(*at) < keep);
+                if inner.asked.is_empty() {
+                    inner.refreshing = false;
+                    return;
+                }
+                // Instances with a question waiting or a read under way are taken care of.
+                let oldest = inner
+                    .asked
+                    .iter()
+                    .filter(|(id, _)| {
+                        !inner.reading.contains_key(*id) && !inner.waiting.contains_key(*id)
+                    })
+                    .map(|(id, asked)| inner.entries.get(id).map_or(*asked, |e| e.at))
+                    .min();
+                let busy = inner
+                    .asked
+                    .values()
+                    .filter(|at| now.duration_since(**at) < self.ttl)
+                    .count()
+                    >= BUSY_MACHINES;
+                match oldest {
+                    // Quiet: look again later; questions meanwhile read on demand.
+                    Some(_) if !busy => Some(now + self.ttl.mul_f64(1.0 - REFRESH_AGE)),
+                    o => o.map(|at| at + self.ttl.mul_f64(REFRESH_AGE)),
+                }
+            };
+            match due {
+                Some(due) if due <= Instant::now() => {
+                    if !self.call(None).await {
+                        // EC2 refuses or fails: do not add to it.
+                        tokio::time::sleep(self.ttl / 2).await;
+                    }
+                }
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => tokio::time::sleep(self.ttl.mul_f64(1.0 - REFRESH_AGE)).await,
+            }
+        }
+    }
+
+    /// One call: the questions waiting now plus every entry past `JOIN_AGE` of its life. A
+    /// call planned (`planned`) for later than one that already answered everybody finds no
+    /// question and is not made. False when EC2 failed it.
+    async fn call(self: &Arc<Self>, planned: Option<Instant>) -> bool {
+        let (ids, left) = {
             let mut inner = self.inner.lock().expect("state cache");
-            inner.scheduled = false;
+            if let Some(at) = planned {
+                if inner.next_call.is_some_and(|next| next <= at) {
+                    inner.next_call = None;
+                }
+                if inner.waiting.is_empty() {
+                    return true;
+                }
+            }
             let waiting = std::mem::take(&mut inner.waiting);
             let now = Instant::now();
-            let keep = self.keep;
-            inner.asked.retain(|_, at| now.duration_since(*at) < keep);
+            let (ttl, keep) = (self.ttl, self.keep);
+            inner
+                .forgotten
+                .retain(|_, at| now.duration_since(*at) < ttl + keep);
             let mut ids: Vec<String> = waiting.keys().cloned().collect();
-            // Refresh-ahead: everything asked about lately whose entry is near the end of its
-            // life joins this call, so under steady demand one call per TTL serves them all.
-            let stale: Vec<String> = inner
+            let join: Vec<String> = inner
                 .asked
                 .keys()
-                .filter(|id| !waiting.contains_key(*id))
+                .filter(|id| !waiting.contains_key(*id) && !inner.reading.contains_key(*id))
                 .filter(|id| {
                     inner
                         .entries
                         .get(*id)
-                        .is_none_or(|e| now.duration_since(e.at) >= self.ttl.mul_f64(0.8))
+                        .is_none_or(|e| now.duration_since(e.at) >= ttl.mul_f64(JOIN_AGE))
                 })
                 .cloned()
                 .collect();
-            ids.extend(stale);
+            ids.extend(join);
+            if ids.is_empty() {
+                return true;
+            }
+            // Questions come first; beyond one call's worth they wait for the next call.
             ids.truncate(MAX_BATCH);
-            (ids, waiting)
+            let mut waiting = waiting;
+            for id in &ids {
+                let txs = waiting.remove(id).unwrap_or_default();
+                inner.reading.entry(id.clone()).or_default().extend(txs);
+            }
+            let left = waiting.len();
+            for (id, txs) in waiting {
+                inner.waiting.entry(id).or_default().extend(txs);
+            }
+            if left > 0 {
+                self.plan(&mut inner, now + self.window);
+            }
+            (ids, left)
         };
+        let started = Instant::now();
         let fetched = fetch(&self.client, &ids).await;
         let now = Instant::now();
+        debug!(
+            "state call for {} instances took {} ms ({left} left for the next)",
+            ids.len(),
+            now.duration_since(started).as_millis()
+        );
         let mut inner = self.inner.lock().expect("state cache");
-        match fetched {
+        let err = match fetched {
             Ok(found) => {
                 for id in &ids {
+                    if inner.forgotten.get(id).is_some_and(|at| *at >= started) {
+                        continue;
+                    }
                     let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
                     inner.entries.insert(
                         id.clone(),
@@ -146,33 +271,33 @@ impl StateCache {
                         },
                     );
                 }
-                for (id, txs) in waiting {
-                    let e = inner.entries.get(&id).cloned();
-                    for tx in txs {
-                        let answer = match &e {
-                            Some(e) => Ok(observed(e, now)),
-                            None => {
-                                Err(Error::Other(format!("instance {id} was not in the batch")))
-                            }
-                        };
-                        let _ = tx.send(answer);
-                    }
-                }
+                None
             }
             Err(err) => {
-                debug!("state batch of {} failed: {err}", ids.len());
-                for (id, txs) in waiting {
-                    let last = inner.entries.get(&id).cloned();
-                    for tx in txs {
-                        let _ = tx.send(match &last {
-                            Some(e) => Ok(observed(e, now)),
-                            None => Err(err.clone()),
-                        });
+                debug!("state call for {} instances failed: {err}", ids.len());
+                Some(err)
+            }
+        };
+        for id in &ids {
+            let txs = inner.reading.remove(id).unwrap_or_default();
+            let e = inner.entries.get(id).cloned();
+            for tx in txs {
+                let _ = tx.send(match (&e, &err) {
+                    (Some(e), _) => Ok(observed(e, now)),
+                    (None, Some(err)) => Err(err.clone()),
+                    (None, None) => {
+                        Err(Error::Other(format!("instance {id} was not in the batch")))
                     }
-                }
+                });
             }
         }
+        err.is_none()
     }
+}
+
+async fn answer(rx: oneshot::Receiver<Result<Observed>>) -> Result<Observed> {
+    rx.await
+        .unwrap_or_else(|_| Err(Error::Other("state cache dropped the question".into())))
 }
 
 fn observed(e: &Entry, now: Instant) -> Observed {
