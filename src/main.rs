@@ -152,6 +152,28 @@ fn init_logging() {
         .init();
 }
 
+/// The runtime of a plugin process: one thread. docker-machine asks one question at a time
+/// (plus heartbeats), and the work is waiting on EC2 or the agent; every extra thread would
+/// cost each of the many plugin processes a stack and a malloc arena.
+fn plugin_runtime() -> tokio::runtime::Runtime {
+    // One malloc arena: blocking-pool threads (file reads) need no arena of their own.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error loading RPC server: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The runtime of the agent and the other subcommands.
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -287,7 +309,7 @@ fn main() {
     if std::env::var("MACHINE_PLUGIN_TOKEN").as_deref() == Ok("42") {
         let listener = plugin::launch::listen();
         init_logging();
-        runtime().block_on(plugin::launch::run(Ec2Driver::new(), listener));
+        plugin_runtime().block_on(plugin::launch::run(Ec2Driver::new(), listener));
     }
     if std::env::args_os().len() <= 1 {
         eprintln!("{}", plugin::NOT_A_CLI);
