@@ -11,7 +11,8 @@
 //!
 //! Run: `MOTO_SERVER=$PWD/.venv/bin/moto_server cargo bench --bench vs_go --profile dev`.
 //! `EC2SPOT_BIN=<path>` measures another ec2spot binary (e.g. a release build) instead of the
-//! one cargo built for this profile. `VS_GO_STARTS` (default 30) sets the starts per binary.
+//! one cargo built for this profile. `VS_GO_STARTS` (default 200) sets the starts per binary:
+//! a start takes a few ms, and with fewer the median moves with the machine's noise.
 
 #[path = "support_vs_go/create_rss.rs"]
 mod create_rss;
@@ -61,7 +62,7 @@ async fn main() {
     let starts: usize = std::env::var("VS_GO_STARTS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(200);
     let (go, rtclient) = tokio::task::spawn_blocking(|| (go::baseline(), go::rtclient()))
         .await
         .unwrap();
