@@ -200,6 +200,11 @@ impl Bastion {
         self.moto.ec2().await
     }
 
+    /// An SDK client through the proxy, which counts its calls.
+    pub fn ec2_proxied(&self) -> aws_sdk_ec2::Client {
+        super::moto::ec2_client(&self.proxy.url, "us-east-1")
+    }
+
     /// Everything ec2spot-made that is still alive in moto's us-east-1: instances not
     /// terminated, key pairs, non-default security groups, volumes, open or active spot
     /// requests, launch templates.

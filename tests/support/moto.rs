@@ -126,16 +126,21 @@ impl Moto {
 
     /// An SDK client for another region.
     pub async fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build();
-        aws_sdk_ec2::Client::from_conf(conf)
+        ec2_client(&self.url, region)
     }
+}
+
+/// An SDK client for `region` of the EC2 endpoint at `url` (moto, or a proxy in front of it).
+pub fn ec2_client(url: &str, region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
 }
 
 impl Drop for Moto {
