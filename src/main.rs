@@ -161,31 +161,24 @@ fn plugin_runtime() -> tokio::runtime::Runtime {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error loading RPC server: {e}");
-            std::process::exit(1);
-        }
-    }
+    built(tokio::runtime::Builder::new_current_thread().enable_all())
 }
 
 /// The runtime of the agent and the other subcommands.
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error loading RPC server: {e}");
-            std::process::exit(1);
-        }
-    }
+    built(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all(),
+    )
+}
+
+/// The runtime `builder` makes, or exit 1 with docker-machine's wording.
+fn built(builder: &mut tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder.build().unwrap_or_else(|e| {
+        eprintln!("Error loading RPC server: {e}");
+        std::process::exit(1)
+    })
 }
 
 fn run_agent(args: AgentArgs) -> ! {

@@ -207,7 +207,7 @@ impl StateCache {
                     return true;
                 }
             }
-            let waiting = std::mem::take(&mut inner.waiting);
+            let mut waiting = std::mem::take(&mut inner.waiting);
             let now = Instant::now();
             let (ttl, keep) = (self.ttl, self.keep);
             inner
@@ -232,7 +232,6 @@ impl StateCache {
             }
             // Questions come first; beyond one call's worth they wait for the next call.
             ids.truncate(MAX_BATCH);
-            let mut waiting = waiting;
             for id in &ids {
                 let txs = waiting.remove(id).unwrap_or_default();
                 inner.reading.entry(id.clone()).or_default().extend(txs);
@@ -255,43 +254,37 @@ impl StateCache {
             now.duration_since(started).as_millis()
         );
         let mut inner = self.inner.lock().expect("state cache");
-        let err = match fetched {
-            Ok(found) => {
-                for id in &ids {
-                    if inner.forgotten.get(id).is_some_and(|at| *at >= started) {
-                        continue;
-                    }
-                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
-                    inner.entries.insert(
-                        id.clone(),
-                        Entry {
-                            instance,
-                            interruption,
-                            at: now,
-                        },
-                    );
-                }
-                None
-            }
-            Err(err) => {
-                debug!("state call for {} instances failed: {err}", ids.len());
-                Some(err)
-            }
-        };
+        let ok = fetched.is_ok();
         for id in &ids {
-            let txs = inner.reading.remove(id).unwrap_or_default();
-            let e = inner.entries.get(id).cloned();
-            for tx in txs {
-                let _ = tx.send(match (&e, &err) {
-                    (Some(e), _) => Ok(observed(e, now)),
-                    (None, Some(err)) => Err(err.clone()),
-                    (None, None) => {
-                        Err(Error::Other(format!("instance {id} was not in the batch")))
+            // What this read saw, or on failure the last known state (EC2's error if none).
+            let seen = match &fetched {
+                Ok(found) => {
+                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
+                    let e = Entry {
+                        instance,
+                        interruption,
+                        at: now,
+                    };
+                    // A machine changed while the read was under way keeps no entry from it.
+                    if inner.forgotten.get(id).is_none_or(|at| *at < started) {
+                        inner.entries.insert(id.clone(), e.clone());
                     }
-                });
+                    Ok(e)
+                }
+                Err(err) => inner.entries.get(id).cloned().ok_or_else(|| err.clone()),
+            };
+            for tx in inner.reading.remove(id).unwrap_or_default() {
+                let _ = tx.send(
+                    seen.as_ref()
+                        .map(|e| observed(e, now))
+                        .map_err(Clone::clone),
+                );
             }
         }
-        err.is_none()
+        if let Err(err) = &fetched {
+            debug!("state call for {} instances failed: {err}", ids.len());
+        }
+        ok
     }
 }
 
