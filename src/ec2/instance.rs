@@ -147,8 +147,9 @@ pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
 /// Polls until the instance runs and has the address SSH will use. The first look is 250 ms
 /// after the launch (no instance runs sooner) and the interval grows to 2 s (amazonec2: a
 /// fixed 3 s), so docker-machine's own checks pass at their first try. Each look may happen
-/// early, in a call the agent makes anyway (see `Context::observe_fresh_by`). An instance that ends up stopped or terminated (e.g. a spot instance
-/// reclaimed at once) fails the wait with EC2's reason.
+/// early, in a call the agent makes anyway (see `Context::observe_fresh_by`). An instance that
+/// ends up stopped or terminated (e.g. a spot instance reclaimed at once) fails the wait with
+/// EC2's reason.
 pub async fn wait_running(
     ctx: &Context,
     id: &str,
