@@ -4,8 +4,10 @@
 //! `#![no_main]`: Rust's start-up code (`lang_start`) reads `/proc/self/maps` to find the
 //! main thread's stack guard, which is a tenth of a plugin process's start-up and ~0.5 MB of
 //! pages it touches; gitlab-runner starts one plugin process per docker-machine command. The
-//! entry point below does the rest of what `lang_start` does that matters here.
-#![no_main]
+//! entry point below does the rest of what `lang_start` does that matters here. A test build
+//! keeps libtest's own `main` (and so leaves the plugin's code unreached).
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -308,6 +310,7 @@ fn run_gc(args: GcArgs) -> ! {
 /// (a closed pipe is an error to handle, not death), standard descriptors that are closed are
 /// opened on /dev/null (so a socket never becomes "stdout"), and a panic exits with 101.
 /// It leaves through `std::process::exit`, which flushes stdout.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: single-threaded here; the calls only change this process's signal disposition
@@ -356,6 +359,42 @@ fn run() {
         None => {
             eprintln!("{}", plugin::NOT_A_CLI);
             std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// clap checks the whole command tree (conflicting names, bad defaults) only when asked.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn doctor_takes_amazonec2_options_verbatim() {
+        let cli = Cli::try_parse_from([
+            "docker-machine-driver-ec2spot",
+            "doctor",
+            "--amazonec2-region",
+            "eu-west-1",
+            "--amazonec2-instance-type=t3.large,t3a.large",
+        ])
+        .expect("doctor accepts amazonec2 options");
+        match cli.command {
+            Some(super::Command::Doctor(args)) => assert_eq!(
+                args.options,
+                [
+                    "--amazonec2-region",
+                    "eu-west-1",
+                    "--amazonec2-instance-type=t3.large,t3a.large"
+                ]
+            ),
+            other => panic!("parsed as {other:?}"),
         }
     }
 }
