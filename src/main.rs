@@ -115,6 +115,13 @@ struct AgentArgs {
     /// How long one EC2 observation answers state questions.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     state_ttl: Duration,
+    /// While EC2 throttles or cannot be reached, answer the last known state only if it is
+    /// younger than this (never when EC2 refuses the credentials).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    max_stale: Duration,
+    /// Drop an EC2 client (its credentials and state cache) unused for this long.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    client_idle: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -209,6 +216,8 @@ fn run_agent(args: AgentArgs) -> ! {
     settings.rates = args.rates;
     settings.rate_factor = args.rate_factor;
     settings.state_ttl = args.state_ttl;
+    settings.max_stale = args.max_stale;
+    settings.client_idle = args.client_idle;
     match runtime().block_on(ec2spot::agent::server::serve(settings)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
@@ -247,16 +256,16 @@ fn run_doctor(args: DoctorArgs) -> ! {
 fn run_gc(args: GcArgs) -> ! {
     let store = args.store.unwrap_or_else(default_store);
     let mut regions = args.regions;
-    if regions.is_empty() {
-        if let Ok(dirs) = std::fs::read_dir(store.join("machines")) {
-            for d in dirs.flatten() {
-                let region = std::fs::read(d.path().join("config.json"))
-                    .ok()
-                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
-                    .and_then(|v| v["Driver"]["Region"].as_str().map(str::to_string));
-                if let Some(r) = region.filter(|r| !r.is_empty() && !regions.contains(r)) {
-                    regions.push(r);
-                }
+    if regions.is_empty()
+        && let Ok(dirs) = std::fs::read_dir(store.join("machines"))
+    {
+        for d in dirs.flatten() {
+            let region = std::fs::read(d.path().join("config.json"))
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                .and_then(|v| v["Driver"]["Region"].as_str().map(str::to_string));
+            if let Some(r) = region.filter(|r| !r.is_empty() && !regions.contains(r)) {
+                regions.push(r);
             }
         }
     }
@@ -276,7 +285,13 @@ fn run_gc(args: GcArgs) -> ! {
                 retry_count: 5,
                 ..Default::default()
             };
-            let ec2 = ec2spot::ec2::aws::client(&config).await;
+            let ec2 = match ec2spot::ec2::aws::client(&config).await {
+                Ok(ec2) => ec2,
+                Err(e) => {
+                    eprintln!("gc in {region}: {e}");
+                    return 1;
+                }
+            };
             match ec2spot::ec2::gc::collect(&ec2, &store, args.delete).await {
                 Ok(orphans) => {
                     for o in &orphans {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ec2spot::agent::client::AgentClient;
 use ec2spot::agent::paths;
-use ec2spot::ec2::state_cache::StateCache;
+use ec2spot::ec2::state_cache::{CachePolicy, StateCache};
 use ec2spot::plugin::FlagValue;
 use ec2spot::plugin::client::{create_skeleton, docker_machine_values};
 use support::bastion::{Bastion, PLUGIN};
@@ -317,9 +317,12 @@ async fn launch_polls_share_one_state_call() {
     assert_eq!(ids.len(), 10);
     let cache = StateCache::new(
         b.ec2_proxied(),
-        Duration::from_secs(15),
-        Duration::from_millis(50),
-        Duration::from_secs(600),
+        CachePolicy {
+            ttl: Duration::from_secs(15),
+            window: Duration::from_millis(50),
+            keep: Duration::from_secs(600),
+            max_stale: Duration::from_secs(60),
+        },
     );
     b.proxy.reset_log();
     let by = Instant::now() + Duration::from_millis(600);

@@ -9,9 +9,11 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tracing::debug;
 
-use super::paths;
 use super::proto::agent_client::AgentClient as Grpc;
-use super::proto::{Credentials, RunRequest, StatusReply, StatusRequest, run_event};
+use super::proto::{
+    Credentials, HelloRequest, RunRequest, StatusReply, StatusRequest, Verdict, run_event,
+};
+use super::{identity, paths};
 use crate::ec2::aws;
 use crate::ec2::config::Config;
 use crate::ec2::error::Error;
@@ -51,16 +53,19 @@ async fn dial(socket: &Path) -> Result<Grpc<Channel>, String> {
     Ok(Grpc::new(channel).max_decoding_message_size(16 << 20))
 }
 
-/// How the plugin starts an agent: this same binary, `agent --store <store>`.
+/// How the plugin starts an agent: the executable at this plugin's path (its own build — a
+/// plugin whose file was replaced is refused by agents and never starts one), `agent --store
+/// <store>`.
 fn spawn(store: &Path) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = std::process::Command::new(identity::exe_path());
     cmd.arg("agent").arg("--store").arg(store);
     // Settings for an agent the plugin starts (a service unit passes them as options instead).
     for (var, option) in [
         ("EC2SPOT_AGENT_IDLE", "--idle"),
         ("EC2SPOT_AGENT_STATE_TTL", "--state-ttl"),
+        ("EC2SPOT_AGENT_MAX_STALE", "--max-stale"),
+        ("EC2SPOT_AGENT_CLIENT_IDLE", "--client-idle"),
     ] {
         if let Ok(v) = std::env::var(var) {
             cmd.arg(option).arg(v);
@@ -69,14 +74,9 @@ fn spawn(store: &Path) -> std::io::Result<()> {
     cmd.env_remove("MACHINE_PLUGIN_TOKEN")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // Its own session: it outlives this plugin and docker-machine.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+        .stderr(std::process::Stdio::null())
+        // Its own process group, away from docker-machine's signals: it outlives this plugin.
+        .process_group(0);
     let mut child = cmd.spawn()?;
     // Reap it from a thread so it never lingers as a zombie of a long-lived plugin.
     std::thread::spawn(move || {
@@ -85,9 +85,48 @@ fn spawn(store: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What an agent said to this plugin's hello.
+enum Met {
+    /// Same build: it serves us.
+    Serves(Grpc<Channel>),
+    /// Its executable was replaced and it is leaving (it gave up the socket): start ours.
+    Leaving,
+    /// It will not serve this build; work directly.
+    Refuses(String),
+}
+
+/// Dials `socket` and says hello; `Err` when nothing (or nothing that knows hello) answers.
+async fn meet(socket: &Path) -> Result<Met, String> {
+    let mut grpc = dial(socket).await?;
+    let reply = grpc
+        .hello(HelloRequest {
+            build: Some(identity::this()),
+        })
+        .await;
+    let reply = match reply {
+        Ok(r) => r.into_inner(),
+        // An agent from before the handshake: of another build by definition. It leaves when
+        // idle; until then this plugin works on its own.
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            return Ok(Met::Refuses(
+                "the agent is of an older build (no handshake)".into(),
+            ));
+        }
+        Err(s) => return Err(s.to_string()),
+    };
+    Ok(
+        match Verdict::try_from(reply.verdict).unwrap_or(Verdict::Unspecified) {
+            Verdict::Serve => Met::Serves(grpc),
+            Verdict::Draining => Met::Leaving,
+            _ => Met::Refuses(reply.reason),
+        },
+    )
+}
+
 impl AgentClient {
-    /// Connects to the agent of `store`, starting one if none answers. Concurrent callers may
-    /// each start one; the store's lock lets exactly one of them serve.
+    /// Connects to the agent of `store` — one of this plugin's own build — starting one if
+    /// none answers or the one that answers is leaving. Concurrent callers may each start one;
+    /// the store's lock lets exactly one of them serve. `Err` means: work directly.
     pub async fn connect(store: &Path) -> Result<AgentClient, String> {
         if !paths::socket_fits(store) {
             return Err(format!(
@@ -95,9 +134,17 @@ impl AgentClient {
                 store.display()
             ));
         }
+        if !identity::current() {
+            return Err(format!(
+                "this plugin's executable {} was replaced by another build",
+                identity::exe_path().display()
+            ));
+        }
         let socket = paths::socket(store);
-        if let Ok(grpc) = dial(&socket).await {
-            return Ok(AgentClient { grpc });
+        match meet(&socket).await {
+            Ok(Met::Serves(grpc)) => return Ok(AgentClient { grpc }),
+            Ok(Met::Refuses(why)) => return Err(why),
+            Ok(Met::Leaving) | Err(_) => {}
         }
         std::fs::create_dir_all(paths::dir(store)).map_err(|e| e.to_string())?;
         // One starter at a time: when an agent dies under a burst, dozens of plugins notice at
@@ -107,16 +154,19 @@ impl AgentClient {
             Duration::from_secs(30),
         )
         .await?;
-        if let Ok(grpc) = dial(&socket).await {
-            return Ok(AgentClient { grpc });
-        }
-        spawn(store).map_err(|e| format!("starting the agent: {e}"))?;
+        let mut spawned = false;
         let start = Instant::now();
         let mut last = String::new();
         while start.elapsed() < Duration::from_secs(15) {
-            match dial(&socket).await {
-                Ok(grpc) => return Ok(AgentClient { grpc }),
+            match meet(&socket).await {
+                Ok(Met::Serves(grpc)) => return Ok(AgentClient { grpc }),
+                Ok(Met::Refuses(why)) => return Err(why),
+                Ok(Met::Leaving) => last = "the agent is leaving".into(),
                 Err(e) => last = e,
+            }
+            if !spawned {
+                spawn(store).map_err(|e| format!("starting the agent: {e}"))?;
+                spawned = true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -149,10 +199,12 @@ impl AgentClient {
         progress: &Progress,
     ) -> Result<Outcome, AgentError> {
         let creds = aws::credentials(config).await.map_err(AgentError::Op)?;
+        let settings = aws::settings(config).await.map_err(AgentError::Op)?;
         let request = RunRequest {
             operation: super::op_to_proto(op) as i32,
             config_json: config.to_json(),
-            endpoint_url: aws::endpoint(config),
+            settings: Some(super::settings_to_proto(&settings)),
+            build: Some(identity::this()),
             credentials: Some(Credentials {
                 access_key_id: creds.access_key_id().to_string(),
                 secret_access_key: creds.secret_access_key().to_string(),
@@ -211,12 +263,11 @@ impl AgentClient {
     }
 }
 
-/// An exclusive `flock` held while one plugin starts the agent.
-struct StartLock(std::fs::File);
+/// An exclusive `flock` held while one plugin starts the agent (released on drop).
+struct StartLock(#[allow(dead_code)] std::fs::File);
 
 impl StartLock {
     async fn take(path: &Path, limit: Duration) -> Result<StartLock, String> {
-        use std::os::fd::AsRawFd;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -225,21 +276,18 @@ impl StartLock {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let start = Instant::now();
         loop {
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(StartLock(f));
+            match f.try_lock() {
+                Ok(()) => return Ok(StartLock(f)),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("{}: {e}", path.display()));
+                }
             }
             if start.elapsed() >= limit {
                 return Err("another plugin is still starting the agent".into());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for StartLock {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! * [`server`] — the agent process: socket, lock, idle exit, the `Agent` gRPC service.
 //! * [`client`] — the plugin side: connect (starting the agent on first need) and run operations.
+//! * [`identity`] — what build a process is (the handshake: only the same build serves).
 //! * [`paths`] — where the socket, lock and log live.
 
 pub mod client;
+pub mod identity;
 pub mod paths;
 pub mod server;
 
@@ -16,7 +18,77 @@ pub mod proto {
     tonic::include_proto!("ec2spot.agent.v1");
 }
 
+use std::time::Duration;
+
+use crate::ec2::aws::ClientSettings;
+use crate::ec2::http::{Proxy, redact_userinfo};
 use crate::ec2::ops::Op;
+
+impl std::fmt::Debug for proto::Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &"<redacted>")
+            .field("expires_unix", &self.expires_unix)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for proto::ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("proxy_url", &redact_userinfo(&self.proxy_url))
+            .field("ca_bundle_bytes", &self.ca_bundle.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for proto::RunRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRequest")
+            .field("operation", &self.operation)
+            .field("config_json_bytes", &self.config_json.len())
+            .field("credentials", &self.credentials)
+            .field("settings", &self.settings)
+            .field("build", &self.build)
+            .finish()
+    }
+}
+
+/// The wire form of client settings.
+pub fn settings_to_proto(s: &ClientSettings) -> proto::ClientSettings {
+    proto::ClientSettings {
+        region: s.region.clone(),
+        endpoint_url: s.endpoint_url.clone(),
+        use_fips: s.use_fips,
+        use_dual_stack: s.use_dual_stack,
+        retries: s.retries,
+        attempt_timeout_ms: s.attempt_timeout.as_millis() as u64,
+        proxy_url: s.proxy.url.clone(),
+        no_proxy: s.proxy.no_proxy.clone(),
+        ca_bundle: s.ca_bundle.clone(),
+    }
+}
+
+/// The client settings of a wire value.
+pub fn settings_from_proto(p: proto::ClientSettings) -> ClientSettings {
+    ClientSettings {
+        region: p.region,
+        endpoint_url: p.endpoint_url,
+        use_fips: p.use_fips,
+        use_dual_stack: p.use_dual_stack,
+        retries: p.retries,
+        attempt_timeout: Duration::from_millis(p.attempt_timeout_ms.max(1)),
+        proxy: Proxy {
+            url: p.proxy_url,
+            no_proxy: p.no_proxy,
+        },
+        ca_bundle: p.ca_bundle,
+    }
+}
 
 /// The wire form of an operation.
 pub fn op_to_proto(op: Op) -> proto::Operation {

@@ -1,16 +1,18 @@
 //! The agent process: holds the store's lock (one agent per store), serves the `Agent` gRPC
 //! service on a Unix socket only its own user may use, runs every operation with shared EC2
-//! clients, token buckets and a state cache, and exits by itself after an idle period.
+//! clients, token buckets and a state cache, and exits by itself after an idle period — or,
+//! once its executable was replaced by a new version, as soon as the operations under way are
+//! done (a plugin of the new build then starts an agent of its own).
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::config::{Credentials, SharedHttpClient};
+use aws_sdk_ec2::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
@@ -18,15 +20,21 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use super::identity;
 use super::paths;
 use super::proto::agent_server::{Agent, AgentServer};
-use super::proto::{RunEvent, RunRequest, RunResult, StatusReply, StatusRequest, run_event};
+use super::proto::{
+    Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
+    Verdict, run_event,
+};
+use crate::ec2::aws::{self, ClientSettings};
 use crate::ec2::config::Config;
 use crate::ec2::context::Context;
+use crate::ec2::http::Proxy;
 use crate::ec2::progress::Progress;
-use crate::ec2::state_cache::StateCache;
+use crate::ec2::state_cache::{CachePolicy, StateCache};
 use crate::ec2::throttle::{Rate, Throttle};
-use crate::ec2::{aws, ops};
+use crate::ec2::{machine_lock, ops};
 
 /// How an agent runs.
 #[derive(Debug, Clone)]
@@ -43,6 +51,10 @@ pub struct Settings {
     pub state_ttl: Duration,
     /// How long state questions are gathered into one call.
     pub state_window: Duration,
+    /// The oldest state answered while EC2 throttles or cannot be reached.
+    pub max_stale: Duration,
+    /// An EC2 client (with its credentials and state cache) unused for this long is dropped.
+    pub client_idle: Duration,
 }
 
 impl Settings {
@@ -55,36 +67,44 @@ impl Settings {
             rate_factor: 0.9,
             state_ttl: Duration::from_secs(15),
             state_window: Duration::from_millis(50),
+            max_stale: Duration::from_secs(60),
+            client_idle: Duration::from_secs(120),
         }
     }
 }
 
+/// Which EC2 client serves a request: the plugin's client settings and access key id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Identity {
-    region: String,
-    endpoint: String,
+    settings: ClientSettings,
     access_key_id: String,
-    retries: i64,
 }
 
+/// An EC2 client with the credentials it was built with (kept only while it is used).
 struct Client {
     secret: String,
     token: String,
     context: Context,
+    cache: Arc<StateCache>,
+    last_used: Instant,
 }
 
 /// What the agent shares among all operations.
 struct Shared {
     settings: Settings,
-    http: SharedHttpClient,
+    /// HTTPS clients (connection pools) per proxy and CA bundle.
+    http: Mutex<HashMap<(Proxy, Vec<u8>), SharedHttpClient>>,
     throttles: Mutex<HashMap<(String, String), Arc<Throttle>>>,
     clients: Mutex<HashMap<Identity, Client>>,
     in_flight: AtomicUsize,
     operations: AtomicU64,
-    /// One lock per machine: a `rm` arriving while that machine's create still runs (the
-    /// runner killed docker-machine, the agent went on) waits for it instead of racing it.
-    machines: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     last_activity: Mutex<Instant>,
+    /// Set once this agent's executable was replaced: it takes no new work and leaves.
+    draining: AtomicBool,
+    /// The store's agent lock, given up when draining so an agent of the new build can start.
+    store_lock: Mutex<Option<std::fs::File>>,
+    /// The socket file we bound (device, inode): removed on exit only if still ours.
+    socket: (PathBuf, u64, u64),
 }
 
 impl Shared {
@@ -92,33 +112,44 @@ impl Shared {
         *self.last_activity.lock().expect("activity") = Instant::now();
     }
 
-    /// The context for a machine: one EC2 client (and state cache) per region, endpoint and
+    /// The context for a request: one EC2 client (and state cache) per client settings and
     /// credentials identity; one set of token buckets per region and endpoint.
     fn context(
         &self,
-        config: &Config,
-        endpoint: &str,
+        settings: &ClientSettings,
         creds: &super::proto::Credentials,
-    ) -> Context {
+    ) -> Result<Context, String> {
         let id = Identity {
-            region: config.region.clone(),
-            endpoint: endpoint.to_string(),
+            settings: settings.clone(),
             access_key_id: creds.access_key_id.clone(),
-            retries: config.retry_count,
         };
         let mut clients = self.clients.lock().expect("clients");
-        if let Some(c) = clients.get(&id) {
-            if c.secret == creds.secret_access_key && c.token == creds.session_token {
-                return c.context.clone();
-            }
+        if let Some(c) = clients.get_mut(&id)
+            && c.secret == creds.secret_access_key
+            && c.token == creds.session_token
+        {
+            c.last_used = Instant::now();
+            return Ok(c.context.clone());
         }
         let throttle = Arc::clone(
             self.throttles
                 .lock()
                 .expect("throttles")
-                .entry((id.region.clone(), id.endpoint.clone()))
+                .entry((settings.region.clone(), settings.endpoint_url.clone()))
                 .or_insert_with(|| Throttle::new(&self.settings.rates, self.settings.rate_factor)),
         );
+        let http = {
+            let mut http = self.http.lock().expect("http clients");
+            let key = (settings.proxy.clone(), settings.ca_bundle.clone());
+            match http.get(&key) {
+                Some(h) => h.clone(),
+                None => {
+                    let h = aws::http_client(settings).map_err(|e| e.to_string())?;
+                    http.insert(key, h.clone());
+                    h
+                }
+            }
+        };
         let expiry = (creds.expires_unix > 0)
             .then(|| std::time::UNIX_EPOCH + Duration::from_secs(creds.expires_unix as u64));
         let token = (!creds.session_token.is_empty()).then(|| creds.session_token.clone());
@@ -129,30 +160,112 @@ impl Shared {
             expiry,
             "ec2spot-plugin",
         );
-        let client = aws::client_from_parts(
-            &id.region,
-            endpoint,
-            credentials,
-            id.retries,
-            self.http.clone(),
-            &throttle,
-        );
+        let client = aws::build(
+            settings,
+            SharedCredentialsProvider::new(credentials),
+            Some((&throttle, http)),
+        )
+        .map_err(|e| e.to_string())?;
         let cache = StateCache::new(
             client.clone(),
-            self.settings.state_ttl,
-            self.settings.state_window,
-            Duration::from_secs(600),
+            CachePolicy {
+                ttl: self.settings.state_ttl,
+                window: self.settings.state_window,
+                keep: Duration::from_secs(600),
+                max_stale: self.settings.max_stale,
+            },
         );
-        let context = Context::cached(client, cache);
-        clients.insert(
+        let context = Context::cached(client, Arc::clone(&cache));
+        if let Some(old) = clients.insert(
             id,
             Client {
                 secret: creds.secret_access_key.clone(),
                 token: creds.session_token.clone(),
                 context: context.clone(),
+                cache,
+                last_used: Instant::now(),
             },
+        ) {
+            old.cache.close();
+        }
+        Ok(context)
+    }
+
+    /// Drops the clients (credentials, state caches) nobody used for `client_idle`, and the
+    /// HTTPS clients no remaining client uses: rotating credentials must not grow the agent.
+    fn evict(&self) {
+        let idle = self.settings.client_idle;
+        let mut clients = self.clients.lock().expect("clients");
+        clients.retain(|_, c| {
+            let keep = c.last_used.elapsed() < idle;
+            if !keep {
+                c.cache.close();
+            }
+            keep
+        });
+        let used: Vec<(Proxy, Vec<u8>)> = clients
+            .keys()
+            .map(|id| (id.settings.proxy.clone(), id.settings.ca_bundle.clone()))
+            .collect();
+        self.http
+            .lock()
+            .expect("http clients")
+            .retain(|k, _| used.contains(k));
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking work because this agent's executable was replaced: gives up the socket
+    /// path and the store lock (so a plugin of the new build can start its agent), and leaves
+    /// once the operations under way are done.
+    fn drain(&self, why: &str) {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        info!(
+            "draining ({why}): finishing {} operation(s), taking no new work",
+            self.in_flight.load(Ordering::SeqCst)
         );
-        context
+        self.remove_socket();
+        self.store_lock.lock().expect("store lock").take();
+    }
+
+    /// Removes the socket file if it is still the one this agent bound.
+    fn remove_socket(&self) {
+        let (path, dev, ino) = &self.socket;
+        if std::fs::metadata(path).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Whether a plugin of build `plugin` may have its work done here, and if not, why.
+    fn verdict(&self, plugin: &Build) -> (Verdict, String) {
+        if !self.draining() && !identity::current() {
+            self.drain("its executable was replaced");
+        }
+        if self.draining() {
+            return (
+                Verdict::Draining,
+                format!(
+                    "the agent's executable {} was replaced; it is leaving",
+                    identity::exe_path().display()
+                ),
+            );
+        }
+        if identity::same(plugin) {
+            (Verdict::Serve, String::new())
+        } else {
+            (
+                Verdict::Refused,
+                format!(
+                    "the agent runs {}, the plugin {}",
+                    identity::describe(&identity::this()),
+                    identity::describe(plugin)
+                ),
+            )
+        }
     }
 }
 
@@ -166,8 +279,30 @@ type RunStream = Pin<Box<dyn Stream<Item = Result<RunEvent, Status>> + Send>>;
 impl Agent for Service {
     type RunStream = RunStream;
 
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        let plugin = request.into_inner().build.unwrap_or_default();
+        let (verdict, reason) = self.shared.verdict(&plugin);
+        if verdict != Verdict::Serve {
+            info!(
+                "hello from {}: {verdict:?} ({reason})",
+                identity::describe(&plugin)
+            );
+        }
+        Ok(Response::new(HelloReply {
+            build: Some(identity::this()),
+            verdict: verdict as i32,
+            reason,
+        }))
+    }
+
     async fn run(&self, request: Request<RunRequest>) -> Result<Response<RunStream>, Status> {
         let r = request.into_inner();
+        let (verdict, reason) = self.shared.verdict(&r.build.unwrap_or_default());
+        match verdict {
+            Verdict::Serve => {}
+            Verdict::Draining => return Err(Status::unavailable(reason)),
+            _ => return Err(Status::failed_precondition(reason)),
+        }
         let op = super::proto::Operation::try_from(r.operation)
             .ok()
             .and_then(super::op_from_proto)
@@ -179,7 +314,15 @@ impl Agent for Service {
         let creds = r
             .credentials
             .ok_or_else(|| Status::invalid_argument("no credentials"))?;
-        let context = self.shared.context(&config, &r.endpoint_url, &creds);
+        let settings = super::settings_from_proto(
+            r.settings
+                .ok_or_else(|| Status::invalid_argument("no client settings"))?,
+        );
+        let context = self
+            .shared
+            .context(&settings, &creds)
+            .map_err(Status::invalid_argument)?;
+        drop(creds);
         let shared = Arc::clone(&self.shared);
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
         shared.operations.fetch_add(1, Ordering::Relaxed);
@@ -188,26 +331,12 @@ impl Agent for Service {
         let (tx, rx) = mpsc::channel(64);
         // The operation runs to its end even if the plugin goes away: a create finishes (or
         // cleans up) rather than stopping half-way.
-        let changes = !matches!(op, ops::Op::State | ops::Op::Url | ops::Op::Ip);
-        let machine_lock = changes.then(|| {
-            let key = if config.machine_id.is_empty() {
-                config.machine_name.clone()
-            } else {
-                config.machine_id.clone()
-            };
-            Arc::clone(
-                shared
-                    .machines
-                    .lock()
-                    .expect("machines")
-                    .entry(key)
-                    .or_default(),
-            )
-        });
         tokio::spawn(async move {
-            let _serial = match &machine_lock {
-                Some(l) => Some(l.lock().await),
-                None => None,
+            // One changing operation per machine at a time, also across processes.
+            let _serial = if op.changes() {
+                machine_lock::lock(&config).await
+            } else {
+                None
             };
             let lines = tx.clone();
             let progress = Progress::to(Arc::new(move |line: &str| {
@@ -253,39 +382,47 @@ impl Agent for Service {
             }
             waits += t.waits();
         }
+        let (clients, cached_states) = {
+            let clients = self.shared.clients.lock().expect("clients");
+            (
+                clients.len() as u64,
+                clients.values().map(|c| c.cache.len() as u64).sum(),
+            )
+        };
         Ok(Response::new(StatusReply {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             operations: self.shared.operations.load(Ordering::Relaxed),
             ec2_calls: calls,
             throttle_waits: waits,
+            build: Some(identity::this()),
+            draining: self.shared.draining(),
+            in_flight: self.shared.in_flight.load(Ordering::SeqCst) as u64,
+            clients,
+            http_clients: self.shared.http.lock().expect("http clients").len() as u64,
+            cached_states,
+            machine_locks: machine_lock::held() as u64,
         }))
     }
 }
 
 /// Takes the store's agent lock without waiting; `None` when another agent holds it.
 fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
-    use std::os::fd::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(Some(f))
-    } else {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(e)
-        }
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
 /// Whether a connecting process runs as this agent's user.
 fn same_user(s: &UnixStream) -> bool {
+    // SAFETY: geteuid takes no arguments, cannot fail and only reads this process's ids.
     let me = unsafe { libc::geteuid() };
     match s.peer_cred() {
         Ok(c) if c.uid() == me => true,
@@ -297,8 +434,24 @@ fn same_user(s: &UnixStream) -> bool {
     }
 }
 
-/// Runs the agent for `settings.store` until it has been idle for `settings.idle`. Returns at
-/// once (Ok) when another agent already serves the store.
+/// Binds the agent's socket so that only its user can ever connect: created with mode 0600
+/// (no moment with looser permissions) inside the 0700 agent directory.
+fn bind_private(socket: &Path) -> Result<UnixListener, String> {
+    // SAFETY: umask only swaps this process's file-creation mask; it is restored at once. Other
+    // threads creating files meanwhile get a stricter mask, never a looser one.
+    let old = unsafe { libc::umask(0o077) };
+    let l = UnixListener::bind(socket);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let l = l.map_err(|e| format!("binding {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    Ok(l)
+}
+
+/// Runs the agent for `settings.store` until it has been idle for `settings.idle`, or, once
+/// its executable was replaced, until the operations under way are done. Returns at once (Ok)
+/// when another agent already serves the store.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let dir = paths::dir(&settings.store);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -310,30 +463,29 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         return Ok(());
     };
     let socket = paths::socket(&settings.store);
-    let _ = std::fs::remove_file(&socket); // a crashed agent's; we hold the lock
-    let listener = {
-        let old = unsafe { libc::umask(0o077) };
-        let l = UnixListener::bind(&socket);
-        unsafe { libc::umask(old) };
-        l.map_err(|e| format!("binding {}: {e}", socket.display()))?
-    };
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
-    let http = aws::default_http_client();
+    let _ = std::fs::remove_file(&socket); // a crashed (or drained) agent's; we hold the lock
+    let listener = bind_private(&socket)?;
+    let bound = std::fs::metadata(&socket).map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared {
         settings: settings.clone(),
-        http,
+        http: Mutex::new(HashMap::new()),
         throttles: Mutex::new(HashMap::new()),
         clients: Mutex::new(HashMap::new()),
         in_flight: AtomicUsize::new(0),
         operations: AtomicU64::new(0),
-        machines: Mutex::new(HashMap::new()),
         last_activity: Mutex::new(Instant::now()),
+        draining: AtomicBool::new(false),
+        store_lock: Mutex::new(Some(lock)),
+        socket: (socket.clone(), bound.dev(), bound.ino()),
     });
-    info!("agent {} serving {}", std::process::id(), socket.display());
+    info!(
+        "agent {} ({}) serving {}",
+        std::process::id(),
+        identity::describe(&identity::this()),
+        socket.display()
+    );
     let idle = {
         let shared = Arc::clone(&shared);
-        let socket = socket.clone();
         async move {
             let tick = settings
                 .idle
@@ -341,10 +493,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 .max(Duration::from_millis(100));
             loop {
                 tokio::time::sleep(tick).await;
+                shared.evict();
+                if !shared.draining() && !identity::current() {
+                    shared.drain("its executable was replaced");
+                }
                 let quiet = shared.last_activity.lock().expect("activity").elapsed();
-                if shared.in_flight.load(Ordering::SeqCst) == 0 && quiet >= settings.idle {
+                let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
+                if !busy && shared.draining() {
+                    info!("drained: exiting");
+                    return;
+                }
+                if !busy && quiet >= settings.idle {
                     info!("idle for {quiet:?}: exiting");
-                    let _ = std::fs::remove_file(&socket);
+                    shared.remove_socket();
                     return;
                 }
             }
@@ -357,7 +518,5 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let server = tonic::transport::Server::builder()
         .add_service(AgentServer::new(Service { shared }))
         .serve_with_incoming_shutdown(incoming, idle);
-    let result = server.await.map_err(|e| e.to_string());
-    drop(lock);
-    result
+    server.await.map_err(|e| e.to_string())
 }

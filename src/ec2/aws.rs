@@ -1,4 +1,9 @@
-//! The EC2 client: region, endpoint, credentials and retry policy from the machine's config.
+//! The EC2 client, built one way for both paths (a plugin working on its own, and the agent
+//! working for plugins): [`ClientSettings`] hold everything the SDK's defaults would take from
+//! the environment and the shared config files — region, endpoint, FIPS and dual-stack,
+//! proxies, extra CA certificates, retries and timeouts — resolved once, in the plugin, from
+//! the plugin's environment. The agent gets them with each request and never consults its own
+//! environment for a plugin's work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,13 +11,55 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_ec2::config::{Credentials, ProvideCredentials, Region, SharedHttpClient};
+use aws_sdk_ec2::config::{
+    Credentials, ProvideCredentials, Region, SharedCredentialsProvider, SharedHttpClient,
+};
+use aws_types::SdkConfig;
+use aws_types::service_config::ServiceConfigKey;
 
 use super::capacity::NoRetryOnCapacity;
 use super::config::Config;
 use super::error::{Error, Result};
+use super::http::{self, Proxy};
 use super::options::endpoint_url;
 use super::throttle::Throttle;
+
+/// How an EC2 client is built, besides its credentials.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct ClientSettings {
+    /// The region.
+    pub region: String,
+    /// The endpoint URL ("" = AWS's for the region).
+    pub endpoint_url: String,
+    /// AWS's FIPS endpoints (`AWS_USE_FIPS_ENDPOINT`, profile `use_fips_endpoint`).
+    pub use_fips: bool,
+    /// AWS's dual-stack endpoints (`AWS_USE_DUALSTACK_ENDPOINT`, profile
+    /// `use_dualstack_endpoint`).
+    pub use_dual_stack: bool,
+    /// `amazonec2-retries`.
+    pub retries: i64,
+    /// How long one attempt of a call may take.
+    pub attempt_timeout: Duration,
+    /// The proxy for the endpoint's scheme, if any.
+    pub proxy: Proxy,
+    /// Extra trusted certificates (PEM) from `AWS_CA_BUNDLE` or the profile's `ca_bundle`.
+    pub ca_bundle: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("use_fips", &self.use_fips)
+            .field("use_dual_stack", &self.use_dual_stack)
+            .field("retries", &self.retries)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("proxy", &self.proxy)
+            .field("ca_bundle_bytes", &self.ca_bundle.len())
+            .finish()
+    }
+}
 
 /// The retry policy for `amazonec2-retries`: that many retries after the first attempt, with
 /// exponential backoff and jitter for throttling and transient errors; `-1` (and `0`) means a
@@ -38,13 +85,6 @@ pub fn attempt_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(30))
 }
 
-fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(attempt_timeout())
-        .build()
-}
-
 fn static_credentials(config: &Config) -> Option<Credentials> {
     (!config.access_key.is_empty() && !config.secret_key.is_empty()).then(|| {
         let token = (!config.session_token.is_empty()).then(|| config.session_token.clone());
@@ -58,28 +98,80 @@ fn static_credentials(config: &Config) -> Option<Credentials> {
     })
 }
 
-/// Builds the EC2 client a plugin process uses on its own.
-///
-/// Credentials: the access/secret key options when given, else the standard AWS chain
-/// (environment, shared config and credentials files with profiles and SSO, web identity,
-/// container and instance roles). Endpoint: `amazonec2-endpoint` when given, else
-/// `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL`, else AWS's.
-pub async fn client(config: &Config) -> aws_sdk_ec2::Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
-        .retry_config(retry_config(config.retry_count))
-        .timeout_config(timeouts());
+/// The SDK's view of this process's environment and shared config files for `config`'s region:
+/// what `aws_config::defaults` resolves (profile, endpoint URLs, FIPS, dual-stack, the
+/// credential chain). Nothing is sent anywhere by loading it.
+async fn sdk_config(config: &Config) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.region.clone()));
     if let Some(c) = static_credentials(config) {
         loader = loader.credentials_provider(c);
     }
-    if !config.endpoint.is_empty() {
-        loader = loader.endpoint_url(endpoint_url(&config.endpoint, config.disable_ssl));
-    }
-    let shared = loader.load().await;
-    let conf = aws_sdk_ec2::config::Builder::from(&shared)
-        .retry_classifier(NoRetryOnCapacity)
-        .build();
-    aws_sdk_ec2::Client::from_conf(conf)
+    loader.load().await
+}
+
+/// A setting as the SDK's generated config resolves it for EC2: `<env>_EC2`, `<env>`, the
+/// profile's `services` section for ec2, then the profile's own key.
+fn service_setting(sdk: &SdkConfig, env: &str, profile: &str) -> Option<String> {
+    let key = ServiceConfigKey::builder()
+        .service_id("EC2")
+        .env(env)
+        .profile(profile)
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|c| c.load_config(key))
+        .filter(|v| !v.is_empty())
+}
+
+/// Resolves the client settings for `config` from this process's environment (and shared
+/// config files), as the SDK's defaults would. Run in the plugin, never in the agent.
+fn settings_from(config: &Config, sdk: &SdkConfig) -> Result<ClientSettings> {
+    let endpoint_url = if !config.endpoint.is_empty() {
+        endpoint_url(&config.endpoint, config.disable_ssl)
+    } else {
+        service_setting(sdk, "AWS_ENDPOINT_URL", "endpoint_url")
+            .or_else(|| sdk.endpoint_url().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let ca_bundle = match service_setting(sdk, "AWS_CA_BUNDLE", "ca_bundle") {
+        Some(path) => std::fs::read(&path).map_err(|e| {
+            Error::Other(format!(
+                "reading the CA bundle {path} (AWS_CA_BUNDLE or the profile's ca_bundle): {e}"
+            ))
+        })?,
+        None => Vec::new(),
+    };
+    Ok(ClientSettings {
+        region: config.region.clone(),
+        proxy: Proxy::from_env(&endpoint_url),
+        endpoint_url,
+        use_fips: sdk.use_fips().unwrap_or(false),
+        use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+        retries: config.retry_count,
+        attempt_timeout: attempt_timeout(),
+        ca_bundle,
+    })
+}
+
+/// The client settings a plugin hands the agent with each request.
+pub async fn settings(config: &Config) -> Result<ClientSettings> {
+    settings_from(config, &sdk_config(config).await)
+}
+
+/// Builds the EC2 client a plugin process (or `doctor`, `gc`) uses on its own.
+///
+/// Credentials: the access/secret key options when given, else the standard AWS chain
+/// (environment, shared config and credentials files with profiles and SSO, web identity,
+/// container and instance roles), refreshed as they expire. Endpoint: `amazonec2-endpoint` when
+/// given, else `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL` / the profile's, else AWS's.
+pub async fn client(config: &Config) -> Result<aws_sdk_ec2::Client> {
+    let sdk = sdk_config(config).await;
+    let settings = settings_from(config, &sdk)?;
+    let credentials = sdk
+        .credentials_provider()
+        .ok_or_else(|| Error::Other("no AWS credentials provider".into()))?;
+    build(&settings, credentials, None)
 }
 
 /// The credentials a plugin hands the agent: the key options, or what the standard chain finds
@@ -89,8 +181,7 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
         return Ok(c);
     }
     // The environment comes first in the standard chain too; checking it alone spares a
-    // plugin loading the whole SDK configuration (and the system's root certificates) on
-    // every command.
+    // plugin loading the whole SDK configuration on every command.
     if let Ok(c) =
         aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new()
             .provide_credentials()
@@ -98,11 +189,8 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
     {
         return Ok(c);
     }
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
-        .load()
-        .await;
-    let provider = shared
+    let sdk = sdk_config(config).await;
+    let provider = sdk
         .credentials_provider()
         .ok_or_else(|| Error::Other("no AWS credentials provider".into()))?;
     provider.provide_credentials().await.map_err(|e| {
@@ -113,7 +201,8 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
     })
 }
 
-/// The endpoint URL a plugin hands the agent: the option, else the environment's, else AWS's ("").
+/// The endpoint URL a plugin would use from its options and environment ("" = AWS's), for
+/// display.
 pub fn endpoint(config: &Config) -> String {
     if !config.endpoint.is_empty() {
         return endpoint_url(&config.endpoint, config.disable_ssl);
@@ -129,45 +218,47 @@ pub fn endpoint(config: &Config) -> String {
         .unwrap_or_default()
 }
 
-/// An HTTPS client like the SDK's default (hyper 1, rustls with aws-lc), for wrapping in a
-/// [`Throttle`].
-pub fn default_http_client() -> SharedHttpClient {
-    use aws_smithy_http_client::tls;
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .build_https()
+/// The HTTPS client for `settings` (its proxy and trusted certificates).
+pub fn http_client(settings: &ClientSettings) -> Result<SharedHttpClient> {
+    http::client(&settings.proxy, &settings.ca_bundle)
 }
 
-/// Builds an EC2 client from explicit parts (in the agent: nothing comes from its environment),
-/// sending every request through `throttle`.
-pub fn client_from_parts(
-    region: &str,
-    endpoint: &str,
-    credentials: Credentials,
-    retries: i64,
-    http: SharedHttpClient,
-    throttle: &Arc<Throttle>,
-) -> aws_sdk_ec2::Client {
+/// Builds an EC2 client from `settings` and `credentials`, with nothing from this process's
+/// environment. Through `throttle` (the agent's token buckets) every request first waits for
+/// its bucket, and an attempt's time limit then applies to reading the answer only.
+pub fn build(
+    settings: &ClientSettings,
+    credentials: SharedCredentialsProvider,
+    throttle: Option<(&Arc<Throttle>, SharedHttpClient)>,
+) -> Result<aws_sdk_ec2::Client> {
     let mut b = aws_sdk_ec2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
+        .region(Region::new(settings.region.clone()))
         .credentials_provider(credentials)
-        .retry_config(retry_config(retries))
-        // Waiting for a token happens inside the HTTP call: it must count against no timeout,
-        // and the stalled-upload guard would take it for a stuck connection.
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(attempt_timeout())
-                .build(),
-        )
-        .stalled_stream_protection(aws_sdk_ec2::config::StalledStreamProtectionConfig::disabled())
+        .retry_config(retry_config(settings.retries))
         .retry_classifier(NoRetryOnCapacity)
-        .http_client(throttle.http_client(http));
-    if !endpoint.is_empty() {
-        b = b.endpoint_url(endpoint);
+        .use_fips(settings.use_fips)
+        .use_dual_stack(settings.use_dual_stack);
+    let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(5));
+    b = match throttle {
+        Some((throttle, http)) => b
+            // Waiting for a token happens inside the HTTP call: it must count against no
+            // timeout, and the stalled-upload guard would take it for a stuck connection.
+            .timeout_config(timeouts.read_timeout(settings.attempt_timeout).build())
+            .stalled_stream_protection(
+                aws_sdk_ec2::config::StalledStreamProtectionConfig::disabled(),
+            )
+            .http_client(throttle.http_client(http)),
+        None => b
+            .timeout_config(
+                timeouts
+                    .operation_attempt_timeout(settings.attempt_timeout)
+                    .build(),
+            )
+            .http_client(http_client(settings)?),
+    };
+    if !settings.endpoint_url.is_empty() {
+        b = b.endpoint_url(&settings.endpoint_url);
     }
-    aws_sdk_ec2::Client::from_conf(b.build())
+    Ok(aws_sdk_ec2::Client::from_conf(b.build()))
 }

@@ -159,6 +159,11 @@ pub struct Config {
     /// The image's architecture (`x86_64` or `arm64`), found by the pre-create check.
     #[serde(rename = "Architecture")]
     pub architecture: String,
+
+    /// Keys this build does not know (written by another version of ec2spot, or by the driver
+    /// the machine had before): kept as they are and written back, never dropped.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// Why a driver JSON could not be taken.
@@ -179,8 +184,9 @@ pub enum ConfigError {
 
 impl Config {
     /// Merges a driver JSON into this config the way Go's `json.Unmarshal` does into an
-    /// existing struct: keys are matched case-insensitively, unknown keys are ignored, missing
-    /// keys keep their current value, `null` clears a list and leaves anything else alone.
+    /// existing struct: keys are matched case-insensitively, missing keys keep their current
+    /// value, `null` clears a list and leaves anything else alone. Unlike Go, unknown keys are
+    /// kept (in [`Config::extra`]) and written back by [`Config::to_json`].
     pub fn merge_json(&mut self, raw: &[u8]) -> Result<(), ConfigError> {
         let incoming: Value =
             serde_json::from_slice(raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
@@ -203,12 +209,14 @@ impl Config {
         }
         for (key, value) in incoming {
             let Some(known) = find_key(&current, &key) else {
+                current.insert(key, value);
                 continue;
             };
             let slot = current.get_mut(&known).expect("key exists");
             match value {
                 Value::Null if slot.is_array() => *slot = Value::Array(Vec::new()),
                 Value::Null => {}
+                value if self.extra.contains_key(&known) => *slot = value,
                 value => {
                     check_type(&known, slot, &value)?;
                     *slot = value;
@@ -307,6 +315,24 @@ mod tests {
         assert_eq!(c.security_group_ids, vec!["sg-old", "sg-new"]);
         assert_eq!(c.secret_key, "s");
         assert!(c.open_ports.is_empty());
+        assert_eq!(c.extra["ReservationId"], "", "unknown keys are kept");
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_round_trip() {
+        let raw = br#"{"MachineName":"m1","FutureField":{"a":[1,2]},"FutureFlag":true}"#;
+        let mut c = Config::default();
+        c.merge_json(raw).unwrap();
+        let back: Value = serde_json::from_slice(&c.to_json()).unwrap();
+        assert_eq!(back["FutureField"], serde_json::json!({"a": [1, 2]}));
+        assert_eq!(back["FutureFlag"], true);
+        assert_eq!(back["MachineName"], "m1");
+        // A later merge may change an unknown key's type without complaint (it is not ours).
+        c.merge_json(br#"{"FutureFlag":"yes"}"#).unwrap();
+        assert_eq!(c.extra["FutureFlag"], "yes");
+        let mut d = Config::default();
+        d.merge_json(&c.to_json()).unwrap();
+        assert_eq!(d, c);
     }
 
     #[test]

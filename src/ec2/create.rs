@@ -152,14 +152,13 @@ async fn create_steps(
     let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
     // An earlier attempt of this create (in an agent that died) may have launched already:
     // adopt that instance instead of launching a second one.
-    if resume {
-        if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
+    if resume
+        && let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
             .await?
             .into_iter()
             .next()
-        {
-            return adopt(ctx, config, &i, progress).await;
-        }
+    {
+        return adopt(ctx, config, &i, progress).await;
     }
     let placed = match spot::launch(
         ec2,
@@ -172,6 +171,17 @@ async fn create_steps(
     )
     .await
     {
+        // The launch's idempotency token was used before with other parameters: an earlier
+        // attempt of this create (in an agent that died) launched already. Adopt what it
+        // launched — never launch a second instance.
+        Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+            return match adoptable(ctx, config).await? {
+                Some(i) => adopt(ctx, config, &i, progress).await,
+                None => Err(e.context(
+                    "an earlier attempt of this create launched with other parameters, and its instance cannot be found",
+                )),
+            };
+        }
         // The last machine sharing a group deleted it between our lookup and the launch:
         // make it again and launch once more (with new tokens: the first call made nothing).
         Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
@@ -214,6 +224,23 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
     config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
     progress.say(&format!("Running at {}", config.ip_address));
     Ok(())
+}
+
+/// The instance an earlier attempt of this create launched, looked for a little while: EC2's
+/// reads are eventually consistent, so a fresh instance may take seconds to show up in
+/// `DescribeInstances` (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
+async fn adoptable(ctx: &Context, config: &Config) -> Result<Option<aws_sdk_ec2::types::Instance>> {
+    for pause in [0, 1, 2, 4, 8] {
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+        if let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
 }
 
 /// Takes over an instance an earlier attempt of this create launched.

@@ -359,7 +359,16 @@ pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
             return out;
         }
     }
-    let ec2 = aws::client(&config).await;
+    let ec2 = match aws::client(&config).await {
+        Ok(ec2) => ec2,
+        Err(e) => {
+            out.push(Check::problem(
+                e.to_string(),
+                "fix the proxy (HTTPS_PROXY…) or CA bundle (AWS_CA_BUNDLE) settings it names",
+            ));
+            return out;
+        }
+    };
     out.push(Check::ok(format!(
         "region {}, endpoint {}",
         config.region,

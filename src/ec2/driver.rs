@@ -14,7 +14,7 @@ use super::context::Context;
 use super::error::Error;
 use super::ops::{self, Op, Outcome};
 use super::progress::Progress;
-use super::{DRIVER_NAME, aws, flags, options};
+use super::{DRIVER_NAME, aws, flags, machine_lock, options};
 
 pub use super::ops::HOST_NOT_RUNNING;
 
@@ -82,11 +82,13 @@ impl Ec2Driver {
             || (self.config.market.is_empty() && self.config.request_spot_instance)
     }
 
-    async fn direct(&self) -> Backend {
-        Backend::Direct(Context::direct(aws::client(&self.config).await))
+    async fn direct(&self) -> Result<Backend, Error> {
+        Ok(Backend::Direct(Context::direct(
+            aws::client(&self.config).await?,
+        )))
     }
 
-    async fn choose_backend(&self) -> Backend {
+    async fn choose_backend(&self) -> Result<Backend, Error> {
         if agent_disabled() {
             return self.direct().await;
         }
@@ -94,7 +96,7 @@ impl Ec2Driver {
             return self.direct().await;
         };
         match AgentClient::connect(&store).await {
-            Ok(c) => Backend::Agent(c),
+            Ok(c) => Ok(Backend::Agent(c)),
             Err(why) => {
                 debug!("ec2spot agent unavailable ({why}); working directly");
                 self.direct().await
@@ -106,7 +108,7 @@ impl Ec2Driver {
     /// (operations are safe to repeat: a create resumes from what it finds by its tag).
     async fn run(&mut self, op: Op) -> Result<Outcome, Error> {
         if self.backend.is_none() {
-            self.backend = Some(self.choose_backend().await);
+            self.backend = Some(self.choose_backend().await?);
         }
         let progress = Progress::start();
         // A crashed agent is replaced (the next plugin start would do it anyway). Right after
@@ -140,16 +142,22 @@ impl Ec2Driver {
                         Some(c) => Some(Backend::Agent(c)),
                         None => {
                             debug!("working directly");
-                            Some(self.direct().await)
+                            Some(self.direct().await?)
                         }
                     };
                 }
             }
         }
-        match &self.backend {
-            Some(Backend::Direct(ctx)) => ops::run(ctx, op, &mut self.config, &progress).await,
-            _ => unreachable!("backend chosen above"),
-        }
+        let Some(Backend::Direct(ctx)) = &self.backend else {
+            unreachable!("backend chosen above")
+        };
+        // One changing operation per machine at a time, also with the agent's.
+        let _serial = if op.changes() {
+            machine_lock::lock(&self.config).await
+        } else {
+            None
+        };
+        ops::run(ctx, op, &mut self.config, &progress).await
     }
 
     fn refuse_spot(&self, what: &str) -> DriverResult<()> {

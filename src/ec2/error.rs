@@ -58,6 +58,32 @@ impl Error {
         self.code().is_some_and(|c| codes.contains(&c))
     }
 
+    /// Whether EC2 throttled the call or could not be reached (it may answer a moment later),
+    /// as opposed to refusing it: only then may an old observation stand in for a new one.
+    /// Authentication and authorization failures (`AuthFailure`, `UnauthorizedOperation`,
+    /// expired or revoked credentials) never count: the caller must see them.
+    /// Codes: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+    pub fn is_transient(&self) -> bool {
+        self.is_code(&[
+            // throttling (EC2 answers RequestLimitExceeded with HTTP 503)
+            "RequestLimitExceeded",
+            "Throttling",
+            "ThrottlingException",
+            "RequestThrottled",
+            "RequestThrottledException",
+            "TooManyRequestsException",
+            "SlowDown",
+            // EC2's own server-side failures
+            "InternalError",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "Unavailable",
+            // no answer, or no connection (see `aws` below)
+            "Timeout",
+            "ConnectionFailed",
+        ])
+    }
+
     /// Prefixes the message with more context.
     pub fn context(self, what: &str) -> Error {
         match self {
@@ -110,4 +136,40 @@ where
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(c: &str) -> Error {
+        Error::Aws {
+            step: "reading (DescribeInstances)".into(),
+            code: c.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn throttling_and_outages_are_transient_refusals_are_not() {
+        for c in [
+            "RequestLimitExceeded",
+            "InternalError",
+            "Timeout",
+            "ConnectionFailed",
+        ] {
+            assert!(code(c).is_transient(), "{c}");
+        }
+        for c in [
+            "AuthFailure",
+            "UnauthorizedOperation",
+            "ExpiredToken",
+            "RequestExpired",
+            "InvalidClientTokenId",
+            "InvalidInstanceID.NotFound",
+        ] {
+            assert!(!code(c).is_transient(), "{c}");
+        }
+        assert!(!Error::Other("x".into()).is_transient());
+    }
 }

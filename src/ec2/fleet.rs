@@ -122,8 +122,11 @@ pub fn template_name(machine_id: &str) -> String {
     format!("ec2spot-{machine_id}")
 }
 
-/// Makes the machine's launch template, tagged as the machine's (replacing one that an
-/// earlier attempt of this create left). Returns its id.
+/// Makes the machine's launch template, tagged as the machine's. A template an earlier
+/// attempt of this create left (its agent died) is used as it is: the fleet request that
+/// attempt may have sent carries the same idempotency token, and EC2 answers a token reused
+/// with another template with `IdempotentParameterMismatch`
+/// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/ec2-api-idempotency.html). Returns its id.
 pub async fn create_template(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
@@ -131,39 +134,33 @@ pub async fn create_template(
     ownership: &[(String, String)],
 ) -> Result<String> {
     let name = template_name(&config.machine_id);
-    for attempt in 0..2 {
-        let created = ec2
-            .create_launch_template()
-            .launch_template_name(&name)
-            .launch_template_data(template_data(config, launch))
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::LaunchTemplate)
-                    .set_tags(Some(tags_of(ownership)))
-                    .build(),
-            )
-            .send()
-            .await;
-        match created {
-            Ok(out) => {
-                return Ok(out
-                    .launch_template()
-                    .and_then(|t| t.launch_template_id())
-                    .unwrap_or_default()
-                    .to_string());
+    let created = ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(template_data(config, launch))
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::LaunchTemplate)
+                .set_tags(Some(tags_of(ownership)))
+                .build(),
+        )
+        .send()
+        .await;
+    match created {
+        Ok(out) => Ok(out
+            .launch_template()
+            .and_then(|t| t.launch_template_id())
+            .unwrap_or_default()
+            .to_string()),
+        Err(e) => {
+            let e = aws("creating the launch template (CreateLaunchTemplate)", e);
+            if e.code() != Some("InvalidLaunchTemplateName.AlreadyExistsException") {
+                return Err(e);
             }
-            Err(e) => {
-                let e = aws("creating the launch template (CreateLaunchTemplate)", e);
-                if attempt > 0
-                    || e.code() != Some("InvalidLaunchTemplateName.AlreadyExistsException")
-                {
-                    return Err(e);
-                }
-                delete_template_named(ec2, &name).await?;
-            }
+            let found = find_templates_by_machine_id(ec2, &config.machine_id).await?;
+            found.into_iter().next().ok_or(e)
         }
     }
-    unreachable!("the loop returns")
 }
 
 /// Launches one instance over `pools` on `launch.market` with the template `template_id`.
@@ -348,25 +345,6 @@ pub async fn delete_template(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<()> 
                 "InvalidLaunchTemplateId.NotFound",
                 "InvalidLaunchTemplateName.NotFoundException",
             ]) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-async fn delete_template_named(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<()> {
-    match ec2
-        .delete_launch_template()
-        .launch_template_name(name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = aws("deleting the launch template (DeleteLaunchTemplate)", e);
-            if e.code().is_some_and(|c| c.contains("NotFound")) {
                 Ok(())
             } else {
                 Err(e)

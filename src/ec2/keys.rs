@@ -6,62 +6,40 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use base64::Engine;
-use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
+use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::error::{Error, Result, aws};
 use super::tags;
 
-/// An SSH key pair in OpenSSH-compatible text forms.
+/// An SSH key pair in OpenSSH's text forms. Not `Debug`: it holds a private key.
 pub struct KeyPair {
-    /// PEM (PKCS#1) private key.
+    /// OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`), unencrypted.
     pub private_pem: String,
-    /// `ssh-rsa AAAA…` public key line.
+    /// `ssh-ed25519 AAAA…` public key line.
     pub public_line: String,
 }
 
-/// Generates an RSA-2048 key pair (what amazonec2 generates; every SSH client reads it).
+/// Generates an Ed25519 key pair: microseconds (an RSA key takes a good part of a second and
+/// would hold up the create and the agent's threads). EC2 imports Ed25519 keys for Linux
+/// instances (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/create-key-pairs.html);
+/// OpenSSH (docker-machine's external SSH client, Ubuntu's sshd) has taken them since 6.5,
+/// and Go's golang.org/x/crypto/ssh (docker-machine's native client) parses OpenSSH-format
+/// Ed25519 private keys since 2016.
 pub fn generate() -> Result<KeyPair> {
-    let mut rng = rand::thread_rng();
-    let key = rsa::RsaPrivateKey::new(&mut rng, 2048)
+    let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
         .map_err(|e| Error::Other(format!("generating an SSH key: {e}")))?;
     let private_pem = key
-        .to_pkcs1_pem(LineEnding::LF)
+        .to_openssh(LineEnding::LF)
         .map_err(|e| Error::Other(format!("encoding the SSH key: {e}")))?
         .to_string();
-    let public = key.to_public_key();
-    let mut blob = Vec::new();
-    ssh_string(&mut blob, b"ssh-rsa");
-    ssh_mpint(&mut blob, &public.e().to_bytes_be());
-    ssh_mpint(&mut blob, &public.n().to_bytes_be());
-    let public_line = format!(
-        "ssh-rsa {}",
-        base64::engine::general_purpose::STANDARD.encode(blob)
-    );
+    let public_line = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::Other(format!("encoding the SSH key: {e}")))?;
     Ok(KeyPair {
         private_pem,
         public_line,
     })
-}
-
-fn ssh_string(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-fn ssh_mpint(out: &mut Vec<u8>, be: &[u8]) {
-    let trimmed: &[u8] = {
-        let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
-        &be[start..]
-    };
-    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
-        out.extend_from_slice(&((trimmed.len() + 1) as u32).to_be_bytes());
-        out.push(0);
-    } else {
-        out.extend_from_slice(&(trimmed.len() as u32).to_be_bytes());
-    }
-    out.extend_from_slice(trimmed);
 }
 
 /// Writes `contents` to `path` with `mode`, replacing any previous file.
@@ -86,15 +64,14 @@ pub fn install(dir: &Path, user_key: Option<&Path>) -> Result<(PathBuf, String)>
     let public = dir.join("id_rsa.pub");
     // A key an earlier attempt of this create made (e.g. in an agent that died) is kept, so
     // the key pair it may already have imported still matches.
-    if user_key.is_none() {
-        if let (Ok(_), Ok(line)) = (
+    if user_key.is_none()
+        && let (Ok(_), Ok(line)) = (
             std::fs::metadata(&private),
             std::fs::read_to_string(&public),
-        ) {
-            if line.starts_with("ssh-") {
-                return Ok((private, line.trim().to_string()));
-            }
-        }
+        )
+        && line.starts_with("ssh-")
+    {
+        return Ok((private, line.trim().to_string()));
     }
     let (private_pem, public_line) = match user_key {
         None => {
@@ -218,11 +195,34 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let pem = std::fs::read_to_string(&path).unwrap();
-        assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-        assert!(public.starts_with("ssh-rsa AAAAB3NzaC1yc2E"), "{public}");
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(public.split(' ').nth(1).unwrap())
-            .unwrap();
-        assert!(blob.len() > 256 + 4 + 7 + 4, "2048-bit modulus in the blob");
+        assert!(pem.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(
+            public.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"),
+            "{public}"
+        );
+        // The private key file decodes back to the same public key.
+        let back = PrivateKey::from_openssh(&pem).unwrap();
+        assert_eq!(back.public_key().to_openssh().unwrap(), public);
+        // A second key is another key.
+        let (_, other) = install(tempfile::tempdir().unwrap().path(), None).unwrap();
+        assert_ne!(other, public);
+    }
+
+    /// OpenSSH itself (docker-machine's external SSH client) reads the private key and derives
+    /// the same public key from it.
+    #[test]
+    fn openssh_reads_the_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, public) = install(dir.path(), None).unwrap();
+        let Ok(out) = std::process::Command::new("ssh-keygen")
+            .arg("-y")
+            .arg("-f")
+            .arg(&path)
+            .output()
+        else {
+            panic!("ssh-keygen (Debian's openssh-client) is needed for this test");
+        };
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), public);
     }
 }

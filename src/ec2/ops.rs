@@ -42,6 +42,14 @@ pub enum Op {
     Kill,
 }
 
+impl Op {
+    /// Whether the operation changes the machine (and so runs alone: one such operation per
+    /// machine at a time).
+    pub fn changes(self) -> bool {
+        !matches!(self, Op::State | Op::Url | Op::Ip | Op::PreCreateCheck)
+    }
+}
+
 /// What an operation answers besides the updated config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -236,14 +244,13 @@ async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
     if !config.instance_id.is_empty() {
         return Ok(config.instance_id.clone());
     }
-    if !config.machine_id.is_empty() {
-        if let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
+    if !config.machine_id.is_empty()
+        && let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
             .await?
             .first()
-        {
-            config.instance_id = i.instance_id().unwrap_or_default().to_string();
-            return Ok(config.instance_id.clone());
-        }
+    {
+        config.instance_id = i.instance_id().unwrap_or_default().to_string();
+        return Ok(config.instance_id.clone());
     }
     Err(Error::Other(format!(
         "machine {} has no EC2 instance (its create did not finish); remove it with docker-machine rm",
@@ -266,11 +273,11 @@ async fn live_state(ctx: &Context, config: &mut Config) -> Result<(State, std::t
         i.state().and_then(|s| s.name()),
         seen.age.as_secs_f64()
     );
-    if state == State::Running {
-        if let Some(code) = seen.interruption {
-            debug!("spot interruption notice ({code}): reporting Stopping");
-            return Ok((State::Stopping, seen.age));
-        }
+    if state == State::Running
+        && let Some(code) = seen.interruption
+    {
+        debug!("spot interruption notice ({code}): reporting Stopping");
+        return Ok((State::Stopping, seen.age));
     }
     Ok((state, seen.age))
 }

@@ -269,7 +269,7 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
     config.monitoring = r.bool(MONITORING)?;
     config.use_ebs_optimized_instance = r.bool(USE_EBS_OPTIMIZED_INSTANCE)?;
 
-    config.ssh_private_key_path = r.string(SSH_KEYPATH)?;
+    config.ssh_private_key_path = absolute(SSH_KEYPATH, r.string(SSH_KEYPATH)?)?;
     let keypair = r.string(KEYPAIR_NAME)?;
     if !keypair.is_empty() && config.ssh_private_key_path.is_empty() {
         return err(
@@ -305,7 +305,7 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
         );
     }
 
-    config.user_data_file = r.string(USERDATA)?;
+    config.user_data_file = absolute(USERDATA, r.string(USERDATA)?)?;
     if !config.user_data_file.is_empty() {
         let size = readable_file(USERDATA, Path::new(&config.user_data_file))?;
         if size > MAX_USER_DATA {
@@ -383,7 +383,7 @@ pub fn parse_tags(tags: &str) -> Result<Vec<(String, String)>, OptionError> {
         return Ok(Vec::new());
     }
     let parts: Vec<&str> = tags.split(',').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return err(
             name::TAGS,
             format!(
@@ -587,6 +587,19 @@ pub fn endpoint_url(endpoint: &str, disable_ssl: bool) -> String {
         format!("http://{endpoint}")
     } else {
         format!("https://{endpoint}")
+    }
+}
+
+/// `path` made absolute against this process's working directory (the plugin's, which is the
+/// user's `docker-machine` working directory): the file is read later, possibly by the agent,
+/// whose working directory is another.
+fn absolute(flag: &'static str, path: String) -> Result<String, OptionError> {
+    if path.is_empty() || Path::new(&path).is_absolute() {
+        return Ok(path);
+    }
+    match std::path::absolute(&path) {
+        Ok(p) => Ok(p.to_string_lossy().into_owned()),
+        Err(e) => err(flag, format!("cannot make {path} absolute: {e}")),
     }
 }
 

@@ -453,17 +453,17 @@ async fn check_image(
             format!("{ami} does not exist or is not visible to this account"),
         )
     })?;
-    if let Some(image_arch) = image.architecture() {
-        if image_arch.as_str() != arch {
-            return Err(option(
-                name::AMI,
-                format!(
-                    "{ami} is a {} image but --{} {instance_type} is {arch}",
-                    image_arch.as_str(),
-                    name::INSTANCE_TYPE
-                ),
-            ));
-        }
+    if let Some(image_arch) = image.architecture()
+        && image_arch.as_str() != arch
+    {
+        return Err(option(
+            name::AMI,
+            format!(
+                "{ami} is a {} image but --{} {instance_type} is {arch}",
+                image_arch.as_str(),
+                name::INSTANCE_TYPE
+            ),
+        ));
     }
     Ok(())
 }

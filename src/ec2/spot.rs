@@ -50,13 +50,13 @@ pub async fn launch(
         progress,
     )
     .await;
-    if let Some(t) = &template {
-        if let Err(e) = fleet::delete_template(ec2, t).await {
-            // `rm` looks for a multi-pool machine's templates by tag, so this one is not lost.
-            progress.say(&format!(
-                "Could not delete launch template {t} yet ({e}); rm will"
-            ));
-        }
+    if let Some(t) = &template
+        && let Err(e) = fleet::delete_template(ec2, t).await
+    {
+        // `rm` looks for a multi-pool machine's templates by tag, so this one is not lost.
+        progress.say(&format!(
+            "Could not delete launch template {t} yet ({e}); rm will"
+        ));
     }
     result
 }

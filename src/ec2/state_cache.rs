@@ -6,8 +6,11 @@
 //! answered from memory without waiting for a call; a quiet cache is only read on demand. A question that must see a newer
 //! state (a poll for a launch to finish) names how long it may wait: it rides along with any
 //! call that starts by then, so concurrent creates and refreshes share calls. When EC2
-//! throttles or fails, callers get the last known state with its age instead of an error that
-//! would make gitlab-runner think a healthy machine broke.
+//! throttles or cannot be reached, callers get the last known state with its age instead of an
+//! error that would make gitlab-runner think a healthy machine broke — but only while that
+//! state is younger than a bound, and never when EC2 refuses the credentials: a machine
+//! terminated meanwhile must not stay "Running" and get jobs. Entries of machines nobody asks
+//! about any more are dropped, and a closed cache stops reading.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,8 @@ struct Inner {
     next_call: Option<Instant>,
     /// Whether the refresher runs.
     refreshing: bool,
+    /// Set by `close`: the refresher stops.
+    closed: bool,
 }
 
 /// Shared state reads for one EC2 client.
@@ -65,25 +70,51 @@ pub struct StateCache {
     ttl: Duration,
     window: Duration,
     keep: Duration,
+    max_stale: Duration,
     inner: Mutex<Inner>,
 }
 
+/// How a [`StateCache`] answers.
+#[derive(Debug, Clone, Copy)]
+pub struct CachePolicy {
+    /// How long an observation answers questions.
+    pub ttl: Duration,
+    /// How long misses are gathered into one call.
+    pub window: Duration,
+    /// Instances asked about within this long are kept fresh (while the cache is busy) and
+    /// kept at all.
+    pub keep: Duration,
+    /// The oldest observation that may stand in when EC2 throttles or cannot be reached.
+    pub max_stale: Duration,
+}
+
 impl StateCache {
-    /// A cache answering from entries younger than `ttl`, batching misses for `window`, and
-    /// refreshing instances asked about within `keep`.
-    pub fn new(
-        client: aws_sdk_ec2::Client,
-        ttl: Duration,
-        window: Duration,
-        keep: Duration,
-    ) -> Arc<Self> {
+    /// A cache reading through `client` as `policy` says.
+    pub fn new(client: aws_sdk_ec2::Client, policy: CachePolicy) -> Arc<Self> {
         Arc::new(StateCache {
             client,
-            ttl,
-            window,
-            keep,
+            ttl: policy.ttl,
+            window: policy.window,
+            keep: policy.keep,
+            max_stale: policy.max_stale,
             inner: Mutex::new(Inner::default()),
         })
+    }
+
+    /// Stops the background refresher (the cache's client is being dropped); questions still
+    /// in flight are answered.
+    pub fn close(&self) {
+        self.inner.lock().expect("state cache").closed = true;
+    }
+
+    /// How many instance states the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("state cache").entries.len()
+    }
+
+    /// Whether the cache holds no state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Observes instance `id`, from the cache when fresh enough.
@@ -102,16 +133,16 @@ impl StateCache {
             let mut inner = self.inner.lock().expect("state cache");
             let now = Instant::now();
             inner.asked.insert(id.to_string(), now);
-            if !inner.refreshing {
+            if !inner.refreshing && !inner.closed {
                 inner.refreshing = true;
                 tokio::spawn(Arc::clone(self).refresher());
             }
             let (tx, rx) = oneshot::channel();
             if cached_ok {
-                if let Some(e) = inner.entries.get(id) {
-                    if now.duration_since(e.at) < self.ttl {
-                        return Ok(observed(e, now));
-                    }
+                if let Some(e) = inner.entries.get(id)
+                    && now.duration_since(e.at) < self.ttl
+                {
+                    return Ok(observed(e, now));
                 }
                 if let Some(late) = inner.reading.get_mut(id) {
                     late.push(tx);
@@ -155,7 +186,11 @@ impl StateCache {
                 let now = Instant::now();
                 let keep = self.keep;
                 inner.asked.retain(|_, at| now.duration_since(*at) < keep);
-                if inner.asked.is_empty() {
+                // States of machines nobody asks about any more (removed, or served by
+                // another client now) go too.
+                let Inner { entries, asked, .. } = &mut *inner;
+                entries.retain(|id, e| asked.contains_key(id) || now.duration_since(e.at) < keep);
+                if inner.asked.is_empty() || inner.closed {
                     inner.refreshing = false;
                     return;
                 }
@@ -271,7 +306,13 @@ impl StateCache {
                     }
                     Ok(e)
                 }
-                Err(err) => inner.entries.get(id).cloned().ok_or_else(|| err.clone()),
+                // Throttled or unreachable: the last known state, if it is recent enough.
+                Err(err) => inner
+                    .entries
+                    .get(id)
+                    .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
+                    .cloned()
+                    .ok_or_else(|| err.clone()),
             };
             for tx in inner.reading.remove(id).unwrap_or_default() {
                 let _ = tx.send(
@@ -402,10 +443,10 @@ async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
             else {
                 continue;
             };
-            if instance::is_interruption(code) {
-                if let Some(entry) = found.get_mut(id) {
-                    entry.1 = Some(code.to_string());
-                }
+            if instance::is_interruption(code)
+                && let Some(entry) = found.get_mut(id)
+            {
+                entry.1 = Some(code.to_string());
             }
         }
     }

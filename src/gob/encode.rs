@@ -104,23 +104,23 @@ fn collect(ty: &Type, value: Option<&Value>, order: &mut Vec<Type>, seen: &mut H
         }
         Type::Slice(elem) | Type::Array(elem, _) => {
             collect(elem, None, order, seen);
-            if let Some(Value::Slice(items)) = value {
-                if contains_interface(elem) {
-                    for v in items {
-                        collect(elem, Some(v), order, seen);
-                    }
+            if let Some(Value::Slice(items)) = value
+                && contains_interface(elem)
+            {
+                for v in items {
+                    collect(elem, Some(v), order, seen);
                 }
             }
         }
         Type::Map(k, v) => {
             collect(k, None, order, seen);
             collect(v, None, order, seen);
-            if let Some(Value::Map(pairs)) = value {
-                if contains_interface(k) || contains_interface(v) {
-                    for (kv, vv) in pairs {
-                        collect(k, Some(kv), order, seen);
-                        collect(v, Some(vv), order, seen);
-                    }
+            if let Some(Value::Map(pairs)) = value
+                && (contains_interface(k) || contains_interface(v))
+            {
+                for (kv, vv) in pairs {
+                    collect(k, Some(kv), order, seen);
+                    collect(v, Some(vv), order, seen);
                 }
             }
         }

@@ -99,13 +99,28 @@ impl Bastion {
     }
 
     async fn dm_store(&self, store: &Path, args: &[&str], env: Vec<(String, String)>) -> Output {
-        let store = store.to_path_buf();
         let plugin_dir = PathBuf::from(PLUGIN).parent().unwrap().to_path_buf();
+        self.dm_at(store, &plugin_dir, None, args, env).await
+    }
+
+    /// Runs `docker-machine <args>` on `store` with the plugin found in `plugin_dir`, in the
+    /// working directory `cwd` (the test's own when `None`).
+    pub async fn dm_at(
+        &self,
+        store: &Path,
+        plugin_dir: &Path,
+        cwd: Option<&Path>,
+        args: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Output {
+        let store = store.to_path_buf();
+        let plugin_dir = plugin_dir.to_path_buf();
+        let cwd = cwd.map(Path::to_path_buf);
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let refs: Vec<(&str, &str)> =
                 env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            goclient::run_dm(&store, &plugin_dir, &args, &refs)
+            goclient::run_dm_in(&store, &plugin_dir, cwd.as_deref(), &args, &refs)
         })
         .await
         .unwrap()
@@ -211,6 +226,18 @@ impl Bastion {
     pub async fn leftovers(&self) -> Vec<String> {
         leftovers(&self.ec2().await).await
     }
+}
+
+/// Starts the plugin binary at `path` directly (heartbeating every 5 s like docker-machine).
+pub async fn plugin_at(path: &Path, env: Vec<(String, String)>) -> PluginProcess {
+    PluginProcess::start(
+        path,
+        "ec2spot",
+        &env,
+        Some(std::time::Duration::from_secs(5)),
+    )
+    .await
+    .expect("plugin starts")
 }
 
 /// See [`Bastion::leftovers`].

@@ -269,14 +269,14 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
     let fault = {
         let mut st = state.lock().unwrap();
         let mut chosen = None;
-        if let Some(b) = st.buckets.clone() {
-            if !b.take(&action) {
-                chosen = Some(Fault::Error {
-                    status: 503,
-                    code: "RequestLimitExceeded".into(),
-                    message: "Request limit exceeded.".into(),
-                });
-            }
+        if let Some(b) = st.buckets.clone()
+            && !b.take(&action)
+        {
+            chosen = Some(Fault::Error {
+                status: 503,
+                code: "RequestLimitExceeded".into(),
+                message: "Request limit exceeded.".into(),
+            });
         }
         if chosen.is_none() {
             for r in st.rules.iter_mut() {

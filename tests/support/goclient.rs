@@ -53,12 +53,11 @@ fn newest_source(dir: &Path, newest: &mut SystemTime) {
         let path = entry.path();
         if path.is_dir() {
             newest_source(&path, newest);
-        } else if path.extension() == Some(OsStr::new("go"))
-            || path.file_name() == Some(OsStr::new("go.mod"))
+        } else if (path.extension() == Some(OsStr::new("go"))
+            || path.file_name() == Some(OsStr::new("go.mod")))
+            && let Ok(modified) = entry.metadata().and_then(|m| m.modified())
         {
-            if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
-                *newest = (*newest).max(modified);
-            }
+            *newest = (*newest).max(modified);
         }
     }
 }
@@ -232,9 +231,27 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_dm_in(store, plugin_dir, None, args, envs)
+}
+
+/// Like [`run_dm`], in working directory `cwd` (the test's own when `None`).
+pub fn run_dm_in<I, S>(
+    store: &Path,
+    plugin_dir: &Path,
+    cwd: Option<&Path>,
+    args: I,
+    envs: &[(&str, &str)],
+) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut cmd = Command::new(dmclient());
     cmd.arg("dm").arg("--storage-path").arg(store).args(args);
     cmd.env("PATH", path_with(plugin_dir));
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }

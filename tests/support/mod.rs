@@ -2,5 +2,6 @@
 
 pub mod bastion;
 pub mod ec2_proxy;
+pub mod forward_proxy;
 pub mod goclient;
 pub mod moto;

@@ -68,15 +68,14 @@ impl Moto {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(port) = line
+                if !sent
+                    && let Some(port) = line
                         .split("http://127.0.0.1:")
                         .nth(1)
                         .and_then(|p| p.trim().parse::<u16>().ok())
-                    {
-                        let _ = tx.send(port);
-                        sent = true;
-                    }
+                {
+                    let _ = tx.send(port);
+                    sent = true;
                 }
                 // keep draining so moto never blocks on a full pipe
             }
