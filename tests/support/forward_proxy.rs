@@ -68,83 +68,82 @@ async fn serve(
     hosts: Arc<HashMap<String, String>>,
     count: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
+    // One request per connection (its answer closes it).
     let mut client = BufReader::new(sock);
-    loop {
-        let mut line = String::new();
-        if client.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (method, target, version) = (
-            parts.next().unwrap_or_default().to_string(),
-            parts.next().unwrap_or_default().to_string(),
-            parts.next().unwrap_or("HTTP/1.1").to_string(),
-        );
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            client.read_line(&mut h).await?;
-            if h == "\r\n" || h == "\n" || h.is_empty() {
-                break;
-            }
-            headers.push(h);
-        }
-        if method == "CONNECT" {
-            let mut upstream = TcpStream::connect(resolve(&hosts, &target)).await?;
-            count.fetch_add(1, Ordering::SeqCst);
-            client
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .await?;
-            let mut client = client.into_inner();
-            tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-            return Ok(());
-        }
-        // Absolute form: http://host:port/path → origin form to host:port.
-        let Some(rest) = target.strip_prefix("http://") else {
-            client
-                .get_mut()
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                .await?;
-            return Ok(());
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let length: usize = headers
-            .iter()
-            .find_map(|h| {
-                let (k, v) = h.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        client.read_exact(&mut body).await?;
-        let mut upstream = TcpStream::connect(resolve(&hosts, authority)).await?;
-        count.fetch_add(1, Ordering::SeqCst);
-        let mut request = format!("{method} {path} {version}\r\n");
-        for h in &headers {
-            let name = h.split(':').next().unwrap_or_default().trim();
-            if !name.eq_ignore_ascii_case("proxy-connection")
-                && !name.eq_ignore_ascii_case("connection")
-            {
-                request.push_str(h);
-            }
-        }
-        request.push_str("connection: close\r\n\r\n");
-        upstream.write_all(request.as_bytes()).await?;
-        upstream.write_all(&body).await?;
-        // The upstream (our EC2 proxy, moto) closes after its answer: relay until then, and
-        // close the client's connection too (the answer says `Connection: close` or is
-        // delimited by its length, either way the client opens a new one).
-        let mut answer = Vec::new();
-        upstream.read_to_end(&mut answer).await?;
-        let sock = client.get_mut();
-        sock.write_all(&answer).await?;
-        sock.shutdown().await?;
+    let mut line = String::new();
+    if client.read_line(&mut line).await? == 0 {
         return Ok(());
     }
+    let mut parts = line.split_whitespace();
+    let (method, target, version) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or("HTTP/1.1").to_string(),
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        client.read_line(&mut h).await?;
+        if h == "\r\n" || h == "\n" || h.is_empty() {
+            break;
+        }
+        headers.push(h);
+    }
+    if method == "CONNECT" {
+        let mut upstream = TcpStream::connect(resolve(&hosts, &target)).await?;
+        count.fetch_add(1, Ordering::SeqCst);
+        client
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await?;
+        let mut client = client.into_inner();
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+        return Ok(());
+    }
+    // Absolute form: http://host:port/path → origin form to host:port.
+    let Some(rest) = target.strip_prefix("http://") else {
+        client
+            .get_mut()
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await?;
+        return Ok(());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let length: usize = headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body).await?;
+    let mut upstream = TcpStream::connect(resolve(&hosts, authority)).await?;
+    count.fetch_add(1, Ordering::SeqCst);
+    let mut request = format!("{method} {path} {version}\r\n");
+    for h in &headers {
+        let name = h.split(':').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("proxy-connection")
+            && !name.eq_ignore_ascii_case("connection")
+        {
+            request.push_str(h);
+        }
+    }
+    request.push_str("connection: close\r\n\r\n");
+    upstream.write_all(request.as_bytes()).await?;
+    upstream.write_all(&body).await?;
+    // The upstream (our EC2 proxy, moto) closes after its answer: relay until then, and
+    // close the client's connection too (the answer says `Connection: close` or is
+    // delimited by its length, either way the client opens a new one).
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer).await?;
+    let sock = client.get_mut();
+    sock.write_all(&answer).await?;
+    sock.shutdown().await?;
+    Ok(())
 }
