@@ -1,5 +1,6 @@
 //! Crashes at every step of a create: the plugin SIGKILLed after each EC2 call, docker-machine
-//! gone (the plugin only loses its heartbeats), the agent SIGKILLed after each call — then a
+//! gone (the plugin only loses its heartbeats) — each with the agent on (the agent goes on with
+//! the create; the `rm` waits for it) and off — and the agent SIGKILLed after each call; then a
 //! fresh `rm` from the config docker-machine saved before Create leaves nothing, and nothing
 //! was launched twice.
 
@@ -77,13 +78,24 @@ async fn calls_of_a_create(b: &Bastion) -> usize {
     n
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_killed_after_each_ec2_call_of_create() {
+/// The plugin's environment with the agent on or off. A call held unanswered is given up
+/// after 2 s (the agent goes on with a create whose plugin died; the `rm` waits for it).
+fn env(b: &Bastion, agent: bool) -> Vec<(String, String)> {
+    let mut e = if agent { b.env() } else { b.env_direct() };
+    e.push(("EC2SPOT_AWS_TIMEOUT".into(), "2".into()));
+    e
+}
+
+fn mode(agent: bool) -> &'static str {
+    if agent { "agent on" } else { "agent off" }
+}
+
+async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
     let b = Bastion::start().await;
     let calls = calls_of_a_create(&b).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
-        let (p, saved) = prepare(&b, b.env_direct(), &format!("c{k}")).await;
+        let (p, saved) = prepare(&b, env(&b, agent), &format!("c{k}")).await;
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let create = tokio::spawn(async move {
@@ -95,27 +107,43 @@ async fn plugin_killed_after_each_ec2_call_of_create() {
         create.abort(); // SIGKILL: the process dies with call k in flight
         let _ = create.await;
         b.proxy.clear();
-        rm(&b, b.env_direct(), &saved)
+        rm(&b, env(&b, agent), &saved)
             .await
             .unwrap_or_else(|e| panic!("rm after kill at {k} ({action}): {e}"));
         let left = b.leftovers().await;
         assert!(
             left.is_empty(),
-            "killed at call {k} ({action}): left {left:?}"
+            "{}: killed at call {k} ({action}): left {left:?}",
+            mode(agent)
+        );
+        assert!(
+            instances_launched(&b) <= 1,
+            "{}: killed at call {k} ({action}): launched twice",
+            mode(agent)
         );
         rows.push(format!("{k:>2} {action}: nothing left"));
     }
     println!(
-        "plugin SIGKILLed during each of the {calls} calls of a create:\n{}",
+        "plugin SIGKILLed during each of the {calls} calls of a create, {}:\n{}",
+        mode(agent),
         rows.join("\n")
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s() {
+async fn plugin_killed_after_each_ec2_call_of_create_agent_on() {
+    plugin_killed_after_each_ec2_call_of_create(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_killed_after_each_ec2_call_of_create_agent_off() {
+    plugin_killed_after_each_ec2_call_of_create(false).await;
+}
+
+async fn docker_machine_killed_mid_create(agent: bool) {
     let b = Bastion::start().await;
     for k in [1, 4, 6] {
-        let (p, saved) = prepare(&b, b.env_direct(), &format!("h{k}")).await;
+        let (p, saved) = prepare(&b, env(&b, agent), &format!("h{k}")).await;
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let pid = p.pid().unwrap();
@@ -126,26 +154,42 @@ async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s() {
             let _ = p.call("Create").await;
         });
         wait_for_requests(&b, k).await;
-        while unsafe { libc::kill(pid as i32, 0) } == 0 {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+        {
             assert!(
                 t.elapsed() < Duration::from_secs(12),
-                "the plugin outlived its heartbeats"
+                "{}: the plugin outlived its heartbeats",
+                mode(agent)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         println!(
-            "call {k}: plugin gone {:.1}s after docker-machine",
+            "{}, call {k}: plugin gone {:.1}s after docker-machine",
+            mode(agent),
             t.elapsed().as_secs_f64()
         );
         create.abort();
         b.proxy.clear();
-        rm(&b, b.env_direct(), &saved).await.unwrap();
+        rm(&b, env(&b, agent), &saved).await.unwrap();
         assert_eq!(
             b.leftovers().await,
             Vec::<String>::new(),
-            "after losing docker-machine at call {k}"
+            "{}: after losing docker-machine at call {k}",
+            mode(agent)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s_agent_on() {
+    docker_machine_killed_mid_create(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s_agent_off() {
+    docker_machine_killed_mid_create(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +218,7 @@ async fn agent_killed_after_each_ec2_call_of_create() {
             .await
             .unwrap()
             .pid;
+        // SAFETY: kill only sends a signal to the agent process this test started.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         b.proxy.clear();
         // The plugin replaces the agent and resumes its create.

@@ -1,6 +1,8 @@
 //! Every EC2 action of create, start, stop and rm × every fault class, injected by the proxy
 //! into that call: the command succeeds or says which step failed with AWS's code, and after
-//! `rm` (retried as gitlab-runner does) nothing of ours is left in moto.
+//! `rm` (retried as gitlab-runner does) nothing of ours is left in moto. Each cell runs with the
+//! agent on (the default: the work, the retries and the state reads happen in the agent) and
+//! with the agent off (the plugin works on its own).
 
 mod support;
 
@@ -45,8 +47,18 @@ const RM: &[&str] = &[
     "DeleteSecurityGroup",
 ];
 
-fn env(b: &Bastion) -> Vec<(String, String)> {
-    let mut e = b.env_direct();
+/// Where the EC2 work runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Agent,
+    Direct,
+}
+
+fn env(b: &Bastion, mode: Mode) -> Vec<(String, String)> {
+    let mut e = match mode {
+        Mode::Agent => b.env(),
+        Mode::Direct => b.env_direct(),
+    };
     e.push(("EC2SPOT_AWS_TIMEOUT".into(), "1".into()));
     e
 }
@@ -82,10 +94,10 @@ fn judge(o: &Output, action: &str, code: &str) -> Result<(), String> {
 }
 
 /// `rm -y`, retried like gitlab-runner (here at once) until it succeeds.
-async fn rm(b: &Bastion, name: &str) -> Result<(), String> {
+async fn rm(b: &Bastion, mode: Mode, name: &str) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..3 {
-        let o = b.dm_env(&["rm", "-y", name], env(b)).await;
+        let o = b.dm_env(&["rm", "-y", name], env(b, mode)).await;
         if o.status.success() || !b.store().join("machines").join(name).exists() {
             return Ok(());
         }
@@ -96,6 +108,7 @@ async fn rm(b: &Bastion, name: &str) -> Result<(), String> {
 
 async fn cell(
     b: &Bastion,
+    mode: Mode,
     command: &str,
     action: &str,
     fault: &(&str, u16, &str, usize),
@@ -110,16 +123,16 @@ async fn cell(
     create.push(&name);
     let result = if command == "create" {
         inject(b, action, fault);
-        let o = b.dm_env(&create, env(b)).await;
+        let o = b.dm_env(&create, env(b, mode)).await;
         b.proxy.clear();
         judge(&o, action, fault.2)
     } else {
-        let o = b.dm_env(&create, env(b)).await;
+        let o = b.dm_env(&create, env(b, mode)).await;
         if !o.status.success() {
             return Err(format!("setup create failed: {}", text(&o)));
         }
         if command == "start" {
-            let o = b.dm_env(&["stop", &name], env(b)).await;
+            let o = b.dm_env(&["stop", &name], env(b, mode)).await;
             if !o.status.success() {
                 return Err(format!("setup stop failed: {}", text(&o)));
             }
@@ -132,13 +145,13 @@ async fn cell(
                     .filter(|a| command == "rm" || **a != "-y")
                     .copied()
                     .collect::<Vec<_>>(),
-                env(b),
+                env(b, mode),
             )
             .await;
         b.proxy.clear();
         judge(&o, action, fault.2)
     };
-    let cleanup = rm(b, &name).await;
+    let cleanup = rm(b, mode, &name).await;
     let left = b.leftovers().await;
     result?;
     cleanup?;
@@ -149,7 +162,7 @@ async fn cell(
     }
 }
 
-async fn matrix(commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
+async fn matrix(mode: Mode, commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
     let b = Bastion::start().await;
     let mut tried = 0;
     let mut failed = Vec::new();
@@ -160,7 +173,7 @@ async fn matrix(commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
             for fault in FAULTS {
                 tried += 1;
                 let t = std::time::Instant::now();
-                let outcome = cell(&b, command, action, fault, tried).await;
+                let outcome = cell(&b, mode, command, action, fault, tried).await;
                 eprintln!(
                     "{command} {action} {}: {:.1}s",
                     fault.0,
@@ -192,19 +205,43 @@ async fn matrix(commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
     (tried, failed)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_in_create() {
-    let (tried, failed) = matrix(&[("create", CREATE)]).await;
-    println!("create: {} of {tried} cells passed", tried - failed.len());
+fn report(mode: Mode, what: &str, tried: usize, failed: &[String]) {
+    let mode = match mode {
+        Mode::Agent => "agent on",
+        Mode::Direct => "agent off",
+    };
+    println!(
+        "{what}, {mode}: {} of {tried} cells passed",
+        tried - failed.len()
+    );
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_in_stop_start_and_rm() {
-    let (tried, failed) = matrix(&[("stop", STOP), ("start", START), ("rm", RM)]).await;
-    println!(
-        "stop/start/rm: {} of {tried} cells passed",
-        tried - failed.len()
-    );
-    assert!(failed.is_empty(), "{failed:#?}");
+async fn faults_in_create_agent_on() {
+    let (tried, failed) = matrix(Mode::Agent, &[("create", CREATE)]).await;
+    report(Mode::Agent, "create", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_create_agent_off() {
+    let (tried, failed) = matrix(Mode::Direct, &[("create", CREATE)]).await;
+    report(Mode::Direct, "create", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_stop_start_and_rm_agent_on() {
+    let (tried, failed) =
+        matrix(Mode::Agent, &[("stop", STOP), ("start", START), ("rm", RM)]).await;
+    report(Mode::Agent, "stop/start/rm", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_stop_start_and_rm_agent_off() {
+    let (tried, failed) = matrix(
+        Mode::Direct,
+        &[("stop", STOP), ("start", START), ("rm", RM)],
+    )
+    .await;
+    report(Mode::Direct, "stop/start/rm", tried, &failed);
 }

@@ -121,6 +121,12 @@ where
             code: "Timeout".into(),
             message: "no answer from EC2 in time".into(),
         },
+        // A read timeout (the agent's limit on an attempt) is a timeout too.
+        SdkError::DispatchFailure(d) if d.is_timeout() => Error::Aws {
+            step: step.to_string(),
+            code: "Timeout".into(),
+            message: "no answer from EC2 in time".into(),
+        },
         SdkError::DispatchFailure(_) => Error::Aws {
             step: step.to_string(),
             code: "ConnectionFailed".into(),

@@ -103,8 +103,10 @@ pub async fn run(
                 progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
                 return Ok(Outcome::done());
             }
-            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await?;
+            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
+            // Whatever the removal got to, what was known of the instance is out of date.
             ctx.forget(&config.instance_id);
+            let done = done?;
             progress.say(&format!("Removed: {}", done.summary()));
             Ok(Outcome::done())
         }
@@ -147,13 +149,10 @@ pub async fn run(
         }
         Op::Start => {
             let id = instance_id(ctx, config).await?;
-            ctx.client
-                .start_instances()
-                .instance_ids(&id)
-                .send()
-                .await
-                .map_err(|e| aws("starting the instance (StartInstances)", e))?;
+            let started = ctx.client.start_instances().instance_ids(&id).send().await;
+            // Even a failed call may have reached EC2 (a lost answer): read it afresh.
             ctx.forget(&id);
+            started.map_err(|e| aws("starting the instance (StartInstances)", e))?;
             // A restarted instance may get a new public address.
             config.ip_address.clear();
             let running = instance::wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
@@ -166,34 +165,31 @@ pub async fn run(
         Op::Stop | Op::Kill => {
             let id = instance_id(ctx, config).await?;
             let force = op == Op::Kill;
-            ctx.client
+            let stopped = ctx
+                .client
                 .stop_instances()
                 .instance_ids(&id)
                 .force(force)
                 .send()
-                .await
-                .map_err(|e| {
-                    aws(
-                        if force {
-                            "stopping the instance forcibly (StopInstances)"
-                        } else {
-                            "stopping the instance (StopInstances)"
-                        },
-                        e,
-                    )
-                })?;
+                .await;
             ctx.forget(&id);
+            stopped.map_err(|e| {
+                aws(
+                    if force {
+                        "stopping the instance forcibly (StopInstances)"
+                    } else {
+                        "stopping the instance (StopInstances)"
+                    },
+                    e,
+                )
+            })?;
             Ok(Outcome::done())
         }
         Op::Restart => {
             let id = instance_id(ctx, config).await?;
-            ctx.client
-                .reboot_instances()
-                .instance_ids(&id)
-                .send()
-                .await
-                .map_err(|e| aws("rebooting the instance (RebootInstances)", e))?;
+            let rebooted = ctx.client.reboot_instances().instance_ids(&id).send().await;
             ctx.forget(&id);
+            rebooted.map_err(|e| aws("rebooting the instance (RebootInstances)", e))?;
             Ok(Outcome::done())
         }
     }
