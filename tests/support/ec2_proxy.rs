@@ -407,3 +407,29 @@ impl Ec2Proxy {
         b
     }
 }
+
+/// A recorded EC2 answer (`tests/fixtures/<path>`, written after the EC2 API reference's
+/// response shape where moto cannot model the answer) for `items`: the text between `<{set}>`
+/// and `</{set}>` is one item, repeated for each entry of `items` with its `{{name}}`
+/// placeholders filled from that entry. Panics on a placeholder left unfilled.
+pub fn recorded(path: &str, set: &str, items: &[Vec<(&str, String)>]) -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (open, close) = (format!("<{set}>"), format!("</{set}>"));
+    let start = text.find(&open).expect("the set's opening tag") + open.len();
+    let end = text.rfind(&close).expect("the set's closing tag");
+    let item = &text[start..end];
+    let mut body: String = text[..start].to_string();
+    for vars in items {
+        let mut one = item.to_string();
+        for (k, v) in vars {
+            one = one.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!one.contains("{{"), "{path}: unfilled placeholder in {one}");
+        body.push_str(&one);
+    }
+    body.push_str(&text[end..]);
+    body
+}
