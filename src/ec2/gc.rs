@@ -97,6 +97,8 @@ pub async fn collect(
         .send()
         .await
         .map_err(|e| aws("listing instances (DescribeInstances)", e))?;
+    // The orphaned instances gc terminates (or, in a dry run, would): they do not keep a
+    // security group of ours.
     let mut terminated = Vec::new();
     for i in instances
         .reservations()
@@ -111,8 +113,8 @@ pub async fn collect(
                 .send()
                 .await
                 .map_err(|e| aws("terminating (TerminateInstances)", e))?;
-            terminated.push(id.clone());
         }
+        terminated.push(id.clone());
         out.push(Orphan {
             kind: "instance",
             id,
