@@ -56,7 +56,8 @@ enum Command {
     Agent(AgentArgs),
     /// List what carries this bastion's ownership tags but belongs to no machine of its
     /// docker-machine store (after `rm -f`, a wiped store, …); with --delete, remove it.
-    /// Another bastion's resources are never touched.
+    /// Another bastion's resources are never touched. For a bastion whose store is lost, give
+    /// its manager id (tag ec2spot:manager) with --manager.
     Gc(GcArgs),
     /// Check what a create with these amazonec2-* options would meet: the options,
     /// credentials, region, VPC, subnets, image, instance types, and every permission
