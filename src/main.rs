@@ -56,7 +56,8 @@ enum Command {
     Agent(AgentArgs),
     /// List what carries this bastion's ownership tags but belongs to no machine of its
     /// docker-machine store (after `rm -f`, a wiped store, …); with --delete, remove it.
-    /// Another bastion's resources are never touched.
+    /// Another bastion's resources are never touched. For a bastion whose store is lost, give
+    /// its manager id (tag ec2spot:manager) with --manager.
     Gc(GcArgs),
     /// Check what a create with these amazonec2-* options would meet: the options,
     /// credentials, region, VPC, subnets, image, instance types, and every permission
@@ -95,6 +96,11 @@ struct GcArgs {
     /// Remove what was found (default: only list it).
     #[arg(long)]
     delete: bool,
+    /// The manager id to collect for: the value of the tag ec2spot:manager (default: the
+    /// store's own, kept in <store>/ec2spot/manager-id). Give it for a bastion whose store or
+    /// disk is lost: every resource carrying it that no machine of --store knows is an orphan.
+    #[arg(long, value_name = "ID")]
+    manager: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,8 +111,9 @@ struct AgentArgs {
     /// Exit after this long without operations (e.g. 600, 10m, 30s, 0 = never).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     idle: Duration,
-    /// A token bucket: CLASS=burst/per_second (classes: RunInstances, StartInstances,
-    /// TerminateInstances, CreateTags, ResourceIntensive, Mutating, Describe). Repeatable.
+    /// A token bucket size: CLASS=burst/per_second (classes: RunInstances, StartInstances,
+    /// TerminateInstances, CreateTags, DeleteVolume, ResourceIntensive, Mutating, Describe,
+    /// UnfilteredDescribe); each EC2 action has its own bucket of its class's size. Repeatable.
     #[arg(long = "rate", value_parser = throttle::parse_rate)]
     rates: Vec<(String, throttle::Rate)>,
     /// Scale of every bucket (below 1 leaves room for other clients of the account).
@@ -254,7 +261,36 @@ fn run_doctor(args: DoctorArgs) -> ! {
 }
 
 fn run_gc(args: GcArgs) -> ! {
+    use ec2spot::ec2::{gc, manager, tags};
     let store = args.store.unwrap_or_else(default_store);
+    if let Some(id) = &args.manager
+        && let Err(e) = manager::check(id)
+    {
+        eprintln!("gc: --manager: {e}");
+        std::process::exit(2);
+    }
+    let Some(manager) = gc::manager_of(&store, args.manager.as_deref()) else {
+        println!(
+            "no manager id in {}: no machine was ever created from this store, so nothing \
+             of its can be in EC2. For a bastion whose store or disk is lost, give --manager ID \
+             (the value of the tag {} on its resources; README: \"A lost bastion\").",
+            manager::id_file(&store.to_string_lossy()).display(),
+            tags::MANAGER
+        );
+        std::process::exit(0)
+    };
+    println!(
+        "manager id {manager} (tag {}; {})",
+        tags::MANAGER,
+        if args.manager.is_some() {
+            "given with --manager".to_string()
+        } else {
+            format!(
+                "from {}",
+                manager::id_file(&store.to_string_lossy()).display()
+            )
+        }
+    );
     let mut regions = args.regions;
     if regions.is_empty()
         && let Ok(dirs) = std::fs::read_dir(store.join("machines"))
@@ -292,7 +328,7 @@ fn run_gc(args: GcArgs) -> ! {
                     return 1;
                 }
             };
-            match ec2spot::ec2::gc::collect(&ec2, &store, args.delete).await {
+            match gc::collect(&ec2, &store, &manager, args.delete).await {
                 Ok(orphans) => {
                     for o in &orphans {
                         println!(

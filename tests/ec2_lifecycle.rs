@@ -1020,12 +1020,13 @@ async fn ec2_calls_of_a_spot_create_and_rm() {
     );
     // No spot-request polling: at most one look at the request per state read (the create's
     // wait and docker-machine's GetState; they share one when close enough), for an
-    // interruption notice.
+    // interruption notice — and only at the request the instance names, which moto's
+    // instances do not (tests/spot.rs replays EC2's answers for that).
     let spot_looks = create
         .iter()
         .filter(|a| *a == "DescribeSpotInstanceRequests")
         .count();
-    assert!((1..=2).contains(&spot_looks), "{create:?}");
+    assert!(spot_looks <= 2, "{create:?}");
     let run_at = create.iter().position(|a| a == "RunInstances").unwrap();
     assert!(
         !create[..run_at]

@@ -1,6 +1,8 @@
 //! `ec2spot gc`: what `rm -f` or a wiped store leaves behind is found by its ownership tags
-//! and removed with `--delete`; a dry run changes nothing; another bastion's machines in the
-//! same account are never touched; a shared security group goes only once nothing uses it.
+//! and removed with `--delete`; a dry run changes nothing, in EC2 or on disk; another
+//! bastion's machines in the same account are never touched; a shared security group goes only
+//! once nothing uses it; and a bastion whose whole store is lost is cleaned up with the manager
+//! id found in its resources' tag (`gc --manager`).
 
 mod support;
 
@@ -22,8 +24,21 @@ fn ok(o: Output, what: &str) -> String {
 }
 
 async fn gc(b: &Bastion, store: &std::path::Path, delete: bool) -> String {
+    gc_as(b, store, None, delete).await
+}
+
+/// `gc` for the store, or for `manager` when given.
+async fn gc_as(
+    b: &Bastion,
+    store: &std::path::Path,
+    manager: Option<&str>,
+    delete: bool,
+) -> String {
     let store = store.to_string_lossy().into_owned();
     let mut args = vec!["gc", "--store", store.as_str()];
+    if let Some(m) = manager {
+        args.extend(["--manager", m]);
+    }
     if delete {
         args.push("--delete");
     }
@@ -85,6 +100,11 @@ async fn gc_finds_and_removes_only_this_bastions_orphans() {
     b.proxy.reset_log();
     let dry = gc(&b, b.store(), false).await;
     println!("gc (dry run):\n{dry}");
+    let manager = std::fs::read_to_string(b.store().join("ec2spot/manager-id")).unwrap();
+    assert!(
+        dry.starts_with(&format!("manager id {} ", manager.trim())),
+        "gc names the manager id it works for: {dry}"
+    );
     let instances = lines(&dry, "instance");
     assert_eq!(instances.len(), 2, "{dry}");
     for (i, m) in [(&lost1, "lost1"), (&lost2, "lost2")] {
@@ -178,5 +198,111 @@ async fn gc_finds_and_removes_only_this_bastions_orphans() {
             "{last}"
         );
     }
+    assert_eq!(b.leftovers().await, Vec::<String>::new(), "nothing is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_with_the_manager_id_cleans_up_after_a_lost_store() {
+    let b = Bastion::start().await;
+    // A store nothing was created from has no manager id: gc says how to go on and, being a
+    // dry run, writes nothing (it used to create the id file).
+    let fresh = tempfile::tempdir().unwrap();
+    let none = gc(&b, fresh.path(), false).await;
+    assert!(
+        none.contains("no manager id") && none.contains("--manager"),
+        "{none}"
+    );
+    assert!(
+        std::fs::read_dir(fresh.path()).unwrap().next().is_none(),
+        "a dry run writes nothing"
+    );
+
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-request-spot-instance",
+        "gone1",
+    ])
+    .await;
+    b.dm_ok(&["create", "-d", "ec2spot", "gone2"]).await;
+    let id = |m: &str| b.driver(m)["InstanceId"].as_str().unwrap().to_string();
+    let (gone1, gone2) = (id("gone1"), id("gone2"));
+    let manager = std::fs::read_to_string(b.store().join("ec2spot/manager-id"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // The id names the host it was made on, and is the tag value the console shows.
+    assert!(manager.starts_with("mgr-"), "{manager}");
+    let out = b
+        .ec2()
+        .await
+        .describe_instances()
+        .instance_ids(&gone1)
+        .send()
+        .await
+        .unwrap();
+    let tag = out.reservations()[0].instances()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("ec2spot:manager"))
+        .and_then(|t| t.value())
+        .map(str::to_string);
+    assert_eq!(tag.as_deref(), Some(manager.as_str()));
+    // doctor prints it (whatever else it finds in moto).
+    let store = b.store().to_string_lossy().into_owned();
+    let doctor = b.cli(&["doctor", "--store", &store], &[]).await;
+    assert!(
+        text(&doctor).contains(&format!("manager id {manager} (tag ec2spot:manager")),
+        "{}",
+        text(&doctor)
+    );
+
+    // The bastion's disk is lost: the whole store goes, with the manager id file.
+    std::fs::remove_dir_all(b.store()).unwrap();
+    let blind = gc(&b, b.store(), false).await;
+    assert!(blind.contains("no manager id"), "{blind}");
+    assert!(!b.store().exists(), "gc recreates nothing");
+
+    // With the id from the tag: both machines are orphans now, found by a dry run that writes
+    // nothing.
+    let dry = gc_as(&b, b.store(), Some(&manager), false).await;
+    println!("gc --manager (dry run):\n{dry}");
+    assert!(
+        dry.starts_with(&format!("manager id {manager} (tag ec2spot:manager; given")),
+        "{dry}"
+    );
+    let instances = lines(&dry, "instance");
+    assert_eq!(instances.len(), 2, "{dry}");
+    for (i, m) in [(&gone1, "gone1"), (&gone2, "gone2")] {
+        assert!(
+            instances
+                .iter()
+                .any(|l| l.contains(i.as_str()) && l.contains(m) && l.contains("would be")),
+            "{m}: {dry}"
+        );
+    }
+    assert_eq!(lines(&dry, "key pair").len(), 2, "{dry}");
+    let group = lines(&dry, "security group");
+    assert!(
+        group.len() == 1 && group[0].ends_with("\twould be deleted"),
+        "its only users are orphans gc would terminate: {dry}"
+    );
+    assert!(!b.store().exists(), "a dry run writes nothing");
+    // Another id finds none of it; a pattern is refused.
+    let other = gc_as(&b, b.store(), Some("mgr-elsewhere-0123456789abcdef"), false).await;
+    assert!(
+        other.contains("nothing of this bastion's is left"),
+        "{other}"
+    );
+    let star = b
+        .cli(&["gc", "--store", &store, "--manager", "mgr-*"], &[])
+        .await;
+    assert_eq!(star.status.code(), Some(2), "{}", text(&star));
+    assert!(text(&star).contains("--manager"), "{}", text(&star));
+
+    let del = gc_as(&b, b.store(), Some(&manager), true).await;
+    println!("gc --manager --delete:\n{del}");
+    assert_eq!(lines(&del, "instance").len(), 2, "{del}");
     assert_eq!(b.leftovers().await, Vec::<String>::new(), "nothing is left");
 }

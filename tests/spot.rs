@@ -1,6 +1,8 @@
-//! Spot that keeps working: several instance types × subnets through one EC2 Fleet request,
-//! capacity failures that never wait, the on-demand fallback, and interruption-aware state —
-//! against moto, with AWS-shaped answers from our proxy where moto cannot fail.
+//! Spot that keeps working: several instance types × subnets through one EC2 Fleet request
+//! (ranked by the instance types' order with `capacity-optimized-prioritized`), capacity
+//! failures that never wait, the on-demand fallback, and interruption-aware state however the
+//! instance was launched — against moto, with AWS-shaped answers from our proxy where moto
+//! cannot fail, and recorded EC2 answers (tests/fixtures/ec2) where moto lacks a field.
 
 mod support;
 
@@ -238,7 +240,83 @@ async fn zone_lists_make_pools_and_the_default_strategy_is_price_capacity_optimi
         Some("0.08"),
         "a cap only when asked"
     );
+    assert!(
+        priorities(&fleet).iter().all(Option::is_none),
+        "priorities only for the prioritized strategy"
+    );
     b.dm_ok(&["rm", "-y", "z1"]).await;
+    assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
+/// The `Priority` of each override of a recorded CreateFleet request.
+fn priorities(r: &Request) -> Vec<Option<f64>> {
+    (1..=overrides(r).len())
+        .map(|n| {
+            r.param(&format!("LaunchTemplateConfigs.1.Overrides.{n}.Priority"))
+                .map(|p| p.parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prioritized_fleet_ranks_the_pools_in_the_order_of_the_instance_types() {
+    let b = Bastion::start().await;
+    // No spot capacity at first, so the on-demand fallback's fleet is seen too.
+    b.proxy.respond_after("CreateFleet", 0, 1, |r| {
+        no_capacity(r, "InsufficientInstanceCapacity")
+    });
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-request-spot-instance",
+        "--amazonec2-spot-fallback-on-demand",
+        "--amazonec2-spot-allocation-strategy",
+        "capacity-optimized-prioritized",
+        "--amazonec2-instance-type",
+        "c5.large,m5.large,m5a.large",
+        "--amazonec2-zone",
+        "a,b",
+        "--amazonec2-use-private-address",
+        "p1",
+    ])
+    .await;
+    let fleets: Vec<Request> = b
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.action == "CreateFleet")
+        .collect();
+    assert_eq!(fleets.len(), 2, "spot, then on-demand");
+    assert_eq!(
+        fleets[0].param("SpotOptions.AllocationStrategy"),
+        Some("capacity-optimized-prioritized")
+    );
+    assert_eq!(
+        fleets[1].param("OnDemandOptions.AllocationStrategy"),
+        Some("prioritized"),
+        "the fallback honours the same order"
+    );
+    for fleet in &fleets {
+        let ranked: Vec<(String, Option<f64>)> = overrides(fleet)
+            .into_iter()
+            .map(|(t, _)| t)
+            .zip(priorities(fleet))
+            .collect();
+        let want: Vec<(String, Option<f64>)> = [
+            ("c5.large", 1.0),
+            ("c5.large", 1.0),
+            ("m5.large", 2.0),
+            ("m5.large", 2.0),
+            ("m5a.large", 3.0),
+            ("m5a.large", 3.0),
+        ]
+        .iter()
+        .map(|(t, p)| (t.to_string(), Some(*p)))
+        .collect();
+        assert_eq!(ranked, want, "first type first, every zone of a type alike");
+    }
+    b.dm_ok(&["rm", "-y", "p1"]).await;
     assert_eq!(b.leftovers().await, Vec::<String>::new());
 }
 
@@ -452,9 +530,78 @@ async fn instance_types_of_different_architectures_are_refused_before_any_launch
     assert!(b.proxy.actions().iter().all(|a| a.starts_with("Describe")));
 }
 
+/// What EC2 shows of the spot instance `id` that moto runs: moto's fields, plus the id of the
+/// spot request EC2 makes for every spot instance (moto gives none), for the recorded answers
+/// in tests/fixtures/ec2.
+async fn as_ec2_shows(b: &Bastion, id: &str, sir: &str) -> Vec<(&'static str, String)> {
+    let out = b
+        .ec2()
+        .await
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    let s = |v: Option<&str>| v.unwrap_or_default().to_string();
+    let private_ip = s(i.private_ip_address());
+    let public_ip = s(i.public_ip_address());
+    let tags: String = i
+        .tags()
+        .iter()
+        .map(|t| {
+            format!(
+                "<item><key>{}</key><value>{}</value></item>",
+                s(t.key()),
+                s(t.value())
+            )
+        })
+        .collect();
+    vec![
+        ("instance_id", id.to_string()),
+        ("spot_request_id", sir.to_string()),
+        ("image_id", s(i.image_id())),
+        ("instance_type", s(i.instance_type().map(|t| t.as_str()))),
+        ("zone", s(i.placement().and_then(|p| p.availability_zone()))),
+        ("subnet_id", s(i.subnet_id())),
+        ("vpc_id", s(i.vpc_id())),
+        ("private_ip_dashed", private_ip.replace('.', "-")),
+        ("public_ip_dashed", public_ip.replace('.', "-")),
+        ("private_ip", private_ip),
+        ("public_ip", public_ip),
+        ("key_name", s(i.key_name())),
+        ("client_token", s(i.client_token())),
+        ("tags", tags),
+    ]
+}
+
+/// The values of a request's ids (`{prefix}.N`) and of its filters named `filter`.
+fn asked(r: &Request, prefix: &str, filter: &str) -> Vec<String> {
+    let mut out: Vec<String> = (1..)
+        .map_while(|n| r.param(&format!("{prefix}.{n}")))
+        .map(str::to_string)
+        .collect();
+    for n in 1.. {
+        let Some(name) = r.param(&format!("Filter.{n}.Name")) else {
+            break;
+        };
+        if name == filter {
+            out.extend(
+                (1..)
+                    .map_while(|v| r.param(&format!("Filter.{n}.Value.{v}")))
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spot_machine_marked_for_interruption_is_not_running() {
+async fn spot_machines_marked_for_interruption_report_stopping_however_launched() {
+    use std::collections::HashMap;
+    use support::ec2_proxy::recorded;
     let b = Bastion::start().await;
+    // int1: one pool, so RunInstances; fl1: two types, so an instant EC2 Fleet.
     b.dm_ok(&[
         "create",
         "-d",
@@ -463,31 +610,115 @@ async fn a_spot_machine_marked_for_interruption_is_not_running() {
         "int1",
     ])
     .await;
-    let id = b.driver("int1")["InstanceId"].as_str().unwrap().to_string();
-    assert_eq!(b.dm_ok(&["status", "int1"]).await.trim(), "Running");
-    // AWS gives its two-minute notice: the instance's spot request is marked for termination.
-    let iid = id.clone();
-    b.proxy.respond_after("DescribeSpotInstanceRequests", 0, 100, move |_| {
-        (200, format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSpotInstanceRequestsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><spotInstanceRequestSet><item><spotInstanceRequestId>sir-0123456789abcdef0</spotInstanceRequestId><state>active</state><status><code>marked-for-termination</code><updateTime>2026-11-27T12:00:00.000Z</updateTime><message>Your Spot Instance is marked for termination.</message></status><instanceId>{iid}</instanceId><type>one-time</type></item></spotInstanceRequestSet></DescribeSpotInstanceRequestsResponse>"
-        ))
-    });
-    // The agent answers from observations up to 10 s old by default; wait one out.
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-request-spot-instance",
+        "--amazonec2-instance-type",
+        "m5.large,c5.large",
+        "--amazonec2-use-private-address",
+        "fl1",
+    ])
+    .await;
+    assert_eq!(b.proxy.count("RunInstances"), 1);
+    assert_eq!(b.proxy.count("CreateFleet"), 1);
+    let machines = ["int1", "fl1"];
+    let id = |m: &str| b.driver(m)["InstanceId"].as_str().unwrap().to_string();
+
+    // moto's instances name no spot request, so there is nothing to ask: no
+    // DescribeSpotInstanceRequests (no instance-id filter over all requests either).
+    b.proxy.reset_log();
+    for m in machines {
+        let out = b.dm_env(&["status", m], b.env_direct()).await;
+        assert_eq!(stdout(&out).trim(), "Running", "{m}: {}", stderr(&out));
+    }
+    assert_eq!(b.proxy.count("DescribeSpotInstanceRequests"), 0);
+
+    // EC2's answers (recorded, see tests/fixtures/ec2): each instance names the spot request
+    // EC2 made for it, and AWS has marked that request for termination.
+    let mut by_instance: HashMap<String, Vec<(&'static str, String)>> = HashMap::new();
+    let mut by_request: HashMap<String, Vec<(&'static str, String)>> = HashMap::new();
+    for (n, m) in machines.iter().enumerate() {
+        let sir = format!("sir-0a1b2c3d4e5f6789{n}");
+        let vars = as_ec2_shows(&b, &id(m), &sir).await;
+        by_instance.insert(id(m), vars.clone());
+        by_request.insert(sir, vars);
+    }
+    b.proxy
+        .respond_after("DescribeInstances", 0, 1000, move |r| {
+            let items: Vec<_> = asked(r, "InstanceId", "instance-id")
+                .iter()
+                .filter_map(|i| by_instance.get(i).cloned())
+                .collect();
+            let xml = recorded(
+                "ec2/describe-instances-spot-running.xml",
+                "reservationSet",
+                &items,
+            );
+            (200, xml)
+        });
+    b.proxy
+        .respond_after("DescribeSpotInstanceRequests", 0, 1000, move |r| {
+            let items: Vec<_> = asked(r, "SpotInstanceRequestId", "spot-instance-request-id")
+                .iter()
+                .filter_map(|s| by_request.get(s).cloned())
+                .collect();
+            let xml = recorded(
+                "ec2/describe-spot-instance-requests-marked-for-termination.xml",
+                "spotInstanceRequestSet",
+                &items,
+            );
+            (200, xml)
+        });
+
+    // Without the agent: each status reads EC2 and asks about the request the instance names.
+    b.proxy.reset_log();
+    for m in machines {
+        let out = b.dm_env(&["status", m], b.env_direct()).await;
+        assert_eq!(stdout(&out).trim(), "Stopping", "{m}: {}", stderr(&out));
+    }
+    let asks: Vec<Request> = b
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.action == "DescribeSpotInstanceRequests")
+        .collect();
+    assert_eq!(asks.len(), 2, "one per status");
+    for (n, r) in asks.iter().enumerate() {
+        assert_eq!(r.param("Filter.1.Name"), Some("spot-instance-request-id"));
+        assert_eq!(
+            asked(r, "SpotInstanceRequestId", "spot-instance-request-id"),
+            [format!("sir-0a1b2c3d4e5f6789{n}")]
+        );
+        assert!(
+            asked(r, "InstanceId", "instance-id").is_empty(),
+            "by request, not by instance"
+        );
+    }
+
+    // With the agent: once its cached observations (from the creates) are out of date.
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    assert_eq!(b.dm_ok(&["status", "int1"]).await.trim(), "Stopping");
-    let url = b.dm(&["url", "int1"]).await;
-    assert!(
-        stderr(&url).contains("Host is not running"),
-        "{}",
-        stderr(&url)
-    );
-    let config = b.dm(&["config", "int1"]).await;
-    assert!(
-        !config.status.success(),
-        "gitlab-runner's usability check fails, so it drops the machine"
-    );
+    for m in machines {
+        assert_eq!(b.dm_ok(&["status", m]).await.trim(), "Stopping", "{m}");
+        let url = b.dm(&["url", m]).await;
+        assert!(
+            stderr(&url).contains("Host is not running"),
+            "{}",
+            stderr(&url)
+        );
+        let config = b.dm(&["config", m]).await;
+        assert!(
+            !config.status.success(),
+            "gitlab-runner's usability check fails, so it drops the machine"
+        );
+    }
+    // rm without the agent, whose cache still holds the recorded request ids moto never knew.
     b.proxy.clear();
-    b.dm_ok(&["rm", "-y", "int1"]).await;
+    for m in machines {
+        let out = b.dm_env(&["rm", "-y", m], b.env_direct()).await;
+        assert!(out.status.success(), "{m}: {}", stderr(&out));
+    }
     assert_eq!(b.leftovers().await, Vec::<String>::new());
 }
 

@@ -159,6 +159,9 @@ pub struct Config {
     /// The image's architecture (`x86_64` or `arm64`), found by the pre-create check.
     #[serde(rename = "Architecture")]
     pub architecture: String,
+    /// Ubuntu LTS release of the default image (`amazonec2-ubuntu-release`).
+    #[serde(rename = "UbuntuRelease")]
+    pub ubuntu_release: String,
 
     /// Keys this build does not know (written by another version of ec2spot, or by the driver
     /// the machine had before): kept as they are and written back, never dropped.

@@ -53,7 +53,9 @@ impl Context {
         }
         let found = instance::describe(&self.client, id).await?;
         let interruption = match &found {
-            Some(i) => instance::interruption(&self.client, i).await?,
+            Some(i) => instance::interruptions(&self.client, &[i])
+                .await?
+                .remove(id),
             None => None,
         };
         Ok(Observed {

@@ -318,9 +318,24 @@ async fn permission_checks(
 const DOCTOR_KEY: &[u8] =
     b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKKBm3s7KDnzZ8cHhbJxWZ5qgVYr7x5Yw5Cnm5qVqzH4 ec2spot-doctor";
 
+/// The bastion's manager id, the value of the tag `ec2spot:manager` on everything it creates
+/// (read only: doctor creates nothing, so a store without machines has none yet).
+fn manager_check(store: &str) -> Check {
+    match super::manager::read(store) {
+        Some(id) => Check::ok(format!(
+            "manager id {id} (tag {} on every resource of this bastion; keep it: `gc --manager {id}` finds them if this store is lost)",
+            tags::MANAGER
+        )),
+        None => Check::ok(format!(
+            "no manager id yet: the first create makes one in {}",
+            super::manager::id_file(store).display()
+        )),
+    }
+}
+
 /// Runs every check for the options in `values`; `store` is the docker-machine store.
 pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
-    let mut out = Vec::new();
+    let mut out = vec![manager_check(store)];
     let mut config = Config {
         machine_name: "ec2spot-doctor".into(),
         store_path: store.into(),

@@ -101,6 +101,7 @@ pub mod name {
     pub const VOLUME_KMS_KEY: &str = "amazonec2-volume-kms-key";
     pub const SPOT_FALLBACK_ON_DEMAND: &str = "amazonec2-spot-fallback-on-demand";
     pub const SPOT_ALLOCATION_STRATEGY: &str = "amazonec2-spot-allocation-strategy";
+    pub const UBUNTU_RELEASE: &str = "amazonec2-ubuntu-release";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -126,8 +127,9 @@ pub const FLAGS: &[FlagSpec] = &[
         Str(""),
         "AWS_AMI",
         "AWS machine image",
-        "empty = the newest Canonical Ubuntu LTS image for the instance type's architecture, \
-         looked up at create time (amazonec2: a 2018 Ubuntu 16.04 table)",
+        "empty = the newest build of Canonical's Ubuntu LTS release `amazonec2-ubuntu-release` \
+         for the instance type's architecture, looked up at create time (amazonec2: a 2018 \
+         Ubuntu 16.04 table)",
     ),
     d(
         REGION,
@@ -337,8 +339,17 @@ pub const FLAGS: &[FlagSpec] = &[
         Str("price-capacity-optimized"),
         "AWS_SPOT_ALLOCATION_STRATEGY",
         "Spot allocation strategy over several instance types or subnets \
-         (price-capacity-optimized, capacity-optimized, lowest-price, …)",
+         (price-capacity-optimized, capacity-optimized, lowest-price, diversified, or \
+         capacity-optimized-prioritized: the order of --amazonec2-instance-type is the \
+         priority, first highest, also for the on-demand fallback)",
         "new: ec2spot only",
+    ),
+    d(
+        UBUNTU_RELEASE,
+        Str(crate::ec2::ami::PINNED_RELEASE),
+        "AWS_UBUNTU_RELEASE",
+        "Ubuntu LTS release (YY.04) of the default image when --amazonec2-ami is empty",
+        "new: ec2spot only; the default moves only with a release of ec2spot",
     ),
 ];
 
@@ -436,6 +447,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 38);
+        assert_eq!(FLAGS.len(), 39);
     }
 }

@@ -175,6 +175,35 @@ pub async fn launch(
     create_fleet(ec2, config, launch, pools, template_id).await
 }
 
+/// Whether the user ranked the instance types (`capacity-optimized-prioritized`).
+fn prioritized(config: &Config) -> bool {
+    config.spot_allocation_strategy == "capacity-optimized-prioritized"
+}
+
+/// Each pool's override priority: with `capacity-optimized-prioritized`, the position of its
+/// instance type in `amazonec2-instance-type` (1 for the first; every subnet of a type shares
+/// it), else none. EC2: "The lower the number, the higher the priority"; spot capacity comes
+/// first and priorities are honoured on a best-effort basis, and the on-demand fallback's
+/// `prioritized` strategy follows them strictly
+/// (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-allocation-strategy.html>,
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_FleetLaunchTemplateOverridesRequest.html>).
+fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
+    if !prioritized(config) {
+        return vec![None; pools.len()];
+    }
+    let types = super::resolve::instance_types(config);
+    pools
+        .iter()
+        .map(|p| {
+            let rank = types
+                .iter()
+                .position(|t| *t == p.instance_type)
+                .unwrap_or(types.len());
+            Some((rank + 1) as f64)
+        })
+        .collect()
+}
+
 async fn create_fleet(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
@@ -183,12 +212,15 @@ async fn create_fleet(
     template_id: &str,
 ) -> Result<std::result::Result<Launched, Vec<PoolFailure>>> {
     let spot = launch.market == Market::Spot;
+    let priorities = priorities(config, pools);
     let overrides: Vec<FleetLaunchTemplateOverridesRequest> = pools
         .iter()
-        .map(|p| {
+        .zip(&priorities)
+        .map(|(p, priority)| {
             let o = FleetLaunchTemplateOverridesRequest::builder()
                 .instance_type(p.instance_type.as_str().into())
-                .subnet_id(&p.subnet_id);
+                .subnet_id(&p.subnet_id)
+                .set_priority(*priority);
             if spot && !config.spot_price.is_empty() {
                 o.max_price(&config.spot_price).build()
             } else {
@@ -240,7 +272,11 @@ async fn create_fleet(
     } else {
         req = req.on_demand_options(
             OnDemandOptionsRequest::builder()
-                .allocation_strategy(FleetOnDemandAllocationStrategy::LowestPrice)
+                .allocation_strategy(if prioritized(config) {
+                    FleetOnDemandAllocationStrategy::Prioritized
+                } else {
+                    FleetOnDemandAllocationStrategy::LowestPrice
+                })
                 .build(),
         );
     }

@@ -1,6 +1,8 @@
-//! `gc`: finds what carries this manager's ownership tags but belongs to no machine of the
+//! `gc`: finds what carries a manager's ownership tags but belongs to no machine of the
 //! docker-machine store (a `rm -f` after a failed `rm`, a store wiped by hand, …) and, when
-//! asked, removes it. Other bastions' resources (another manager id) are never touched.
+//! asked, removes it. Other bastions' resources (another manager id) are never touched. The
+//! manager id is the store's, or given (`gc --manager`) for a bastion whose store is lost:
+//! with no store, everything carrying that id is an orphan.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -60,9 +62,23 @@ fn ours(manager: &str) -> Filter {
         .build()
 }
 
-/// Lists (and with `delete`, removes) the orphans of the manager of `store` in one region.
-pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> Result<Vec<Orphan>> {
-    let manager = manager::manager_id(&store.to_string_lossy());
+/// The manager id gc works for: `given`, else the store's; `None` when neither exists (gc
+/// never creates one).
+pub fn manager_of(store: &Path, given: Option<&str>) -> Option<String> {
+    match given {
+        Some(id) => Some(id.to_string()),
+        None => manager::read(&store.to_string_lossy()),
+    }
+}
+
+/// Lists (and with `delete`, removes) in one region the orphans of `manager`: what carries
+/// its tag but belongs to no machine of `store`.
+pub async fn collect(
+    ec2: &aws_sdk_ec2::Client,
+    store: &Path,
+    manager: &str,
+    delete: bool,
+) -> Result<Vec<Orphan>> {
     let known = known_machines(store);
     let orphaned = |t: &[aws_sdk_ec2::types::Tag]| !known.contains(&tag_value(t, tags::MACHINE_ID));
     let verb = |done: &str| {
@@ -76,11 +92,13 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
 
     let instances = ec2
         .describe_instances()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .filters(super::instance::not_terminated(false))
         .send()
         .await
         .map_err(|e| aws("listing instances (DescribeInstances)", e))?;
+    // The orphaned instances gc terminates (or, in a dry run, would): they do not keep a
+    // security group of ours.
     let mut terminated = Vec::new();
     for i in instances
         .reservations()
@@ -95,8 +113,8 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
                 .send()
                 .await
                 .map_err(|e| aws("terminating (TerminateInstances)", e))?;
-            terminated.push(id.clone());
         }
+        terminated.push(id.clone());
         out.push(Orphan {
             kind: "instance",
             id,
@@ -107,7 +125,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
 
     let sirs = ec2
         .describe_spot_instance_requests()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .filters(super::spot::live_requests())
         .send()
         .await
@@ -135,7 +153,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
 
     let keys = ec2
         .describe_key_pairs()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .send()
         .await
         .map_err(|e| aws("listing key pairs (DescribeKeyPairs)", e))?;
@@ -154,7 +172,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
 
     let templates = ec2
         .describe_launch_templates()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .send()
         .await
         .map_err(|e| aws("listing launch templates (DescribeLaunchTemplates)", e))?;
@@ -177,7 +195,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
 
     let volumes = ec2
         .describe_volumes()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .filters(Filter::builder().name("status").values("available").build())
         .send()
         .await
@@ -203,7 +221,7 @@ pub async fn collect(ec2: &aws_sdk_ec2::Client, store: &Path, delete: bool) -> R
     // network interface (but those of instances gc is terminating) uses it.
     let groups = ec2
         .describe_security_groups()
-        .filters(ours(&manager))
+        .filters(ours(manager))
         .send()
         .await
         .map_err(|e| aws("listing security groups (DescribeSecurityGroups)", e))?;

@@ -1,6 +1,7 @@
 //! Reading an instance: describe it (by id or by our ownership tag), map its EC2 state to
 //! docker-machine's, pick the address SSH and Docker use, and wait for it to run.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
@@ -43,52 +44,88 @@ pub fn address(instance: &Instance, config: &Config) -> Option<String> {
     a.filter(|a| !a.is_empty()).map(str::to_string)
 }
 
-/// Spot request status codes saying AWS is taking the instance back (or has).
+/// Spot request status codes saying AWS is taking the instance back (or has), from "Spot
+/// request status" (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-request-status.html>):
+/// `marked-for-stop`, `marked-for-termination`, `marked-for-hibernation`,
+/// `instance-terminated-by-price`, `instance-stopped-no-capacity`, … — not the `…-by-user`
+/// codes of a stop or termination the account asked for.
 pub fn is_interruption(code: &str) -> bool {
-    code.starts_with("marked-for-")
+    (code.starts_with("marked-for-")
         || code.starts_with("instance-terminated-")
-        || code.starts_with("instance-stopped-")
+        || code.starts_with("instance-stopped-"))
+        && !code.ends_with("-by-user")
 }
 
-/// For a running spot instance, the status code of its spot request when AWS has marked it for
-/// interruption (`marked-for-termination`, …); `None` otherwise. One extra call, spot only.
-pub async fn interruption(
-    ec2: &aws_sdk_ec2::Client,
-    instance: &Instance,
-) -> Result<Option<String>> {
+/// The spot request to ask about an interruption notice of `instance`, if any.
+///
+/// Decided from the instance itself (DescribeInstances, "Instance",
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html>):
+/// - not `InstanceLifecycle=spot`: an on-demand instance is never interrupted;
+/// - not `running`: its state already says it (`stopping`/`shutting-down` → `Stopping`, then
+///   `stopped`/`terminated` with `StateReason` `Server.SpotInstanceShutdown` /
+///   `Server.SpotInstanceTermination`,
+///   <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html>);
+/// - running: EC2 shows the two-minute notice only in the status of the instance's spot request
+///   (`marked-for-termination`, …), and every spot instance has one — "Amazon EC2 creates a
+///   Spot Instance request on your behalf for every Spot Instance that is specified in the EC2
+///   Fleet", and RunInstances with spot market options makes one too
+///   (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/how-spot-instances-work.html>) —
+///   whose id the instance carries (`SpotInstanceRequestId`). An instance naming none (moto's)
+///   is not asked about.
+pub fn spot_request_to_check(instance: &Instance) -> Option<&str> {
     if !is_spot(instance) || machine_state(instance) != State::Running {
-        return Ok(None);
+        return None;
     }
-    let req = ec2.describe_spot_instance_requests();
-    let req = match instance.spot_instance_request_id() {
-        Some(sir) => req.spot_instance_request_ids(sir),
-        None => req.filters(
-            Filter::builder()
-                .name("instance-id")
-                .values(instance.instance_id().unwrap_or_default())
-                .build(),
-        ),
-    };
-    let out = match req.send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let e = aws(
-                "checking for a spot interruption (DescribeSpotInstanceRequests)",
-                e,
-            );
-            return if e.is_code(&["InvalidSpotInstanceRequestID.NotFound"]) {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-    };
-    Ok(out
-        .spot_instance_requests()
+    instance
+        .spot_instance_request_id()
+        .filter(|s| !s.is_empty())
+}
+
+/// For the running spot instances among `instances` whose spot request AWS has marked for
+/// interruption: instance id → the request's status code. One `DescribeSpotInstanceRequests`
+/// per 200 requests, by request id (a `spot-instance-request-id` filter: a request EC2 no
+/// longer knows is simply absent, and filtered reads use the larger request bucket), and none
+/// when no instance names a request.
+pub async fn interruptions(
+    ec2: &aws_sdk_ec2::Client,
+    instances: &[&Instance],
+) -> Result<HashMap<String, String>> {
+    let wanted: HashMap<&str, &str> = instances
         .iter()
-        .filter_map(|r| r.status().and_then(|s| s.code()))
-        .find(|c| is_interruption(c))
-        .map(str::to_string))
+        .filter_map(|i| Some((spot_request_to_check(i)?, i.instance_id()?)))
+        .collect();
+    let ids: Vec<String> = wanted.keys().map(|s| s.to_string()).collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(200) {
+        let found = ec2
+            .describe_spot_instance_requests()
+            .filters(
+                Filter::builder()
+                    .name("spot-instance-request-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                aws(
+                    "checking for spot interruptions (DescribeSpotInstanceRequests)",
+                    e,
+                )
+            })?;
+        for r in found.spot_instance_requests() {
+            let (Some(sir), Some(code)) = (
+                r.spot_instance_request_id(),
+                r.status().and_then(|s| s.code()),
+            ) else {
+                continue;
+            };
+            if let Some(id) = wanted.get(sir).filter(|_| is_interruption(code)) {
+                out.insert(id.to_string(), code.to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Describes one instance by id; `Ok(None)` when EC2 does not know it.

@@ -128,6 +128,11 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
 
     config.ami = r.string(AMI)?;
     check_id(AMI, &config.ami, "ami-")?;
+    config.ubuntu_release = r.string(UBUNTU_RELEASE)?;
+    if config.ubuntu_release.is_empty() {
+        config.ubuntu_release = super::ami::PINNED_RELEASE.into();
+    }
+    super::ami::check_release(&config.ubuntu_release)?;
     config.vpc_id = r.string(VPC_ID)?;
     check_id(VPC_ID, &config.vpc_id, "vpc-")?;
     config.subnet_ids = split_list(&r.string(SUBNET_ID)?);

@@ -95,7 +95,19 @@ pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resol
     let (vpc_id, subnets) = network(ec2, config).await?;
     let pools = offered_pools(ec2, &types, &subnets).await?;
     let ami = if config.ami.is_empty() {
-        ami::find_default(ec2, &config.region, &architecture).await?
+        let release = if config.ubuntu_release.is_empty() {
+            ami::PINNED_RELEASE // a config saved before the option existed
+        } else {
+            config.ubuntu_release.as_str()
+        };
+        ami::find_default(
+            ec2,
+            &super::aws::endpoint(config),
+            &config.region,
+            &architecture,
+            release,
+        )
+        .await?
     } else {
         check_image(ec2, &config.ami, &architecture, &types[0]).await?;
         config.ami.clone()

@@ -413,41 +413,11 @@ async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
             }
         }
     }
-    let spot_running: Vec<String> = found
-        .values()
-        .filter_map(|(i, _)| i.as_ref())
-        .filter(|i| {
-            instance::is_spot(i) && instance::machine_state(i) == crate::plugin::State::Running
-        })
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
-    for chunk in spot_running.chunks(FILTER_VALUES) {
-        let out = client
-            .describe_spot_instance_requests()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(chunk.to_vec()))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                aws(
-                    "checking for spot interruptions (DescribeSpotInstanceRequests)",
-                    e,
-                )
-            })?;
-        for r in out.spot_instance_requests() {
-            let (Some(id), Some(code)) = (r.instance_id(), r.status().and_then(|s| s.code()))
-            else {
-                continue;
-            };
-            if instance::is_interruption(code)
-                && let Some(entry) = found.get_mut(id)
-            {
-                entry.1 = Some(code.to_string());
-            }
+    let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
+    let marked = instance::interruptions(client, &instances).await?;
+    for (id, code) in marked {
+        if let Some(entry) = found.get_mut(&id) {
+            entry.1 = Some(code);
         }
     }
     Ok(found)

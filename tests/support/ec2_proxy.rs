@@ -254,7 +254,8 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
         return;
     };
     let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let params = parse_form(&String::from_utf8_lossy(&req[head_end..]));
+    let form = String::from_utf8_lossy(&req[head_end..]).into_owned();
+    let params = parse_form(&form);
     let headers: Vec<(String, String)> = String::from_utf8_lossy(&req[..head_end])
         .lines()
         .skip(1)
@@ -270,7 +271,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
         let mut st = state.lock().unwrap();
         let mut chosen = None;
         if let Some(b) = st.buckets.clone()
-            && !b.take(&action)
+            && !b.take(&form)
         {
             chosen = Some(Fault::Error {
                 status: 503,
@@ -363,21 +364,23 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
 /// AWS's request token buckets, emulated: an action whose bucket is empty is answered with
 /// `RequestLimitExceeded` (HTTP 503), as EC2 does.
 pub struct Buckets {
-    state: Mutex<std::collections::HashMap<&'static str, (f64, std::time::Instant)>>,
+    state: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
     /// Requests refused so far.
     pub refused: std::sync::atomic::AtomicUsize,
 }
 
 impl Buckets {
-    fn take(&self, action: &str) -> bool {
+    /// Takes a token for the request with form body `form` from its bucket (EC2 keeps one
+    /// per action, sized by the action's class).
+    fn take(&self, form: &str) -> bool {
         use ec2spot::ec2::throttle::{AWS_RATES, bucket_of};
-        let class = bucket_of(action);
-        let Some((_, rate)) = AWS_RATES.iter().find(|(c, _)| *c == class) else {
+        let bucket = bucket_of(form);
+        let Some((_, rate)) = AWS_RATES.iter().find(|(c, _)| *c == bucket.class) else {
             return true;
         };
         let mut st = self.state.lock().unwrap();
         let now = std::time::Instant::now();
-        let (tokens, last) = st.entry(class).or_insert((rate.burst, now));
+        let (tokens, last) = st.entry(bucket.key).or_insert((rate.burst, now));
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(rate.burst);
         *last = now;
@@ -403,4 +406,30 @@ impl Ec2Proxy {
         self.state.lock().unwrap().buckets = Some(buckets);
         b
     }
+}
+
+/// A recorded EC2 answer (`tests/fixtures/<path>`, written after the EC2 API reference's
+/// response shape where moto cannot model the answer) for `items`: the text between `<{set}>`
+/// and `</{set}>` is one item, repeated for each entry of `items` with its `{{name}}`
+/// placeholders filled from that entry. Panics on a placeholder left unfilled.
+pub fn recorded(path: &str, set: &str, items: &[Vec<(&str, String)>]) -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (open, close) = (format!("<{set}>"), format!("</{set}>"));
+    let start = text.find(&open).expect("the set's opening tag") + open.len();
+    let end = text.rfind(&close).expect("the set's closing tag");
+    let item = &text[start..end];
+    let mut body: String = text[..start].to_string();
+    for vars in items {
+        let mut one = item.to_string();
+        for (k, v) in vars {
+            one = one.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!one.contains("{{"), "{path}: unfilled placeholder in {one}");
+        body.push_str(&one);
+    }
+    body.push_str(&text[end..]);
+    body
 }
