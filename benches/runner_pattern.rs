@@ -4,6 +4,11 @@
 //! Run: `cargo bench --bench runner_pattern --profile dev` (or without `--profile dev` for a
 //! release build). Arguments after `--`: machine counts (default `10 50 200`).
 //!
+//! `-- --soak [N]` (default 200): the agent alone for a compressed hour with credentials that
+//! rotate every 5 simulated minutes (as an instance role's do, much faster): the agent's
+//! resident memory and what it holds (EC2 clients, HTTPS clients, cached states, machine locks)
+//! every 10 simulated minutes — it must stay flat.
+//!
 //! Model (RUNNER.md §2.5), per machine: a job every 5 minutes, each job runs `config` twice
 //! and `url` (GetURL: the EC2 state and address) and `inspect` (no EC2); one machine in ten is
 //! replaced per job slot (MaxBuilds): `stop`, `rm`, `create`. Time is compressed — 30× for up to
@@ -31,7 +36,25 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_docker-machine-driver-ec2spot");
 const SIM_MINUTES: f64 = 30.0;
 const JOB_EVERY_SIM_SECS: f64 = 300.0;
 
-#[derive(Default, Clone)]
+/// What a run simulates.
+#[derive(Clone, Copy)]
+struct Plan {
+    minutes: f64,
+    /// New credentials (another access key id) every this many simulated seconds.
+    rotate_every: Option<f64>,
+}
+
+/// One look at the agent during a soak.
+struct Sample {
+    sim_minutes: f64,
+    rss_kib: u64,
+    clients: u64,
+    http_clients: u64,
+    cached_states: u64,
+    machine_locks: u64,
+}
+
+#[derive(Default)]
 struct Row {
     n: usize,
     mode: &'static str,
@@ -41,6 +64,38 @@ struct Row {
     describe_instances: usize,
     latencies_ms: Vec<f64>,
     create_ms: Vec<f64>,
+    samples: Vec<Sample>,
+}
+
+/// The credentials of simulated second `t`: a new (temporary) access key every `rotate`.
+fn credentials_at(t: f64, rotate: Option<f64>) -> Vec<(String, String)> {
+    let Some(every) = rotate else {
+        return vec![
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ];
+    };
+    let period = (t / every) as u64;
+    vec![
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            format!("ASIAROTATING{period:08}"),
+        ),
+        ("AWS_SECRET_ACCESS_KEY".into(), format!("secret-{period}")),
+        ("AWS_SESSION_TOKEN".into(), format!("token-{period}")),
+    ]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -148,7 +203,7 @@ fn compression(n: usize) -> f64 {
     (1500.0 / n as f64).min(30.0)
 }
 
-async fn run(n: usize, agent: bool) -> Row {
+async fn run(n: usize, agent: bool, plan: Plan) -> Row {
     let c = compression(n);
     let moto = tokio::task::spawn_blocking(moto::Moto::start)
         .await
@@ -157,8 +212,6 @@ async fn run(n: usize, agent: bool) -> Row {
     let store = tempfile::tempdir().unwrap();
     let store_s = store.path().to_str().unwrap().to_string();
     let mut env: Vec<(String, String)> = vec![
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ("AWS_ENDPOINT_URL".into(), proxy.url.clone()),
@@ -168,6 +221,11 @@ async fn run(n: usize, agent: bool) -> Row {
             "EC2SPOT_AGENT_STATE_TTL".into(),
             format!("{}ms", (15_000.0 / c) as u64),
         ),
+        // The agent's other clocks compressed alike.
+        (
+            "EC2SPOT_AGENT_CLIENT_IDLE".into(),
+            format!("{}ms", (120_000.0 / c) as u64),
+        ),
     ];
     if !agent {
         env.push(("EC2SPOT_AGENT".into(), "off".into()));
@@ -175,19 +233,51 @@ async fn run(n: usize, agent: bool) -> Row {
     let ec2 = moto.ec2().await;
     let configs = fleet(&ec2, n, &store_s).await;
     // Warm moto's region backend and, in agent mode, start the agent before the clock runs.
-    let _ = command(&env, &configs[0], "url").await;
+    let first: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .chain(credentials_at(0.0, plan.rotate_every))
+        .collect();
+    let _ = command(&first, &configs[0], "url").await;
     proxy.reset_log();
 
     let env = Arc::new(env);
     let limit = Arc::new(Semaphore::new(48));
     let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
-    let wall = Duration::from_secs_f64(SIM_MINUTES * 60.0 / c);
-    let slots = (SIM_MINUTES * 60.0 / JOB_EVERY_SIM_SECS) as usize;
+    let wall = Duration::from_secs_f64(plan.minutes * 60.0 / c);
+    let slots = (plan.minutes * 60.0 / JOB_EVERY_SIM_SECS) as usize;
     let start = Instant::now();
+    // The agent, looked at every 10 simulated minutes (soak runs).
+    let sampler = (agent && plan.rotate_every.is_some()).then(|| {
+        let store = store.path().to_path_buf();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut minute = 0.0;
+            while minute <= plan.minutes {
+                let at = start + Duration::from_secs_f64(minute * 60.0 / c);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                if let Ok(client) =
+                    ec2spot::agent::client::AgentClient::connect_running(&store).await
+                    && let Ok(st) = client.status().await
+                {
+                    samples.push(Sample {
+                        sim_minutes: minute,
+                        rss_kib: rss_kib(st.pid),
+                        clients: st.clients,
+                        http_clients: st.http_clients,
+                        cached_states: st.cached_states,
+                        machine_locks: st.machine_locks,
+                    });
+                }
+                minute += 10.0;
+            }
+            samples
+        })
+    });
     let mut tasks = Vec::new();
     for (m, cfg) in configs.iter().enumerate() {
         // One machine's jobs in order; a replaced machine's later jobs use its successor.
-        let plan: Vec<(f64, bool)> = (0..slots)
+        let jobs: Vec<(f64, bool)> = (0..slots)
             .map(|slot| {
                 (
                     slot as f64 * JOB_EVERY_SIM_SECS + rng.gen_range(0.0..JOB_EVERY_SIM_SECS),
@@ -204,7 +294,7 @@ async fn run(n: usize, agent: bool) -> Row {
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut fails = 0;
-            for (slot, (sim_t, replace)) in plan.into_iter().enumerate() {
+            for (slot, (sim_t, replace)) in jobs.into_iter().enumerate() {
                 let steps: &[(&str, f64)] = if replace {
                     &[("stop", 0.0), ("rm", 2.0), ("create", 3.0)]
                 } else {
@@ -219,6 +309,11 @@ async fn run(n: usize, agent: bool) -> Row {
                     let at = Duration::from_secs_f64((sim_t + offset) / c);
                     tokio::time::sleep_until(tokio::time::Instant::from_std(start + at)).await;
                     let _permit = limit.acquire().await.unwrap();
+                    let env: Vec<(String, String)> = env
+                        .iter()
+                        .cloned()
+                        .chain(credentials_at(sim_t + offset, plan.rotate_every))
+                        .collect();
                     let t = Instant::now();
                     let r = match *cmd {
                         "create" => create(&env, &store_s, &format!("new-{m}-{slot}"))
@@ -256,6 +351,9 @@ async fn run(n: usize, agent: bool) -> Row {
         }
     }
     let took = start.elapsed();
+    if let Some(sampler) = sampler {
+        row.samples = sampler.await.unwrap();
+    }
     row.calls = proxy.requests().len();
     row.describe_instances = proxy.count("DescribeInstances");
     if took > wall + Duration::from_secs(30) {
@@ -280,6 +378,10 @@ async fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    if std::env::args().any(|a| a == "--soak") {
+        soak(ns.first().copied().unwrap_or(200)).await;
+        return;
+    }
     let ns = if ns.is_empty() { vec![10, 50, 200] } else { ns };
     let hours = SIM_MINUTES / 60.0;
     println!(
@@ -301,7 +403,15 @@ async fn main() {
     for n in ns {
         let mut pair = Vec::new();
         for agent in [false, true] {
-            let mut r = run(n, agent).await;
+            let mut r = run(
+                n,
+                agent,
+                Plan {
+                    minutes: SIM_MINUTES,
+                    rotate_every: None,
+                },
+            )
+            .await;
             let machine_hours = n as f64 * hours;
             let (p50, p99) = (
                 percentile(&mut r.latencies_ms, 0.5),
@@ -328,6 +438,46 @@ async fn main() {
             n,
             ratio * 100.0,
             pair[1].calls as f64 / pair[0].calls.max(1) as f64 * 100.0
+        );
+    }
+}
+
+/// The agent for a compressed hour at `n` machines with credentials rotating every 5
+/// simulated minutes: its memory and holdings over time.
+async fn soak(n: usize) {
+    let plan = Plan {
+        minutes: 60.0,
+        rotate_every: Some(300.0),
+    };
+    println!(
+        "soak: N = {n}, the runner pattern for {} simulated minutes ({:.1}× compressed), new credentials every {} simulated minutes, agent on\n",
+        plan.minutes,
+        compression(n),
+        plan.rotate_every.unwrap() / 60.0
+    );
+    let r = run(n, true, plan).await;
+    println!(
+        "{:>8} {:>10} {:>8} {:>13} {:>14} {:>14}",
+        "sim min", "RSS KiB", "clients", "HTTP clients", "cached states", "machine locks"
+    );
+    for s in &r.samples {
+        println!(
+            "{:>8.0} {:>10} {:>8} {:>13} {:>14} {:>14}",
+            s.sim_minutes, s.rss_kib, s.clients, s.http_clients, s.cached_states, s.machine_locks
+        );
+    }
+    // Growth is judged from the first look after a full job cycle (every machine asked about
+    // once) to the end: before that the agent is still filling its cache.
+    if let (Some(first), Some(last)) = (r.samples.get(1), r.samples.last()) {
+        println!(
+            "\nagent RSS {} KiB at {} sim min -> {} KiB at {} sim min: {:+.1}%; commands {}, failures {}",
+            first.rss_kib,
+            first.sim_minutes,
+            last.rss_kib,
+            last.sim_minutes,
+            (last.rss_kib as f64 / first.rss_kib.max(1) as f64 - 1.0) * 100.0,
+            r.commands,
+            r.failures
         );
     }
 }

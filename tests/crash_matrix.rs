@@ -78,11 +78,11 @@ async fn calls_of_a_create(b: &Bastion) -> usize {
     n
 }
 
-/// The plugin's environment with the agent on or off. A call held unanswered is given up
-/// after 2 s (the agent goes on with a create whose plugin died; the `rm` waits for it).
-fn env(b: &Bastion, agent: bool) -> Vec<(String, String)> {
+/// The plugin's environment with the agent on or off; a call held unanswered is given up after
+/// `timeout` seconds (the agent goes on with a create whose plugin died; the `rm` waits for it).
+fn env(b: &Bastion, agent: bool, timeout: u32) -> Vec<(String, String)> {
     let mut e = if agent { b.env() } else { b.env_direct() };
-    e.push(("EC2SPOT_AWS_TIMEOUT".into(), "2".into()));
+    e.push(("EC2SPOT_AWS_TIMEOUT".into(), timeout.to_string()));
     e
 }
 
@@ -95,7 +95,7 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
     let calls = calls_of_a_create(&b).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
-        let (p, saved) = prepare(&b, env(&b, agent), &format!("c{k}")).await;
+        let (p, saved) = prepare(&b, env(&b, agent, 2), &format!("c{k}")).await;
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let create = tokio::spawn(async move {
@@ -107,7 +107,7 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
         create.abort(); // SIGKILL: the process dies with call k in flight
         let _ = create.await;
         b.proxy.clear();
-        rm(&b, env(&b, agent), &saved)
+        rm(&b, env(&b, agent, 2), &saved)
             .await
             .unwrap_or_else(|e| panic!("rm after kill at {k} ({action}): {e}"));
         let left = b.leftovers().await;
@@ -143,7 +143,7 @@ async fn plugin_killed_after_each_ec2_call_of_create_agent_off() {
 async fn docker_machine_killed_mid_create(agent: bool) {
     let b = Bastion::start().await;
     for k in [1, 4, 6] {
-        let (p, saved) = prepare(&b, env(&b, agent), &format!("h{k}")).await;
+        let (p, saved) = prepare(&b, env(&b, agent, 15), &format!("h{k}")).await;
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let pid = p.pid().unwrap();
@@ -172,7 +172,7 @@ async fn docker_machine_killed_mid_create(agent: bool) {
         );
         create.abort();
         b.proxy.clear();
-        rm(&b, env(&b, agent), &saved).await.unwrap();
+        rm(&b, env(&b, agent, 15), &saved).await.unwrap();
         assert_eq!(
             b.leftovers().await,
             Vec::<String>::new(),

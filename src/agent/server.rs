@@ -333,7 +333,7 @@ impl Agent for Service {
         // cleans up) rather than stopping half-way.
         tokio::spawn(async move {
             // One changing operation per machine at a time, also across processes.
-            let _serial = if op.changes() {
+            let serial = if op.changes() {
                 machine_lock::lock(&config).await
             } else {
                 None
@@ -345,6 +345,10 @@ impl Agent for Service {
                 }));
             }));
             let result = ops::run(&context, op, &mut config, &progress).await;
+            match serial {
+                Some(lock) if op == ops::Op::Remove && result.is_ok() => lock.remove(),
+                other => drop(other),
+            }
             let reply = match result {
                 Ok(o) => RunResult {
                     config_json: config.to_json(),

@@ -152,12 +152,17 @@ impl Ec2Driver {
             unreachable!("backend chosen above")
         };
         // One changing operation per machine at a time, also with the agent's.
-        let _serial = if op.changes() {
+        let serial = if op.changes() {
             machine_lock::lock(&self.config).await
         } else {
             None
         };
-        ops::run(ctx, op, &mut self.config, &progress).await
+        let result = ops::run(ctx, op, &mut self.config, &progress).await;
+        match serial {
+            Some(lock) if op == Op::Remove && result.is_ok() => lock.remove(),
+            other => drop(other),
+        }
+        result
     }
 
     fn refuse_spot(&self, what: &str) -> DriverResult<()> {

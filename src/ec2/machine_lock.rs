@@ -3,10 +3,11 @@
 //! waits for it instead of racing it — whether the two run in one agent, in two agents (an old
 //! one finishing its work after an upgrade) or in plugins working on their own.
 //!
-//! The lock is an advisory `flock` on a file in the machine's directory, which docker-machine
-//! removes with the machine: nothing accumulates, and a crashed holder releases it.
+//! The lock is an advisory `flock` on `<store>/ec2spot/locks/<machine>.lock`: a crashed holder
+//! releases it, and a removed machine's file is deleted by the removal (so nothing accumulates).
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,53 +25,97 @@ pub fn held() -> usize {
 /// A held machine lock (released on drop).
 #[derive(Debug)]
 pub struct MachineLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl MachineLock {
+    /// Deletes the lock file (the machine is gone), then releases the lock. Whoever waits for
+    /// it finds the file gone once it gets the lock, and takes a new one.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Drop for MachineLock {
     fn drop(&mut self) {
+        let _ = &self.file;
         HELD.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// The lock file of `config`'s machine, when the machine has a directory in a store.
+/// The lock file of `config`'s machine, when the machine belongs to a store.
 pub fn path(config: &Config) -> Option<PathBuf> {
     if config.store_path.is_empty() || config.machine_name.is_empty() {
         return None;
     }
-    let dir = Path::new(&config.store_path)
-        .join("machines")
-        .join(&config.machine_name);
-    dir.is_dir().then(|| dir.join(".ec2spot.lock"))
+    // docker-machine's names are letters, digits, `.`, `-` and `_`; anything else is kept out
+    // of the path.
+    let name: String = config
+        .machine_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(
+        Path::new(&config.store_path)
+            .join("ec2spot")
+            .join("locks")
+            .join(format!("{name}.lock")),
+    )
+}
+
+/// Whether the open `file` is still the one at `path` (not deleted by a removal meanwhile).
+fn still_there(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Takes the lock of `config`'s machine, waiting for another holder to finish. `None` when the
-/// machine has no directory (nothing to coordinate with) or the file cannot be opened.
+/// machine belongs to no store, or the lock file cannot be made (then nothing is serialised,
+/// as before locks existed; the reason is logged).
 pub async fn lock(config: &Config) -> Option<MachineLock> {
     let path = path(config)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| tracing::debug!("machine lock {}: {e}", path.display()))
-        .ok()?;
+    if let Some(dir) = path.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        tracing::debug!("machine lock {}: {e}", dir.display());
+        return None;
+    }
     let mut pause = Duration::from_millis(10);
     loop {
-        match file.try_lock() {
-            Ok(()) => {
-                HELD.fetch_add(1, Ordering::Relaxed);
-                return Some(MachineLock { _file: file });
-            }
-            Err(TryLockError::WouldBlock) => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(250));
-            }
-            Err(TryLockError::Error(e)) => {
-                tracing::debug!("machine lock {}: {e}", path.display());
-                return None;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| tracing::debug!("machine lock {}: {e}", path.display()))
+            .ok()?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(TryLockError::Error(e)) => {
+                    tracing::debug!("machine lock {}: {e}", path.display());
+                    return None;
+                }
             }
         }
+        if still_there(&file, &path) {
+            HELD.fetch_add(1, Ordering::Relaxed);
+            return Some(MachineLock { file, path });
+        }
+        // The holder removed the machine and its lock file: lock the current file instead.
     }
 }
 
@@ -78,29 +123,61 @@ pub async fn lock(config: &Config) -> Option<MachineLock> {
 mod tests {
     use super::*;
 
+    fn config(store: &Path, name: &str) -> Config {
+        Config {
+            store_path: store.to_string_lossy().into_owned(),
+            machine_name: name.into(),
+            ..Config::default()
+        }
+    }
+
     #[tokio::test]
     async fn a_second_holder_waits_for_the_first() {
         let store = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(store.path().join("machines/m1")).unwrap();
-        let config = Config {
-            store_path: store.path().to_string_lossy().into_owned(),
-            machine_name: "m1".into(),
-            ..Config::default()
-        };
-        let first = lock(&config).await.expect("locked");
-        let before = held();
-        let second = tokio::time::timeout(Duration::from_millis(200), lock(&config)).await;
+        let c = config(store.path(), "m1");
+        let first = lock(&c).await.expect("locked");
+        let second = tokio::time::timeout(Duration::from_millis(200), lock(&c)).await;
         assert!(second.is_err(), "the second holder waited");
+        let other = tokio::time::timeout(
+            Duration::from_millis(200),
+            lock(&config(store.path(), "m2")),
+        )
+        .await
+        .expect("another machine's lock is free");
+        assert!(other.is_some());
         drop(first);
-        let second = tokio::time::timeout(Duration::from_secs(2), lock(&config))
+        let second = tokio::time::timeout(Duration::from_secs(2), lock(&c))
             .await
             .expect("free once the first let go");
         assert!(second.is_some());
-        assert_eq!(held(), before);
-        let gone = Config {
-            machine_name: "not-in-the-store".into(),
-            ..config.clone()
-        };
-        assert!(lock(&gone).await.is_none());
+        assert!(lock(&config(Path::new(""), "m1")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_behind_a_removal_takes_a_fresh_lock() {
+        let store = tempfile::tempdir().unwrap();
+        let c = config(store.path(), "gone");
+        let first = lock(&c).await.unwrap();
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { lock(&c).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.remove();
+        let second = tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("locked");
+        assert!(
+            still_there(&second.file, &second.path),
+            "holds the file at the path"
+        );
+        // And it excludes a third.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), lock(&c))
+                .await
+                .is_err()
+        );
     }
 }
