@@ -16,7 +16,8 @@ pub mod proto {
     tonic::include_proto!("ec2spot.agent.v1");
 }
 
-use crate::ec2::ops::Op;
+use crate::ec2::ops::{Input, Op};
+use crate::plugin::TlsBootstrap;
 
 /// The wire form of an operation.
 pub fn op_to_proto(op: Op) -> proto::Operation {
@@ -33,6 +34,7 @@ pub fn op_to_proto(op: Op) -> proto::Operation {
         Op::Stop => P::Stop,
         Op::Restart => P::Restart,
         Op::Kill => P::Kill,
+        Op::UpdateLabels => P::UpdateLabels,
     }
 }
 
@@ -52,5 +54,38 @@ pub fn op_from_proto(op: proto::Operation) -> Option<Op> {
         P::Stop => Op::Stop,
         P::Restart => Op::Restart,
         P::Kill => Op::Kill,
+        P::UpdateLabels => Op::UpdateLabels,
     })
+}
+
+/// Puts an operation's input into its request.
+pub fn input_to_proto(input: &Input, request: &mut proto::RunRequest) {
+    request.labels = input
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    request.tls_bootstrap = input.tls.as_ref().map(|b| proto::TlsBootstrap {
+        ca_cert: b.ca_cert.clone(),
+        server_cert: b.server_cert.clone(),
+        server_key: b.server_key.clone(),
+        daemon_dropin: b.daemon_dropin.clone(),
+    });
+}
+
+/// An operation's input from its request.
+pub fn input_from_proto(request: &proto::RunRequest) -> Input {
+    Input {
+        labels: request
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        tls: request.tls_bootstrap.as_ref().map(|b| TlsBootstrap {
+            ca_cert: b.ca_cert.clone(),
+            server_cert: b.server_cert.clone(),
+            server_key: b.server_key.clone(),
+            daemon_dropin: b.daemon_dropin.clone(),
+        }),
+    }
 }

@@ -176,6 +176,7 @@ impl Agent for Service {
         config
             .merge_json(&r.config_json)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let input = super::input_from_proto(&r);
         let creds = r
             .credentials
             .ok_or_else(|| Status::invalid_argument("no credentials"))?;
@@ -215,7 +216,7 @@ impl Agent for Service {
                     event: Some(run_event::Event::Progress(line.to_string())),
                 }));
             }));
-            let result = ops::run(&context, op, &mut config, &progress).await;
+            let result = ops::run(&context, op, &input, &mut config, &progress).await;
             let reply = match result {
                 Ok(o) => RunResult {
                     config_json: config.to_json(),

@@ -159,6 +159,10 @@ pub struct Config {
     /// The image's architecture (`x86_64` or `arm64`), found by the pre-create check.
     #[serde(rename = "Architecture")]
     pub architecture: String,
+    /// Deliver docker-machine's TLS material in the user data (`amazonec2-tls-bootstrap`,
+    /// GitLab's fork's TLS bootstrap). The material itself is never stored here.
+    #[serde(rename = "TLSBootstrap")]
+    pub tls_bootstrap: bool,
 }
 
 /// Why a driver JSON could not be taken.

@@ -101,6 +101,7 @@ pub mod name {
     pub const VOLUME_KMS_KEY: &str = "amazonec2-volume-kms-key";
     pub const SPOT_FALLBACK_ON_DEMAND: &str = "amazonec2-spot-fallback-on-demand";
     pub const SPOT_ALLOCATION_STRATEGY: &str = "amazonec2-spot-allocation-strategy";
+    pub const TLS_BOOTSTRAP: &str = "amazonec2-tls-bootstrap";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -340,6 +341,15 @@ pub const FLAGS: &[FlagSpec] = &[
          (price-capacity-optimized, capacity-optimized, lowest-price, …)",
         "new: ec2spot only",
     ),
+    d(
+        TLS_BOOTSTRAP,
+        Bool,
+        "AWS_TLS_BOOTSTRAP",
+        "Deliver docker-machine's TLS certificates and Docker daemon drop-in in the user data \
+         (cloud-init), so GitLab's docker-machine fork skips SSH provisioning",
+        "new: ec2spot only; takes effect with GitLab's docker-machine fork (TLS bootstrap), \
+         other docker-machines provision over SSH as usual",
+    ),
 ];
 
 /// Looks a flag up by name.
@@ -436,6 +446,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 38);
+        assert_eq!(FLAGS.len(), 39);
     }
 }
