@@ -306,7 +306,7 @@ mod tests {
     use super::*;
 
     /// The drop-in GitLab's fork generates (its Google COS template).
-    pub const FORK_DROPIN: &str = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=ec2spot \nEnvironment=\n";
+    const FORK_DROPIN: &str = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=ec2spot \nEnvironment=\n";
 
     fn material() -> TlsBootstrap {
         TlsBootstrap {
@@ -329,9 +329,12 @@ mod tests {
         assert_eq!(daemon_paths(eq).unwrap().server_key, "/a/k.pem");
     }
 
+    /// Spoils one field of the material.
+    type Spoil = fn(&mut TlsBootstrap);
+
     #[test]
     fn bad_material_names_the_field() {
-        let cases: [(fn(&mut TlsBootstrap), &str); 5] = [
+        let cases: [(Spoil, &str); 5] = [
             (|b| b.ca_cert.clear(), "CACert"),
             (|b| b.server_cert = b"junk".to_vec(), "ServerCert"),
             (|b| b.server_key = vec![0xff, 0xfe], "ServerKey"),

@@ -101,10 +101,10 @@ fn part(content_type: &str, filename: &str, extra: &[(&str, &str)], data: &[u8])
         out.push_str(&format!(
             "Content-Type: {content_type}; charset=\"us-ascii\"\n"
         ));
+        // The line break before a boundary belongs to the boundary (RFC 2046 5.1.1): one more
+        // keeps the content's own last line break.
         let mut text = String::from_utf8(data.to_vec()).expect("7bit is ASCII");
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
+        text.push('\n');
         ("7bit", text)
     } else {
         if content_type.starts_with("text/") {
@@ -146,6 +146,7 @@ fn user_part(data: &[u8]) -> Vec<u8> {
             if !d.ends_with(b"\n") {
                 d.push(b'\n');
             }
+            d.push(b'\n');
             d
         }
         Kind::Gzip => part("application/x-gzip", NAME, &[], data).into_bytes(),
@@ -208,9 +209,9 @@ pub fn compose(config: &Config, tls: Option<&TlsBootstrap>) -> Result<Option<Vec
         tls_bootstrap::cloud_config(tls)?.as_bytes(),
     )
     .into_bytes();
-    let doc = match &user {
-        Some(u) => multipart(&[&user_part(u), &ours]),
-        None => multipart(&[&ours]),
+    let doc = match user.as_deref() {
+        Some(u) if !u.is_empty() => multipart(&[&user_part(u), &ours]),
+        _ => multipart(&[&ours]),
     };
     if doc.len() > MAX_USER_DATA {
         let theirs = user
@@ -275,9 +276,9 @@ mod tests {
         );
         assert!(p.contains("Content-Transfer-Encoding: base64\n"), "{p}");
         assert!(p.contains("charset=\"utf-8\""), "{p}");
-        let p = part("text/x-shellscript", "f", &[], b"#!/bin/sh\necho e");
+        let p = part("text/x-shellscript", "f", &[], b"#!/bin/sh\necho e\n");
         assert!(p.contains("Content-Transfer-Encoding: 7bit\n"), "{p}");
-        assert!(p.ends_with("echo e\n"), "{p}");
+        assert!(p.ends_with("echo e\n\n"), "{p}");
     }
 
     #[test]
