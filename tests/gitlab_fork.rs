@@ -390,6 +390,43 @@ fn fork_methods_answer_the_go_client() {
     assert_eq!(r["close"]["exit_code"], 0, "{:#}", r["close"]);
 }
 
+/// Without the option the plugin answers as the fork expects of a driver that provisions over
+/// SSH: `TLSBootstrapRequested` false, material refused naming the option (through the Rust
+/// client of the same protocol).
+#[tokio::test]
+async fn without_the_option_no_tls_bootstrap_is_requested() {
+    use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
+    let store = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("EC2SPOT_AGENT".to_string(), "off".to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let p = PluginProcess::start(Path::new(PLUGIN), "ec2spot", &env, None)
+        .await
+        .unwrap();
+    p.set_config_raw(&create_skeleton("off1", store.path().to_str().unwrap()))
+        .await
+        .unwrap();
+    let flags = p.create_flags().await.unwrap();
+    p.set_config_from_flags(&docker_machine_values(&flags, &[]))
+        .await
+        .unwrap();
+    assert!(!p.tls_bootstrap_requested().await.unwrap());
+    let e = p
+        .set_tls_bootstrap(&material())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--amazonec2-tls-bootstrap is not set"), "{e}");
+    let e = p
+        .update_labels(&BTreeMap::from([("aws:x".to_string(), "1".to_string())]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label \"aws:x\""), "{e}");
+    assert_eq!(p.close().await, Some(0));
+}
+
 // ---------------------------------------------------------------------------------------
 // Against moto, through `dmclient dm --gitlab-fork`.
 
