@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "ec2spot.agent.v1.Credentials",
             "ec2spot.agent.v1.ClientSettings",
             "ec2spot.agent.v1.RunRequest",
+            "ec2spot.agent.v1.TlsBootstrap",
         ])
         .compile_fds(fds)?;
     Ok(())

@@ -164,14 +164,20 @@ fn default_store() -> PathBuf {
     home.join(".docker").join("machine")
 }
 
+/// The plugin's debug lines on stderr: plain, or one JSON object each when docker-machine
+/// (GitLab's fork) asks for `MACHINE_PLUGIN_LOG_FORMAT=json`.
 fn init_logging() {
+    use plugin::output::{JsonLines, LogFormat, log_format};
     let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=debug,warn".into());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(plugin::output::QuietStderr)
         .with_ansi(false)
         .with_target(false)
-        .with_env_filter(plugin::output::log_filter(&filter))
-        .init();
+        .with_env_filter(plugin::output::log_filter(&filter));
+    match log_format() {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.event_format(JsonLines).init(),
+    }
 }
 
 /// The runtime of a plugin process: one thread. docker-machine asks one question at a time
@@ -214,9 +220,19 @@ fn run_agent(args: AgentArgs) -> ! {
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_env_filter(plugin::output::log_filter(&filter));
-    match log {
-        Ok(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
-        Err(_) => builder.with_writer(plugin::output::QuietStderr).init(),
+    // The format of the plugin that started it (or of the service's environment).
+    let json = plugin::output::log_format() == plugin::output::LogFormat::Json;
+    match (log, json) {
+        (Ok(f), false) => builder.with_writer(std::sync::Mutex::new(f)).init(),
+        (Ok(f), true) => builder
+            .event_format(plugin::output::JsonLines)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        (Err(_), false) => builder.with_writer(plugin::output::QuietStderr).init(),
+        (Err(_), true) => builder
+            .event_format(plugin::output::JsonLines)
+            .with_writer(plugin::output::QuietStderr)
+            .init(),
     }
     let mut settings = ec2spot::agent::server::Settings::new(store);
     settings.idle = args.idle;

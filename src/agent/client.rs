@@ -17,7 +17,7 @@ use super::{identity, paths};
 use crate::ec2::aws;
 use crate::ec2::config::Config;
 use crate::ec2::error::Error;
-use crate::ec2::ops::{Op, Outcome};
+use crate::ec2::ops::{Input, Op, Outcome};
 use crate::ec2::progress::Progress;
 use crate::plugin::State;
 
@@ -190,17 +190,19 @@ impl AgentClient {
             .map_err(|e| e.to_string())
     }
 
-    /// Runs `op` on `config`'s machine in the agent, printing its progress through `progress`'s
-    /// sink as it arrives and updating `config` with what the operation recorded.
+    /// Runs `op` (with `input`) on `config`'s machine in the agent, printing its progress
+    /// through `progress`'s sink as it arrives and updating `config` with what the operation
+    /// recorded.
     pub async fn run(
         &self,
         op: Op,
+        input: &Input,
         config: &mut Config,
         progress: &Progress,
     ) -> Result<Outcome, AgentError> {
         let creds = aws::credentials(config).await.map_err(AgentError::Op)?;
         let settings = aws::settings(config).await.map_err(AgentError::Op)?;
-        let request = RunRequest {
+        let mut request = RunRequest {
             operation: super::op_to_proto(op) as i32,
             config_json: config.to_json(),
             settings: Some(super::settings_to_proto(&settings)),
@@ -215,7 +217,9 @@ impl AgentClient {
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0),
             }),
+            ..RunRequest::default()
         };
+        super::input_to_proto(input, &mut request);
         let mut stream = self
             .grpc
             .clone()

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use crate::ec2::aws::ClientSettings;
 use crate::ec2::http::{Proxy, redact_userinfo};
-use crate::ec2::ops::Op;
+use crate::ec2::ops::{Input, Op};
+use crate::plugin::TlsBootstrap;
 
 impl std::fmt::Debug for proto::Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,6 +55,19 @@ impl std::fmt::Debug for proto::RunRequest {
             .field("credentials", &self.credentials)
             .field("settings", &self.settings)
             .field("build", &self.build)
+            .field("labels", &self.labels)
+            .field("tls_bootstrap", &self.tls_bootstrap)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for proto::TlsBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsBootstrap")
+            .field("ca_cert_bytes", &self.ca_cert.len())
+            .field("server_cert_bytes", &self.server_cert.len())
+            .field("server_key", &"<redacted>")
+            .field("daemon_dropin_bytes", &self.daemon_dropin.len())
             .finish()
     }
 }
@@ -105,6 +119,7 @@ pub fn op_to_proto(op: Op) -> proto::Operation {
         Op::Stop => P::Stop,
         Op::Restart => P::Restart,
         Op::Kill => P::Kill,
+        Op::UpdateLabels => P::UpdateLabels,
     }
 }
 
@@ -124,5 +139,38 @@ pub fn op_from_proto(op: proto::Operation) -> Option<Op> {
         P::Stop => Op::Stop,
         P::Restart => Op::Restart,
         P::Kill => Op::Kill,
+        P::UpdateLabels => Op::UpdateLabels,
     })
+}
+
+/// Puts an operation's input into its request.
+pub fn input_to_proto(input: &Input, request: &mut proto::RunRequest) {
+    request.labels = input
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    request.tls_bootstrap = input.tls.as_ref().map(|b| proto::TlsBootstrap {
+        ca_cert: b.ca_cert.clone(),
+        server_cert: b.server_cert.clone(),
+        server_key: b.server_key.clone(),
+        daemon_dropin: b.daemon_dropin.clone(),
+    });
+}
+
+/// An operation's input from its request.
+pub fn input_from_proto(request: &proto::RunRequest) -> Input {
+    Input {
+        labels: request
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        tls: request.tls_bootstrap.as_ref().map(|b| TlsBootstrap {
+            ca_cert: b.ca_cert.clone(),
+            server_cert: b.server_cert.clone(),
+            server_key: b.server_key.clone(),
+            daemon_dropin: b.daemon_dropin.clone(),
+        }),
+    }
 }

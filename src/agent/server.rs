@@ -297,7 +297,7 @@ impl Agent for Service {
 
     async fn run(&self, request: Request<RunRequest>) -> Result<Response<RunStream>, Status> {
         let r = request.into_inner();
-        let (verdict, reason) = self.shared.verdict(&r.build.unwrap_or_default());
+        let (verdict, reason) = self.shared.verdict(&r.build.clone().unwrap_or_default());
         match verdict {
             Verdict::Serve => {}
             Verdict::Draining => return Err(Status::unavailable(reason)),
@@ -311,6 +311,7 @@ impl Agent for Service {
         config
             .merge_json(&r.config_json)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let input = super::input_from_proto(&r);
         let creds = r
             .credentials
             .ok_or_else(|| Status::invalid_argument("no credentials"))?;
@@ -344,7 +345,7 @@ impl Agent for Service {
                     event: Some(run_event::Event::Progress(line.to_string())),
                 }));
             }));
-            let result = ops::run(&context, op, &mut config, &progress).await;
+            let result = ops::run(&context, op, &input, &mut config, &progress).await;
             match serial {
                 Some(lock) if op == ops::Op::Remove && result.is_ok() => lock.remove(),
                 other => drop(other),

@@ -162,6 +162,10 @@ pub struct Config {
     /// Ubuntu LTS release of the default image (`amazonec2-ubuntu-release`).
     #[serde(rename = "UbuntuRelease")]
     pub ubuntu_release: String,
+    /// Deliver docker-machine's TLS material in the user data (`amazonec2-tls-bootstrap`,
+    /// GitLab's fork's TLS bootstrap). The material itself is never stored here.
+    #[serde(rename = "TLSBootstrap")]
+    pub tls_bootstrap: bool,
 
     /// Keys this build does not know (written by another version of ec2spot, or by the driver
     /// the machine had before): kept as they are and written back, never dropped.

@@ -13,7 +13,8 @@ use super::options::{parse_port, parse_tags};
 use super::progress::Progress;
 use super::resolve::Resolved;
 use super::security_groups::DOCKER_PORT;
-use super::{instance, keys, manager, remove, spot, tags};
+use super::{instance, keys, manager, remove, spot, tags, user_data};
+use crate::plugin::TlsBootstrap;
 
 /// How long a launched instance may take to run and get its address.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -70,16 +71,18 @@ async fn ensure_groups(
 
 /// Creates the machine described by `config` (already resolved by the pre-create check);
 /// records what it makes in `config` as it goes.
+/// `tls` is GitLab's fork's TLS material, delivered in the user data.
 /// `resume` says an earlier attempt of this create may have got somewhere (its agent died):
 /// an instance it launched is then adopted instead of launching a second one.
 pub async fn create(
     ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
+    tls: Option<&TlsBootstrap>,
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
-    match create_steps(ctx, config, resolved, progress, resume).await {
+    match create_steps(ctx, config, resolved, tls, progress, resume).await {
         Ok(()) => Ok(()),
         Err(e) => {
             progress.say(&format!("Create failed ({e}); removing what it made"));
@@ -101,6 +104,7 @@ async fn create_steps(
     ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
+    tls: Option<&TlsBootstrap>,
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
@@ -115,6 +119,8 @@ async fn create_steps(
     let dir = PathBuf::from(&config.store_path)
         .join("machines")
         .join(&config.machine_name);
+    // Composed (and checked against EC2's size limit) before anything is made.
+    let user_data = user_data::compose(config, tls)?;
 
     let user_key = (!config.ssh_private_key_path.is_empty())
         .then(|| PathBuf::from(&config.ssh_private_key_path));
@@ -128,16 +134,15 @@ async fn create_steps(
     }
 
     let groups = ensure_groups(ec2, config, resolved, &tag_list).await?;
-    let user_data = if config.user_data_file.is_empty() {
-        None
-    } else {
-        Some(std::fs::read(&config.user_data_file).map_err(|e| {
-            Error::Other(format!(
-                "reading --amazonec2-userdata {}: {e}",
-                config.user_data_file
-            ))
-        })?)
-    };
+    match (config.tls_bootstrap, tls) {
+        (true, Some(_)) => progress.say(
+            "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
+        ),
+        (true, None) => progress.say(
+            "No TLS material from docker-machine (not GitLab's fork with TLS bootstrap): it provisions over SSH as usual",
+        ),
+        _ => {}
+    }
     let mut launch = Launch {
         ami: resolved.ami.clone(),
         instance_type: String::new(),

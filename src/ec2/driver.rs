@@ -2,19 +2,20 @@
 //! AWS answer from the config; the others run an [`ops`] operation, through the store's agent
 //! when one is reachable and in this process otherwise.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tracing::debug;
 
 use crate::agent::client::{AgentClient, AgentError, store_of};
-use crate::plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State};
+use crate::plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State, TlsBootstrap};
 
 use super::config::Config;
 use super::context::Context;
 use super::error::Error;
-use super::ops::{self, Op, Outcome};
+use super::ops::{self, Input, Op, Outcome};
 use super::progress::Progress;
-use super::{DRIVER_NAME, aws, flags, machine_lock, options};
+use super::{DRIVER_NAME, aws, flags, machine_lock, options, user_data};
 
 pub use super::ops::HOST_NOT_RUNNING;
 
@@ -34,6 +35,8 @@ pub struct Ec2Driver {
     /// Set when this process saw the instance running (after create, start, or a state read),
     /// so address questions need no API call.
     known_running: bool,
+    /// GitLab's fork's TLS material for the coming `Create`: kept in memory only.
+    tls: Option<TlsBootstrap>,
 }
 
 impl std::fmt::Debug for Ec2Driver {
@@ -104,9 +107,15 @@ impl Ec2Driver {
         }
     }
 
-    /// Runs `op` where the EC2 work happens; when the agent goes away mid-way, runs it here
-    /// (operations are safe to repeat: a create resumes from what it finds by its tag).
+    /// Runs `op` where the EC2 work happens (see [`run_with`](Self::run_with)).
     async fn run(&mut self, op: Op) -> Result<Outcome, Error> {
+        self.run_with(op, &Input::default()).await
+    }
+
+    /// Runs `op` with `input` where the EC2 work happens; when the agent goes away mid-way,
+    /// runs it here (operations are safe to repeat: a create resumes from what it finds by its
+    /// tag).
+    async fn run_with(&mut self, op: Op, input: &Input) -> Result<Outcome, Error> {
         if self.backend.is_none() {
             self.backend = Some(self.choose_backend().await?);
         }
@@ -119,7 +128,7 @@ impl Ec2Driver {
             let Some(Backend::Agent(agent)) = &self.backend else {
                 break;
             };
-            match agent.run(op, &mut self.config, &progress).await {
+            match agent.run(op, input, &mut self.config, &progress).await {
                 Ok(o) => return Ok(o),
                 Err(AgentError::Op(e)) => return Err(e),
                 Err(AgentError::Unavailable(why)) => {
@@ -157,7 +166,7 @@ impl Ec2Driver {
         } else {
             None
         };
-        let result = ops::run(ctx, op, &mut self.config, &progress).await;
+        let result = ops::run(ctx, op, input, &mut self.config, &progress).await;
         match serial {
             Some(lock) if op == Op::Remove && result.is_ok() => lock.remove(),
             other => drop(other),
@@ -203,6 +212,7 @@ impl Driver for Ec2Driver {
         }
         self.backend = None;
         self.config.pools.clear();
+        self.tls = None;
         Ok(())
     }
 
@@ -272,7 +282,11 @@ impl Driver for Ec2Driver {
     }
 
     async fn create(&mut self) -> DriverResult<()> {
-        self.run(Op::Create).await.map_err(err)?;
+        let input = Input {
+            tls: self.tls.clone(),
+            ..Input::default()
+        };
+        self.run_with(Op::Create, &input).await.map_err(err)?;
         self.known_running = true;
         Ok(())
     }
@@ -302,6 +316,37 @@ impl Driver for Ec2Driver {
         self.refuse_spot("stop")?;
         self.known_running = false;
         self.run(Op::Kill).await.map_err(err).map(|_| ())
+    }
+
+    async fn update_labels(&mut self, labels: &BTreeMap<String, String>) -> DriverResult<()> {
+        // Checked here too, so bad labels fail without starting an agent or calling AWS.
+        super::labels::validate(labels).map_err(err)?;
+        let input = Input {
+            labels: labels.clone(),
+            ..Input::default()
+        };
+        self.run_with(Op::UpdateLabels, &input)
+            .await
+            .map_err(err)
+            .map(|_| ())
+    }
+
+    fn tls_bootstrap_requested(&self) -> DriverResult<bool> {
+        Ok(self.config.tls_bootstrap)
+    }
+
+    fn set_tls_bootstrap(&mut self, bootstrap: TlsBootstrap) -> DriverResult<()> {
+        if !self.config.tls_bootstrap {
+            return Err(DriverError(format!(
+                "--{} is not set: this machine is provisioned over SSH, so the TLS material is not taken",
+                flags::name::TLS_BOOTSTRAP
+            )));
+        }
+        // The material and the whole user data are checked now, before Create makes anything.
+        user_data::compose(&self.config, Some(&bootstrap)).map_err(err)?;
+        debug!("TLS bootstrap material taken for the create: {bootstrap:?}");
+        self.tls = Some(bootstrap);
+        Ok(())
     }
 }
 

@@ -102,6 +102,7 @@ pub mod name {
     pub const SPOT_FALLBACK_ON_DEMAND: &str = "amazonec2-spot-fallback-on-demand";
     pub const SPOT_ALLOCATION_STRATEGY: &str = "amazonec2-spot-allocation-strategy";
     pub const UBUNTU_RELEASE: &str = "amazonec2-ubuntu-release";
+    pub const TLS_BOOTSTRAP: &str = "amazonec2-tls-bootstrap";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -351,6 +352,15 @@ pub const FLAGS: &[FlagSpec] = &[
         "Ubuntu LTS release (YY.04) of the default image when --amazonec2-ami is empty",
         "new: ec2spot only; the default moves only with a release of ec2spot",
     ),
+    d(
+        TLS_BOOTSTRAP,
+        Bool,
+        "AWS_TLS_BOOTSTRAP",
+        "Deliver docker-machine's TLS certificates and Docker daemon drop-in in the user data \
+         (cloud-init), so GitLab's docker-machine fork skips SSH provisioning",
+        "new: ec2spot only; takes effect with GitLab's docker-machine fork (TLS bootstrap), \
+         other docker-machines provision over SSH as usual",
+    ),
 ];
 
 /// Looks a flag up by name.
@@ -447,6 +457,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 39);
+        assert_eq!(FLAGS.len(), 40);
     }
 }

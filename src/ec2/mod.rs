@@ -6,6 +6,9 @@
 //! picks the market and pools: [`launch`] for one pool, [`fleet`] for several, [`capacity`]
 //! classifies failures, the on-demand fallback is in [`spot`]; [`instance`] waits);
 //! [`remove`] takes everything away (and cancels spot requests).
+//!
+//! GitLab's docker-machine fork: [`labels`] (`UpdateLabels`), [`tls_bootstrap`] and
+//! [`user_data`] (the TLS bootstrap delivered by cloud-init).
 
 pub mod ami;
 pub mod aws;
@@ -22,6 +25,7 @@ pub mod gc;
 pub mod http;
 pub mod instance;
 pub mod keys;
+pub mod labels;
 pub mod launch;
 pub mod machine_lock;
 pub mod manager;
@@ -36,6 +40,8 @@ pub mod spot;
 pub mod state_cache;
 pub mod tags;
 pub mod throttle;
+pub mod tls_bootstrap;
+pub mod user_data;
 
 pub use config::Config;
 pub use driver::{Ec2Driver, HOST_NOT_RUNNING};

@@ -1,6 +1,8 @@
 //! The driver's EC2 operations on one machine's config, run the same way in a plugin process
 //! (direct) and in the agent (for every plugin of a store): one code path for the EC2 logic.
 
+use std::collections::BTreeMap;
+
 use tracing::debug;
 
 use super::config::Config;
@@ -8,8 +10,8 @@ use super::context::Context;
 use super::error::{Error, Result, aws};
 use super::progress::Progress;
 use super::resolve::{self, Resolved};
-use super::{create, instance, remove, security_groups};
-use crate::plugin::State;
+use super::{create, instance, labels, remove, security_groups, tls_bootstrap};
+use crate::plugin::{State, TlsBootstrap};
 
 /// docker-machine's special error text for `GetURL` on a machine that is not running.
 pub const HOST_NOT_RUNNING: &str = "Host is not running";
@@ -40,6 +42,18 @@ pub enum Op {
     Restart,
     /// Stop forcibly.
     Kill,
+    /// Apply labels as tags (GitLab's fork's `UpdateLabels`).
+    UpdateLabels,
+}
+
+/// What an operation takes besides the machine's config: what docker-machine hands over in
+/// the same command and never stores in config.json.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// `UpdateLabels`: the labels.
+    pub labels: BTreeMap<String, String>,
+    /// `Create`: the TLS material of GitLab's fork's TLS bootstrap (its `Debug` hides the key).
+    pub tls: Option<TlsBootstrap>,
 }
 
 impl Op {
@@ -71,10 +85,11 @@ impl Outcome {
     }
 }
 
-/// Runs `op` on the machine described by `config`, updating it.
+/// Runs `op` (with `input`) on the machine described by `config`, updating it.
 pub async fn run(
     ctx: &Context,
     op: Op,
+    input: &Input,
     config: &mut Config,
     progress: &Progress,
 ) -> Result<Outcome> {
@@ -95,7 +110,25 @@ pub async fn run(
             };
             // The create's last read (the instance running) stays cached: docker-machine's
             // GetState right after it is answered without another DescribeInstances.
-            create::create(ctx, config, &resolved, progress, op == Op::ResumeCreate).await?;
+            create::create(
+                ctx,
+                config,
+                &resolved,
+                input.tls.as_ref(),
+                progress,
+                op == Op::ResumeCreate,
+            )
+            .await?;
+            Ok(Outcome::done())
+        }
+        Op::UpdateLabels => {
+            let id = instance_id(ctx, config).await?;
+            let tagged = labels::apply(ctx, config, &id, &input.labels).await?;
+            debug!(
+                "labels {:?} set on {}",
+                input.labels.keys().collect::<Vec<_>>(),
+                tagged.join(", ")
+            );
             Ok(Outcome::done())
         }
         Op::Remove => {
@@ -211,6 +244,9 @@ pub async fn pre_create_check(
         config.region
     ));
     let r = resolve::resolve(&ctx.client, config).await?;
+    if config.tls_bootstrap {
+        tls_bootstrap::check_image(&ctx.client, &r.ami).await?;
+    }
     let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
     progress.say(&format!(
         "Will launch {} from {} in {}: {}",

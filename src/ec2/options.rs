@@ -348,7 +348,11 @@ pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, Op
         );
     }
 
-    // docker-machine's own swarm options, which amazonec2 also keeps.
+    config.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
+
+    // docker-machine's own swarm options, which amazonec2 also keeps. Every other key
+    // docker-machine sends and we do not know (its shared create flags, such as the fork's
+    // `tls-bootstrap-lock`, and whatever comes next) is ignored, as Go drivers do.
     config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
     config.swarm_host = values
         .string("swarm-host")
@@ -401,36 +405,41 @@ pub fn parse_tags(tags: &str) -> Result<Vec<(String, String)>, OptionError> {
     let mut out = Vec::with_capacity(parts.len() / 2);
     for pair in parts.chunks(2) {
         let (k, v) = (pair[0].trim(), pair[1].trim());
-        if k.is_empty() || k.len() > 128 {
-            return err(
-                name::TAGS,
-                format!("tag key {k:?} must be 1 to 128 characters"),
-            );
-        }
-        if k.to_ascii_lowercase().starts_with("aws:") {
-            return err(
-                name::TAGS,
-                format!("tag key {k:?}: the aws: prefix is reserved by AWS"),
-            );
-        }
-        if k.starts_with(super::tags::PREFIX) {
-            return err(
-                name::TAGS,
-                format!(
-                    "tag key {k:?}: the {} prefix is reserved for ec2spot's ownership tags",
-                    super::tags::PREFIX
-                ),
-            );
-        }
-        if v.len() > 256 {
-            return err(
-                name::TAGS,
-                format!("the value of tag {k:?} is longer than 256 characters"),
-            );
+        if let Some(problem) = tag_problem(k, v) {
+            return err(name::TAGS, problem);
         }
         out.push((k.to_string(), v.to_string()));
     }
     Ok(out)
+}
+
+/// What is wrong with a tag EC2 would refuse or that would clash with ours (`None` = fine):
+/// keys of 1 to 128 characters without AWS's `aws:` prefix or our own, values of at most
+/// 256 (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+pub fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let key_chars = key.chars().count();
+    if key_chars == 0 || key_chars > 128 {
+        return Some(format!(
+            "tag key {key:?} must be 1 to 128 characters (AWS's limit)"
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Some(format!(
+            "tag key {key:?}: the aws: prefix is reserved by AWS"
+        ));
+    }
+    if key.starts_with(super::tags::PREFIX) {
+        return Some(format!(
+            "tag key {key:?}: the {} prefix is reserved for ec2spot's ownership tags",
+            super::tags::PREFIX
+        ));
+    }
+    if value.chars().count() > 256 {
+        return Some(format!(
+            "the value of tag {key:?} is longer than 256 characters (AWS's limit)"
+        ));
+    }
+    None
 }
 
 /// Parses an `amazonec2-open-port` entry (`port` or `port/proto`) into (port, protocol).
@@ -742,6 +751,21 @@ mod tests {
             assert!(text.starts_with(&format!("--{flag}: ")), "{text}");
             assert!(!text.contains('\n'), "{text}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_like_go_drivers_do() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            &values(&[
+                ("tls-bootstrap-lock", FlagValue::Bool(true)),
+                ("some-future-flag", s("x")),
+                (name::TLS_BOOTSTRAP, FlagValue::Bool(true)),
+            ]),
+        )
+        .unwrap();
+        assert!(c.tls_bootstrap);
     }
 
     #[test]

@@ -10,8 +10,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::wire::{flags_from_value, rpc_flags_to_value, rpc_flags_type};
-use super::{Flag, FlagValue, FlagValues, State};
+use super::wire::{
+    flags_from_value, labels_to_value, labels_type, rpc_flags_to_value, rpc_flags_type,
+    tls_bootstrap_to_value, tls_bootstrap_type,
+};
+use super::{Flag, FlagValue, FlagValues, State, TlsBootstrap};
 use crate::gob::{Type, Value};
 use crate::rpc::{Client, ClientError, empty_type};
 
@@ -184,6 +187,36 @@ impl PluginProcess {
             "SetConfigFromFlags",
             &rpc_flags_type(),
             &rpc_flags_to_value(values),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `UpdateLabels` (GitLab's fork).
+    pub async fn update_labels(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ClientError> {
+        self.call_with("UpdateLabels", &labels_type(), &labels_to_value(labels))
+            .await
+            .map(|_| ())
+    }
+
+    /// `TLSBootstrapRequested` (GitLab's fork).
+    pub async fn tls_bootstrap_requested(&self) -> Result<bool, ClientError> {
+        Ok(self
+            .call("TLSBootstrapRequested")
+            .await?
+            .as_bool()
+            .unwrap_or(false))
+    }
+
+    /// `SetTLSBootstrap` (GitLab's fork).
+    pub async fn set_tls_bootstrap(&self, b: &TlsBootstrap) -> Result<(), ClientError> {
+        self.call_with(
+            "SetTLSBootstrap",
+            &tls_bootstrap_type(),
+            &tls_bootstrap_to_value(b),
         )
         .await
         .map(|_| ())

@@ -1,9 +1,18 @@
 //! The contract between the plugin protocol and a machine driver: what docker-machine asks of
 //! a driver, without any gob or RPC in sight.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::{Flag, FlagValues, State};
+
+/// The error text of GitLab's fork for a driver without labels (`drivers.ErrLabelsNotSupported`).
+pub const LABELS_NOT_SUPPORTED: &str = "driver does not support labels";
+
+/// The error text of GitLab's fork for a driver that cannot deliver the TLS bootstrap
+/// (`drivers.ErrTLSBootstrapNotSupported`).
+pub const TLS_BOOTSTRAP_NOT_SUPPORTED: &str =
+    "driver does not support delivering the TLS bootstrap at create time";
 
 /// An error a driver method returns. docker-machine only ever sees its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +35,42 @@ impl DriverError {
 
 /// Result of a driver method.
 pub type DriverResult<T> = Result<T, DriverError>;
+
+/// What GitLab's docker-machine fork hands a driver before `Create` when the driver asked for
+/// the TLS bootstrap (`drivers.TLSBootstrap`): the CA certificate, the machine's server
+/// certificate and key (valid for the machine name), and the systemd drop-in that starts
+/// dockerd with them on 2376. The server key is a secret: `Debug` shows only its length.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsBootstrap {
+    /// `CACert`: PEM.
+    pub ca_cert: Vec<u8>,
+    /// `ServerCert`: PEM.
+    pub server_cert: Vec<u8>,
+    /// `ServerKey`: PEM (secret).
+    pub server_key: Vec<u8>,
+    /// `DaemonDropin`: the systemd drop-in for docker.service.
+    pub daemon_dropin: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsBootstrap")
+            .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
+            .field(
+                "server_cert",
+                &format_args!("{} bytes", self.server_cert.len()),
+            )
+            .field(
+                "server_key",
+                &format_args!("<{} bytes, redacted>", self.server_key.len()),
+            )
+            .field(
+                "daemon_dropin",
+                &String::from_utf8_lossy(&self.daemon_dropin),
+            )
+            .finish()
+    }
+}
 
 /// A docker-machine driver: one per plugin process, configured by `SetConfigRaw` /
 /// `SetConfigFromFlags`, then asked to create, inspect or change one machine.
@@ -74,4 +119,25 @@ pub trait Driver: Send + 'static {
     fn restart(&mut self) -> impl Future<Output = DriverResult<()>> + Send;
     /// Stops the machine forcibly.
     fn kill(&mut self) -> impl Future<Output = DriverResult<()>> + Send;
+
+    // --- GitLab's docker-machine fork; the defaults are the fork's answers for a driver
+    // without the feature, so a driver implements only what it supports. ---
+
+    /// `UpdateLabels`: applies provider-side labels to the machine.
+    fn update_labels(
+        &mut self,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = labels;
+        async { Err(DriverError(LABELS_NOT_SUPPORTED.into())) }
+    }
+    /// `TLSBootstrapRequested`: whether the driver delivers the TLS material at create time.
+    fn tls_bootstrap_requested(&self) -> DriverResult<bool> {
+        Ok(false)
+    }
+    /// `SetTLSBootstrap`: the TLS material for the coming `Create`.
+    fn set_tls_bootstrap(&mut self, bootstrap: TlsBootstrap) -> DriverResult<()> {
+        let _ = bootstrap;
+        Err(DriverError(TLS_BOOTSTRAP_NOT_SUPPORTED.into()))
+    }
 }

@@ -11,7 +11,10 @@ mod service;
 mod state;
 pub mod wire;
 
-pub use driver::{Driver, DriverError, DriverResult};
+pub use driver::{
+    Driver, DriverError, DriverResult, LABELS_NOT_SUPPORTED, TLS_BOOTSTRAP_NOT_SUPPORTED,
+    TlsBootstrap,
+};
 pub use mcnflag::{Flag, FlagTypeError, FlagValue, FlagValues};
 pub use service::{DriverService, METHODS, SERVICE_NAMES};
 pub use state::State;

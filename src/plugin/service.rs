@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, watch};
 
-use super::wire::{flags_to_value, flags_type, rpc_flags_from_value};
+use super::wire::{
+    flags_to_value, flags_type, labels_from_value, rpc_flags_from_value, tls_bootstrap_from_value,
+};
 use super::{API_VERSION, Driver, DriverResult};
 use crate::gob::{Type, Value};
 use crate::rpc::{Reply, ReplyFuture, Service};
@@ -13,8 +15,9 @@ use crate::rpc::{Reply, ReplyFuture, Service};
 /// The names the driver is registered under: current (`RPCServerDriver`) and pre-0.5.1.
 pub const SERVICE_NAMES: [&str; 2] = ["RPCServerDriver", "RpcServerDriver"];
 
-/// Every method docker-machine's client can call (its `Upgrade` constant has no server side).
-pub const METHODS: [&str; 23] = [
+/// Every method docker-machine's client can call (its `Upgrade` constant has no server side),
+/// GitLab's fork's three last.
+pub const METHODS: [&str; 26] = [
     "Close",
     "GetCreateFlags",
     "GetMachineName",
@@ -38,6 +41,9 @@ pub const METHODS: [&str; 23] = [
     "Restart",
     "Kill",
     "Heartbeat",
+    "UpdateLabels",
+    "TLSBootstrapRequested",
+    "SetTLSBootstrap",
 ];
 
 /// Serves a [`Driver`] as docker-machine's `RPCServerDriver`.
@@ -104,10 +110,22 @@ impl<D: Driver> Service for DriverService<D> {
                     Ok(flags) => void(driver.lock().await.set_config_from_flags(&flags)),
                     Err(e) => Reply::error(e),
                 },
+                "UpdateLabels" => match labels_from_value(&arg) {
+                    Ok(labels) => void(driver.lock().await.update_labels(&labels).await),
+                    Err(e) => Reply::error(e),
+                },
+                "SetTLSBootstrap" => match tls_bootstrap_from_value(&arg) {
+                    Ok(b) => void(driver.lock().await.set_tls_bootstrap(b)),
+                    Err(e) => Reply::error(e),
+                },
                 _ if !matches!(arg, Value::Struct(_)) => Reply::error(
                     "gob: type mismatch in decoder: want struct type struct {}; got non-struct",
                 ),
                 "GetVersion" => Reply::ok(Type::Int, Value::Int(API_VERSION)),
+                "TLSBootstrapRequested" => match driver.lock().await.tls_bootstrap_requested() {
+                    Ok(b) => Reply::ok(Type::Bool, Value::Bool(b)),
+                    Err(e) => Reply::error(e.0),
+                },
                 "Heartbeat" => Reply::void(),
                 "Close" => Reply {
                     close_after: true,

@@ -1,8 +1,13 @@
-//! Gob forms of docker-machine's plugin types: `[]mcnflag.Flag` replies and the
-//! `*rpcdriver.RPCFlags` argument. Names and field layouts are docker-machine's.
+//! Gob forms of docker-machine's plugin types: `[]mcnflag.Flag` replies, the
+//! `*rpcdriver.RPCFlags` argument, and the arguments of GitLab's fork's `UpdateLabels`
+//! (`map[string]string`) and `SetTLSBootstrap` (`drivers.TLSBootstrap`). Names and field
+//! layouts are docker-machine's.
+
+use std::collections::BTreeMap;
 
 use crate::gob::{Type, Value};
 
+use super::TlsBootstrap;
 use super::mcnflag::{Flag, FlagValue, FlagValues};
 
 /// Registered name of `*mcnflag.StringFlag`.
@@ -259,6 +264,97 @@ pub fn rpc_flags_from_value(v: &Value) -> Result<FlagValues, String> {
     Ok(out)
 }
 
+/// The fields of GitLab's fork's `drivers.TLSBootstrap`, in declaration order.
+const TLS_BOOTSTRAP_FIELDS: [&str; 4] = ["CACert", "ServerCert", "ServerKey", "DaemonDropin"];
+
+/// The `SetTLSBootstrap` argument type: the struct `TLSBootstrap` with four `[]byte` fields
+/// (gob names a struct type on the wire by its bare Go name).
+pub fn tls_bootstrap_type() -> Type {
+    let fields: Vec<(&str, Type)> = TLS_BOOTSTRAP_FIELDS
+        .iter()
+        .map(|f| (*f, Type::Bytes))
+        .collect();
+    Type::structure("TLSBootstrap", &fields)
+}
+
+/// Encodes a [`TlsBootstrap`] as the fork's `drivers.TLSBootstrap` (for clients).
+pub fn tls_bootstrap_to_value(b: &TlsBootstrap) -> Value {
+    Value::structure([
+        ("CACert", Value::Bytes(b.ca_cert.clone())),
+        ("ServerCert", Value::Bytes(b.server_cert.clone())),
+        ("ServerKey", Value::Bytes(b.server_key.clone())),
+        ("DaemonDropin", Value::Bytes(b.daemon_dropin.clone())),
+    ])
+}
+
+/// Decodes the `SetTLSBootstrap` argument. Absent fields are empty (gob omits zero fields).
+pub fn tls_bootstrap_from_value(v: &Value) -> Result<TlsBootstrap, String> {
+    if !matches!(v, Value::Struct(_)) {
+        return Err(format!(
+            "gob: type mismatch in decoder: want struct type drivers.TLSBootstrap; got {}",
+            v.kind()
+        ));
+    }
+    let field = |name: &str| -> Result<Vec<u8>, String> {
+        match v.field(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Bytes(b)) => Ok(b.clone()),
+            Some(Value::String(s)) => Ok(s.clone().into_bytes()),
+            Some(other) => Err(format!(
+                "TLSBootstrap.{name}: expected []byte, got {}",
+                other.kind()
+            )),
+        }
+    };
+    Ok(TlsBootstrap {
+        ca_cert: field("CACert")?,
+        server_cert: field("ServerCert")?,
+        server_key: field("ServerKey")?,
+        daemon_dropin: field("DaemonDropin")?,
+    })
+}
+
+/// The `UpdateLabels` argument type: `map[string]string`.
+pub fn labels_type() -> Type {
+    Type::map(Type::String, Type::String)
+}
+
+/// Encodes labels as `map[string]string` (for clients).
+pub fn labels_to_value(labels: &BTreeMap<String, String>) -> Value {
+    Value::Map(
+        labels
+            .iter()
+            .map(|(k, v)| (Value::String(k.clone()), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Decodes the `UpdateLabels` argument.
+pub fn labels_from_value(v: &Value) -> Result<BTreeMap<String, String>, String> {
+    let pairs = v.as_map().ok_or_else(|| {
+        format!(
+            "gob: decoding into local type map[string]string, received remote type {}",
+            v.kind()
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        match (k.as_str(), v.as_str()) {
+            (Some(k), Some(v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "gob: decoding into local type map[string]string, received map[{}]{}",
+                    k.kind(),
+                    v.kind()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +420,36 @@ mod tests {
         v.insert("m", FlagValue::StringSlice(vec!["a".into(), "b".into()]));
         let back = round_trip(&rpc_flags_type(), &rpc_flags_to_value(&v));
         assert_eq!(rpc_flags_from_value(&back).unwrap(), v);
+    }
+
+    #[test]
+    fn fork_arguments_round_trip() {
+        let b = TlsBootstrap {
+            ca_cert: b"ca".to_vec(),
+            server_cert: Vec::new(),
+            server_key: b"key".to_vec(),
+            daemon_dropin: b"[Service]\n".to_vec(),
+        };
+        let back = round_trip(&tls_bootstrap_type(), &tls_bootstrap_to_value(&b));
+        assert_eq!(tls_bootstrap_from_value(&back).unwrap(), b);
+        assert!(tls_bootstrap_from_value(&Value::Int(1)).is_err());
+
+        let labels: BTreeMap<String, String> = [("a".into(), "1".into()), ("b".into(), "".into())]
+            .into_iter()
+            .collect();
+        let back = round_trip(&labels_type(), &labels_to_value(&labels));
+        assert_eq!(labels_from_value(&back).unwrap(), labels);
+        assert!(labels_from_value(&Value::empty_struct()).is_err());
+    }
+
+    #[test]
+    fn tls_bootstrap_debug_hides_the_key() {
+        let b = TlsBootstrap {
+            server_key: b"-----BEGIN RSA PRIVATE KEY-----secret".to_vec(),
+            ..Default::default()
+        };
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 }

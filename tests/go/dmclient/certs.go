@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,6 +112,39 @@ func generateClientCert(certPath, keyPath, caCertPath, caKeyPath, org string) er
 		return err
 	}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	key, err := rsa.GenerateKey(rand.Reader, certBits)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der, 0644); err != nil {
+		return err
+	}
+	return writePEM(keyPath, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key), 0600)
+}
+
+// generateServerCert makes a server certificate for hosts (names or IPs),
+// signed by the CA, like libmachine/cert's GenerateCert for a server.
+func generateServerCert(certPath, keyPath, caCertPath, caKeyPath, org string, hosts []string) error {
+	ca, caKey, err := readCA(caCertPath, caKeyPath)
+	if err != nil {
+		return err
+	}
+	tmpl, err := certTemplate(org)
+	if err != nil {
+		return err
+	}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
 	key, err := rsa.GenerateKey(rand.Reader, certBits)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"dmclient/drivers"
 	"dmclient/mcnflag"
 	"dmclient/rpcdriver"
 )
@@ -372,6 +373,16 @@ func conformanceTour(rep *confReport, flagsJSON string, hbInterval, timeout time
 	t.call("GetSSHUsername", t.v1("GetSSHUsername"), struct{}{}, &user, func() interface{} { return user })
 	t.call("GetSSHKeyPath", t.v1("GetSSHKeyPath"), struct{}{}, &keyPath, func() interface{} { return keyPath })
 	t.call("Heartbeat", t.v1("Heartbeat"), struct{}{}, nil, nil)
+
+	// 5b. GitLab's fork's methods with the fork's Go types: TLSBootstrapRequested
+	// (struct{} -> bool), SetTLSBootstrap (drivers.TLSBootstrap -> struct{}) with
+	// material that is not PEM, UpdateLabels (map[string]string -> struct{})
+	// with a label AWS reserves; neither of the last two reaches EC2.
+	var requested bool
+	t.call("TLSBootstrapRequested", t.v1("TLSBootstrapRequested"), struct{}{}, &requested, func() interface{} { return requested })
+	junk := drivers.TLSBootstrap{CACert: []byte("ca"), ServerCert: []byte("cert"), ServerKey: []byte("key"), DaemonDropin: []byte("dropin")}
+	t.call("SetTLSBootstrap", t.v1("SetTLSBootstrap"), junk, &struct{}{}, nil)
+	t.call("UpdateLabels", t.v1("UpdateLabels"), map[string]string{"aws:reserved": "1"}, &struct{}{}, nil)
 
 	// 6. Error cases; the connection must stay usable.
 	t.call("RPCServerDriver.Upgrade", "RPCServerDriver.Upgrade", struct{}{}, nil, nil)

@@ -25,6 +25,7 @@ type machineDriver interface {
 	GetMachineName() string
 	GetConfigRaw() ([]byte, error)
 	Void(method string) error
+	UpdateLabels(labels map[string]string) error
 }
 
 // errDriver stands for a machine whose plugin binary is missing, like
@@ -42,7 +43,8 @@ func (d *errDriver) GetMachineName() string   { return "" }
 func (d *errDriver) GetConfigRaw() ([]byte, error) {
 	return json.Marshal(d)
 }
-func (d *errDriver) Void(string) error { return d.err() }
+func (d *errDriver) Void(string) error                    { return d.err() }
+func (d *errDriver) UpdateLabels(map[string]string) error { return d.err() }
 
 // errPreCreate is mcnerror.ErrDuringPreCreate: the only error that makes
 // docker-machine exit 3.
@@ -74,6 +76,10 @@ type dm struct {
 	store     *store
 	poll      time.Duration
 	heartbeat time.Duration
+	// fork: behave as GitLab's fork (see dm_fork.go); logFormat is then the
+	// plugins' MACHINE_PLUGIN_LOG_FORMAT.
+	fork      bool
+	logFormat string
 
 	mu     sync.Mutex
 	opened []*Driver
@@ -91,6 +97,8 @@ var globalFlags = []cliFlag{
 	{Name: "bugsnag-api-token", Kind: kindString, EnvVar: "MACHINE_BUGSNAG_API_TOKEN", Usage: "BugSnag API token for crash reporting (ignored)"},
 	{Name: "poll", Kind: kindString, EnvVar: "DMCLIENT_POLL", DefString: "3s", Usage: "dmclient only: interval between GetState polls (docker-machine: 3s)"},
 	{Name: "heartbeat", Kind: kindString, EnvVar: "DMCLIENT_HEARTBEAT", DefString: "5s", Usage: "dmclient only: heartbeat interval (docker-machine: 5s)"},
+	{Name: "gitlab-fork", Kind: kindBool, EnvVar: "DMCLIENT_GITLAB_FORK", Usage: "dmclient only: behave as GitLab's docker-machine fork (v0.16.2-gitlab.N with TLS bootstrap and update-labels)"},
+	{Name: "plugin-log-format", Kind: kindString, EnvVar: "DMCLIENT_PLUGIN_LOG_FORMAT", DefString: "text", Usage: "dmclient only, with --gitlab-fork: the plugins' MACHINE_PLUGIN_LOG_FORMAT (text or json)"},
 }
 
 const dmCommandsHelp = `Commands:
@@ -105,6 +113,7 @@ const dmCommandsHelp = `Commands:
   start       Start a machine
   status      Get the status of a machine
   stop        Stop a machine
+  update-labels  Set provider labels on a machine (with --gitlab-fork)
   url         Get the URL of a machine
   version     Show the Docker Machine version
 `
@@ -136,6 +145,14 @@ func runDM(args []string) int {
 		store: newStore(gfs.String("storage-path"), gfs.String("tls-ca-cert"), gfs.String("tls-ca-key"),
 			gfs.String("tls-client-cert"), gfs.String("tls-client-key")),
 	}
+	m.fork = gfs.Bool("gitlab-fork")
+	if m.fork {
+		m.logFormat = gfs.String("plugin-log-format")
+		if m.logFormat != "text" && m.logFormat != "json" {
+			fmt.Fprintf(os.Stderr, "invalid --plugin-log-format %q (text or json)\n", m.logFormat)
+			return 1
+		}
+	}
 	for name, dst := range map[string]*time.Duration{"poll": &m.poll, "heartbeat": &m.heartbeat} {
 		d, err := time.ParseDuration(gfs.String(name))
 		if err != nil || d <= 0 {
@@ -160,6 +177,9 @@ func runDM(args []string) int {
 		"stop":    m.cmdStop,
 		"url":     m.cmdURL,
 		"version": m.cmdVersion,
+	}
+	if m.fork {
+		commands["update-labels"] = m.cmdUpdateLabels
 	}
 	cmd, ok := commands[rest[0]]
 	if !ok {
@@ -196,7 +216,7 @@ func (m *dm) finish(err error) int {
 
 // openDriver starts a plugin and remembers it for closeAll.
 func (m *dm) openDriver(driverName string, raw []byte) (*Driver, error) {
-	d, err := openDriver(m.log, driverName, raw, m.heartbeat)
+	d, err := openDriver(m.log, driverName, raw, m.heartbeat, m.logFormat)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func (m *dm) cmdCreate(args []string) error {
 	if err != nil {
 		return fmt.Errorf("Error trying to convert provided driver flags to cli flags: %s", err)
 	}
-	fs := newFlagSet(append(append([]cliFlag{}, sharedCreateFlags...), dflags...))
+	fs := newFlagSet(append(m.sharedCreateFlags(), dflags...))
 	help := "Usage: docker-machine create [OPTIONS] [arg...]\n\nCreate a machine\n\nOptions:\n" + fs.Help()
 	pos, err := fs.Parse(args, false)
 	if err == errHelp {
@@ -158,7 +158,7 @@ func (m *dm) createInner(fs *flagSet, pos []string, help string) error {
 	if err := d.SetConfigFromFlags(driverOpts(d.GetCreateFlags(), fs)); err != nil {
 		return fmt.Errorf("Error setting machine configuration from flags provided: %s", err)
 	}
-	if err := m.apiCreate(h, d); err != nil {
+	if err := m.apiCreate(h, d, fs); err != nil {
 		// docker-machine waits for the plugin's last log lines.
 		time.Sleep(2 * time.Second)
 		return err
@@ -172,8 +172,9 @@ func (m *dm) createInner(fs *flagSet, pos []string, help string) error {
 	return nil
 }
 
-// apiCreate is libmachine's Client.Create.
-func (m *dm) apiCreate(h *Host, d *Driver) error {
+// apiCreate is libmachine's Client.Create (with GitLab's fork: the TLS
+// bootstrap handed to a driver that asks for it, before Create).
+func (m *dm) apiCreate(h *Host, d *Driver, fs *flagSet) error {
 	if err := m.bootstrapCertificates(h.HostOptions.AuthOptions); err != nil {
 		return fmt.Errorf("Error generating certificates: %s", err)
 	}
@@ -184,17 +185,32 @@ func (m *dm) apiCreate(h *Host, d *Driver) error {
 	if err := m.store.Save(h); err != nil {
 		return fmt.Errorf("Error saving host to store before attempting creation: %s", err)
 	}
+	bootstrapped := false
+	if m.fork {
+		var err error
+		if bootstrapped, err = m.prepareTLSBootstrap(h, d); err != nil {
+			return fmt.Errorf("Error creating machine: %s", err)
+		}
+	}
 	m.log.Infof("Creating machine...")
-	if err := m.performCreate(h, d); err != nil {
+	if err := m.performCreate(h, d, bootstrapped); err != nil {
 		return fmt.Errorf("Error creating machine: %s", err)
 	}
 	m.log.Debugf("Reticulating splines...")
 	return nil
 }
 
-// performCreate is libmachine's Client.performCreate up to the SSH wait.
-func (m *dm) performCreate(h *Host, d *Driver) error {
+// performCreate is libmachine's Client.performCreate up to the SSH wait (or,
+// for a TLS-bootstrapped machine of GitLab's fork, the TLS wait).
+func (m *dm) performCreate(h *Host, d *Driver, bootstrapped bool) error {
 	if err := d.Void("Create"); err != nil {
+		if m.fork {
+			// GitLab's fork saves the host after a failed create: one more
+			// GetConfigRaw, and config.json holds what the driver reports now.
+			if serr := m.store.Save(h); serr != nil {
+				m.log.Debugf("Error saving host after the failed create: %s", serr)
+			}
+		}
 		return fmt.Errorf("Error in driver during machine creation: %s", err)
 	}
 	if err := m.store.Save(h); err != nil {
@@ -206,6 +222,9 @@ func (m *dm) performCreate(h *Host, d *Driver) error {
 	m.log.Infof("Waiting for machine to be running, this may take a few minutes...")
 	if err := m.waitFor(m.machineInState(h, StateRunning)); err != nil {
 		return fmt.Errorf("Error waiting for machine to be running: %s", err)
+	}
+	if bootstrapped {
+		return m.waitForTLS(h, d)
 	}
 	m.log.Infof("Detecting operating system of created instance...")
 	m.skipProvisioning()

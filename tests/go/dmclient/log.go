@@ -5,6 +5,7 @@ package main
 // with --debug (or MACHINE_DEBUG).
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -57,4 +58,36 @@ func (c *console) Debugf(format string, args ...interface{}) {
 	if c.debug {
 		c.write(func() io.Writer { return c.err }, format, args)
 	}
+}
+
+// ReemitJSON is GitLab's fork's handling of a plugin output line in json
+// mode: a line that is a JSON object is re-emitted as one JSON object with its
+// fields plus "machine", at its own "level" (defaultLevel without one): info
+// and warning on stdout, error on stderr, debug and trace on stderr with
+// --debug only. It reports whether the line was JSON.
+func (c *console) ReemitJSON(machine, line, defaultLevel string) bool {
+	var fields map[string]interface{}
+	if json.Unmarshal([]byte(line), &fields) != nil || fields == nil {
+		return false
+	}
+	fields["machine"] = machine
+	level, _ := fields["level"].(string)
+	if level == "" {
+		level = defaultLevel
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return false
+	}
+	switch level {
+	case "debug", "trace":
+		if c.debug {
+			c.write(func() io.Writer { return c.err }, "%s", []interface{}{out})
+		}
+	case "error", "fatal", "panic":
+		c.write(func() io.Writer { return c.err }, "%s", []interface{}{out})
+	default:
+		c.write(func() io.Writer { return c.out }, "%s", []interface{}{out})
+	}
+	return true
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"dmclient/drivers"
 	"dmclient/mcnflag"
 	"dmclient/rpcdriver"
 )
@@ -21,6 +22,8 @@ const (
 	pluginTokenEnv  = "MACHINE_PLUGIN_TOKEN"
 	pluginTokenVal  = "42"
 	pluginDriverEnv = "MACHINE_PLUGIN_DRIVER_NAME"
+	// GitLab's fork tells its plugins the log format it wants (text, json).
+	pluginLogFormatEnv = "MACHINE_PLUGIN_LOG_FORMAT"
 	// docker-machine gives up on the address line after 10 s.
 	addressTimeout = 10 * time.Second
 	// docker-machine heartbeats every plugin every 5 s.
@@ -41,6 +44,10 @@ type pluginConfig struct {
 	// machine name known at that moment ("" before GetMachineName).
 	OnStdout func(machine, line string)
 	OnStderr func(machine, line string)
+	// LogFormat, when set, is MACHINE_PLUGIN_LOG_FORMAT for the plugin, as
+	// GitLab's fork sets it ("text" or "json"); "" leaves the environment as
+	// upstream docker-machine does.
+	LogFormat string
 }
 
 // Plugin is one running plugin process.
@@ -68,16 +75,24 @@ type Plugin struct {
 }
 
 // pluginEnv is our environment plus the two variables docker-machine sets in
-// its own environment right before it starts a plugin.
-func pluginEnv(driverName string) []string {
+// its own environment right before it starts a plugin (and, for GitLab's
+// fork, the plugin log format).
+func pluginEnv(driverName, logFormat string) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, pluginTokenEnv+"=") || strings.HasPrefix(kv, pluginDriverEnv+"=") {
 			continue
 		}
+		if logFormat != "" && strings.HasPrefix(kv, pluginLogFormatEnv+"=") {
+			continue
+		}
 		env = append(env, kv)
 	}
-	return append(env, pluginTokenEnv+"="+pluginTokenVal, pluginDriverEnv+"="+driverName)
+	env = append(env, pluginTokenEnv+"="+pluginTokenVal, pluginDriverEnv+"="+driverName)
+	if logFormat != "" {
+		env = append(env, pluginLogFormatEnv+"="+logFormat)
+	}
+	return env
 }
 
 // StartPlugin executes the binary with no arguments, stdin /dev/null and
@@ -97,7 +112,7 @@ func StartPlugin(cfg pluginConfig) (*Plugin, error) {
 		return nil, fmt.Errorf("Error getting cmd stderr pipe: %s", err)
 	}
 	p.cmd = exec.Command(cfg.Path)
-	p.cmd.Env = pluginEnv(cfg.DriverName)
+	p.cmd.Env = pluginEnv(cfg.DriverName, cfg.LogFormat)
 	p.cmd.Stdout = outW
 	p.cmd.Stderr = errW
 	p.Started = time.Now()
@@ -292,19 +307,31 @@ func (d *Driver) Call(method string, args, reply interface{}) error {
 // openDriver starts the plugin for driverName and prepares it the way
 // docker-machine's NewRPCClientDriver does: GetVersion (retried once with the
 // pre-0.5.1 service name), heartbeat goroutine, SetConfigRaw(rawDriver),
-// GetMachineName.
-func openDriver(log *console, driverName string, rawDriver []byte, heartbeat time.Duration) (*Driver, error) {
+// GetMachineName. logFormat is GitLab's fork's plugin log format ("" for
+// upstream docker-machine); in json mode, output lines that are JSON objects
+// are re-emitted with their fields plus the machine name.
+func openDriver(log *console, driverName string, rawDriver []byte, heartbeat time.Duration, logFormat string) (*Driver, error) {
 	path, err := exec.LookPath("docker-machine-driver-" + driverName)
 	if err != nil {
 		return nil, errPluginBinaryNotFound{driverName}
 	}
 	log.Debugf("Found binary path at %s", path)
 	log.Debugf("Launching plugin server for driver %s", driverName)
+	jsonMode := logFormat == "json"
 	p, err := StartPlugin(pluginConfig{
 		Path:       path,
 		DriverName: driverName,
-		OnStdout:   func(m, line string) { log.Infof("(%s) %s", m, line) },
-		OnStderr:   func(m, line string) { log.Debugf("(%s) DBG | %s", m, line) },
+		LogFormat:  logFormat,
+		OnStdout: func(m, line string) {
+			if !jsonMode || !log.ReemitJSON(m, line, "info") {
+				log.Infof("(%s) %s", m, line)
+			}
+		},
+		OnStderr: func(m, line string) {
+			if !jsonMode || !log.ReemitJSON(m, line, "debug") {
+				log.Debugf("(%s) DBG | %s", m, line)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -442,6 +469,28 @@ func (d *Driver) GetURL() (string, error) { return d.stringCall("GetURL") }
 
 // GetIP returns the machine IP.
 func (d *Driver) GetIP() (string, error) { return d.stringCall("GetIP") }
+
+// UpdateLabels is GitLab's fork's RPCClientDriver.UpdateLabels: the labels
+// as a map[string]string, reply struct{}.
+func (d *Driver) UpdateLabels(labels map[string]string) error {
+	return d.Call("UpdateLabels", labels, &struct{}{})
+}
+
+// TLSBootstrapRequested is the fork's RPCClientDriver.TLSBootstrapRequested:
+// argument struct{}, reply bool.
+func (d *Driver) TLSBootstrapRequested() (bool, error) {
+	var requested bool
+	if err := d.Call("TLSBootstrapRequested", struct{}{}, &requested); err != nil {
+		return false, err
+	}
+	return requested, nil
+}
+
+// SetTLSBootstrap is the fork's RPCClientDriver.SetTLSBootstrap: the
+// drivers.TLSBootstrap struct, reply struct{}.
+func (d *Driver) SetTLSBootstrap(b drivers.TLSBootstrap) error {
+	return d.Call("SetTLSBootstrap", b, &struct{}{})
+}
 
 // Void calls a method that returns only an error (PreCreateCheck, Create,
 // Remove, Start, Stop, Restart, Kill).

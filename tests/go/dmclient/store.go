@@ -99,6 +99,9 @@ type AuthOptions struct {
 	ClientCertPath       string
 	ServerCertSANs       []string
 	StorePath            string
+	// ServerName: GitLab's fork, TLS bootstrap only (the server certificate
+	// is valid for the machine name, which clients verify against).
+	ServerName string `json:",omitempty"`
 }
 
 // errHostDoesNotExist is mcnerror.ErrHostDoesNotExist.
