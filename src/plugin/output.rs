@@ -150,10 +150,19 @@ where
     ) -> fmt::Result {
         let mut v = JsonFields::default();
         event.record(&mut v);
+        // Lines of the libraries below us (the AWS SDK's warnings about the environment, say)
+        // are diagnostics, never the user's output: the fork re-emits a line at its level,
+        // and a warning would land in what `url` or `inspect` print.
+        let meta = event.metadata();
+        let level = if meta.target().starts_with("ec2spot") {
+            *meta.level()
+        } else {
+            (*meta.level()).max(Level::DEBUG) // more verbose is greater
+        };
         writeln!(
             writer,
             "{}",
-            json_line(level_name(event.metadata().level()), &v.message, v.fields)
+            json_line(level_name(&level), &v.message, v.fields)
         )
     }
 }
