@@ -165,6 +165,7 @@ fn init_logging() {
 /// cost each of the many plugin processes a stack and a malloc arena.
 fn plugin_runtime() -> tokio::runtime::Runtime {
     // One malloc arena: blocking-pool threads (file reads) need no arena of their own.
+    // SAFETY: mallopt(3) takes two integers; called before the runtime starts any thread.
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);

@@ -11,6 +11,7 @@ use ec2spot::agent::client::AgentClient;
 use ec2spot::plugin::FlagValue;
 use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
 use support::bastion::Bastion;
+use support::process::{alive, kill_hard};
 
 const OPTS: &[(&str, bool)] = &[("amazonec2-request-spot-instance", true)];
 
@@ -126,7 +127,7 @@ async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s() {
             let _ = p.call("Create").await;
         });
         wait_for_requests(&b, k).await;
-        while unsafe { libc::kill(pid as i32, 0) } == 0 {
+        while alive(pid) {
             assert!(
                 t.elapsed() < Duration::from_secs(12),
                 "the plugin outlived its heartbeats"
@@ -174,7 +175,7 @@ async fn agent_killed_after_each_ec2_call_of_create() {
             .await
             .unwrap()
             .pid;
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        kill_hard(pid);
         b.proxy.clear();
         // The plugin replaces the agent and resumes its create.
         let (p, r) = create.await.unwrap();

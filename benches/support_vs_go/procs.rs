@@ -40,6 +40,7 @@ pub(crate) fn find_agent(store: &Path) -> Option<u32> {
 
 /// Ends an agent this bench caused to start (by its pid) and waits for it to go.
 pub(crate) fn stop_agent(pid: u32) {
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
     }
@@ -48,6 +49,7 @@ pub(crate) fn stop_agent(pid: u32) {
         std::thread::sleep(Duration::from_millis(20));
     }
     if Path::new(&format!("/proc/{pid}")).exists() {
+        // SAFETY: as above.
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }

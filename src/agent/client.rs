@@ -71,6 +71,8 @@ fn spawn(store: &Path) -> std::io::Result<()> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     // Its own session: it outlives this plugin and docker-machine.
+    // SAFETY: between fork and exec the closure calls only setsid(2), which is
+    // async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
@@ -225,6 +227,7 @@ impl StartLock {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let start = Instant::now();
         loop {
+            // SAFETY: flock(2) on a descriptor `f` owns and keeps open; no memory is passed.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(StartLock(f));
             }
@@ -239,6 +242,7 @@ impl StartLock {
 impl Drop for StartLock {
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
+        // SAFETY: flock(2) on the descriptor this lock owns, still open; no memory is passed.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
 }

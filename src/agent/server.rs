@@ -271,6 +271,7 @@ fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
         .truncate(false)
         .write(true)
         .open(path)?;
+    // SAFETY: flock(2) on a descriptor `f` owns and keeps open; no memory is passed.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
         Ok(Some(f))
@@ -286,6 +287,7 @@ fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
 
 /// Whether a connecting process runs as this agent's user.
 fn same_user(s: &UnixStream) -> bool {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
     let me = unsafe { libc::geteuid() };
     match s.peer_cred() {
         Ok(c) if c.uid() == me => true,
@@ -312,8 +314,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let socket = paths::socket(&settings.store);
     let _ = std::fs::remove_file(&socket); // a crashed agent's; we hold the lock
     let listener = {
+        // SAFETY: umask(2) only swaps the process's file-creation mask (no memory is passed);
+        // the old mask is put back right after the bind.
         let old = unsafe { libc::umask(0o077) };
         let l = UnixListener::bind(&socket);
+        // SAFETY: as above: restores the mask read a moment ago.
         unsafe { libc::umask(old) };
         l.map_err(|e| format!("binding {}: {e}", socket.display()))?
     };

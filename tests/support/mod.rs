@@ -4,3 +4,4 @@ pub mod bastion;
 pub mod ec2_proxy;
 pub mod goclient;
 pub mod moto;
+pub mod process;
