@@ -16,6 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Messages that carry credentials or a driver config (which may hold them) get a
+        // redacting `Debug` by hand (src/agent/proto_debug.rs) instead of the derived one.
+        .skip_debug([
+            ".ec2spot.agent.v1.Credentials",
+            ".ec2spot.agent.v1.RunRequest",
+            ".ec2spot.agent.v1.RunResult",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod paths;
+mod proto_debug;
 pub mod server;
 
 /// Generated gRPC code (proto/ec2spot/agent/v1/agent.proto).
