@@ -4,6 +4,7 @@
 //! says what is wrong and how to fix it. It creates nothing.
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::ResourceType;
 
 use super::config::Config;
 use super::error::Error;
@@ -210,6 +211,21 @@ where
 
 const NO_INSTANCE: &str = "i-0000000000000000f";
 
+/// A denial of a change to a made-up resource says nothing for sure: examples/iam-policy.json
+/// allows changes only on resources that carry ec2spot's ownership tag, which a made-up one
+/// lacks, so the same answer comes with and without the permission.
+fn on_made_up_resource(check: &mut Check) {
+    if check.verdict == Verdict::Problem && check.what.contains(": denied") {
+        check.verdict = Verdict::Unknown;
+        check.what = format!(
+            "{} for a made-up resource; allowed only on resources carrying the {} tag, so only a real one can tell",
+            check.what,
+            permissions::OWNERSHIP_TAG
+        );
+        check.fix.clear();
+    }
+}
+
 /// Dry-runs every write ec2spot makes, with `launch` as the create would send it.
 async fn permission_checks(
     ec2: &aws_sdk_ec2::Client,
@@ -225,12 +241,14 @@ async fn permission_checks(
             .send()
             .await,
     ));
+    // Tagged as a create tags them: the policy allows creation only with ec2spot's tag.
     out.push(dry_run(
         "CreateSecurityGroup",
         ec2.create_security_group()
             .group_name("ec2spot-doctor")
             .description("ec2spot-doctor-dry-run")
             .vpc_id(vpc)
+            .tag_specifications(launch::tag_spec(ResourceType::SecurityGroup, &launch.tags))
             .dry_run(true)
             .send()
             .await,
@@ -240,10 +258,13 @@ async fn permission_checks(
         ec2.import_key_pair()
             .key_name("ec2spot-doctor")
             .public_key_material(aws_sdk_ec2::primitives::Blob::new(DOCTOR_KEY))
+            .tag_specifications(launch::tag_spec(ResourceType::KeyPair, &launch.tags))
             .dry_run(true)
             .send()
             .await,
     ));
+    // The rest act on made-up resources, which carry no ownership tag.
+    let start = out.len();
     out.push(dry_run(
         "DeleteKeyPair",
         ec2.delete_key_pair()
@@ -292,6 +313,9 @@ async fn permission_checks(
             .send()
             .await,
     ));
+    for check in &mut out[start..] {
+        on_made_up_resource(check);
+    }
     out.push(dry_run(
         "DescribeInstances",
         ec2.describe_instances().dry_run(true).send().await,
@@ -429,4 +453,29 @@ pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
     };
     out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_change_to_a_made_up_resource_is_undecided_and_other_problems_stay() {
+        let denied = Error::Aws {
+            step: "TerminateInstances (DryRun)".into(),
+            code: "UnauthorizedOperation".into(),
+            message: "not authorized".into(),
+        };
+        let mut check = failure("TerminateInstances", &denied);
+        assert_eq!(check.verdict, Verdict::Problem);
+        on_made_up_resource(&mut check);
+        assert_eq!(check.verdict, Verdict::Unknown, "{check}");
+        assert!(check.what.contains("ec2spot:machine-id"), "{check}");
+        let mut other = failure(
+            "TerminateInstances",
+            &Error::Other("EC2 unreachable".into()),
+        );
+        on_made_up_resource(&mut other);
+        assert_eq!(other.verdict, Verdict::Problem);
+    }
 }
