@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::ResourceType;
 use super::config::Config;
 use super::error::Error;
 use super::launch::{self, Launch, Market};
-use super::{aws, flags, options, permissions, resolve, tags};
+use super::{aws, flags, options, permissions, resolve, security_groups, tags};
 use crate::plugin::{FlagValue, FlagValues};
 
 /// The outcome of one check.
@@ -19,6 +19,8 @@ pub enum Verdict {
     Ok,
     /// Could not be decided (the reason).
     Unknown,
+    /// Works, but is worth changing (the advice follows).
+    Warning,
     /// Wrong; the fix follows.
     Problem,
 }
@@ -30,7 +32,7 @@ pub struct Check {
     pub verdict: Verdict,
     /// What was checked and what was found.
     pub what: String,
-    /// How to fix it (problems only).
+    /// How to fix it (problems and warnings).
     pub fix: String,
 }
 
@@ -51,6 +53,14 @@ impl Check {
         }
     }
 
+    fn warning(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            verdict: Verdict::Warning,
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+
     fn problem(what: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             verdict: Verdict::Problem,
@@ -65,6 +75,7 @@ impl std::fmt::Display for Check {
         let mark = match self.verdict {
             Verdict::Ok => "ok  ",
             Verdict::Unknown => "??  ",
+            Verdict::Warning => "WARN",
             Verdict::Problem => "FAIL",
         };
         write!(f, "[{mark}] {}", self.what)?;
@@ -207,6 +218,54 @@ where
         ),
         _ => failure(action, &e),
     }
+}
+
+/// The named security groups the machines would use: a warning for each that exists and
+/// lets something in from anywhere, a line for each ec2spot would create.
+async fn group_checks(ec2: &aws_sdk_ec2::Client, config: &Config, vpc: &str) -> Vec<Check> {
+    let names = &config.security_group_names;
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let found = match security_groups::describe_by_names(ec2, vpc, names).await {
+        Ok(found) => found,
+        Err(e) => return vec![failure("DescribeSecurityGroups", &e)],
+    };
+    let private = config.use_private_ip || config.private_ip_only;
+    let mut out = Vec::new();
+    for name in names {
+        let Some(g) = found.iter().find(|g| g.group_name() == Some(name.as_str())) else {
+            out.push(Check::ok(format!(
+                "security group {name} will be created, letting SSH and Docker in from {}",
+                if private {
+                    "the VPC's address ranges only (private addressing)"
+                } else {
+                    "anywhere (public addressing)"
+                }
+            )));
+            continue;
+        };
+        let id = g.group_id().unwrap_or_default();
+        let open = security_groups::open_to_world(g);
+        if open.is_empty() {
+            out.push(Check::ok(format!(
+                "security group {name} ({id}) lets nothing in from anywhere"
+            )));
+        } else {
+            out.push(Check::warning(
+                format!(
+                    "security group {name} ({id}) is open to the world (0.0.0.0/0 or ::/0) on {}",
+                    open.join(", ")
+                ),
+                if private {
+                    "the machines are reached by private address: let in only the VPC's or the bastion's network"
+                } else {
+                    "let in only the bastion's address (or use --amazonec2-use-private-address and the VPC's network)"
+                },
+            ));
+        }
+    }
+    out
 }
 
 const NO_INSTANCE: &str = "i-0000000000000000f";
@@ -451,6 +510,7 @@ pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
         },
         client_token: format!("ec2spot-doctor-{}", std::process::id()),
     };
+    out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
     out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
     out
 }
