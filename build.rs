@@ -1,10 +1,9 @@
 //! Generates the agent's gRPC code from proto/ with protox (pure Rust: no system protoc needed,
 //! so `cargo install` works on a fresh machine), and links the binary for a fast start and few
-//! resident pages: at a fixed address, with the functions plugin processes run next to each
-//! other, and with the unwinder linked in.
+//! resident pages: a position-independent executable with packed relocations, the functions
+//! plugin processes run next to each other, and the unwinder linked in.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    position_dependent();
     pack_relative_relocations();
     link_map();
     order_hot_functions();
@@ -18,12 +17,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // They carry secrets: src/agent/mod.rs prints them redacted.
+        // Messages that carry credentials, a driver config (which may hold them), a proxy URL
+        // (which may hold a password) or TLS keys get a redacting `Debug` by hand
+        // (src/agent/proto_debug.rs) instead of the derived one.
         .skip_debug([
-            "ec2spot.agent.v1.Credentials",
-            "ec2spot.agent.v1.ClientSettings",
-            "ec2spot.agent.v1.RunRequest",
-            "ec2spot.agent.v1.TlsBootstrap",
+            ".ec2spot.agent.v1.Credentials",
+            ".ec2spot.agent.v1.ClientSettings",
+            ".ec2spot.agent.v1.RunRequest",
+            ".ec2spot.agent.v1.RunResult",
+            ".ec2spot.agent.v1.TlsBootstrap",
         ])
         .compile_fds(fds)?;
     Ok(())
@@ -83,39 +85,15 @@ fn utc_date(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Links the binary at a fixed address (`-no-pie`; the code stays position-independent). A
-/// position-independent executable has ~30 000 pointers that the loader must adjust at every
-/// start, spread over ~100 pages (`.data.rel.ro`) that each process then copies: measured
-/// (`benches/vs_go.rs`), start-up exec -> address 1.48 -> 0.86 ms and a plugin's private
-/// memory 1.36 -> 0.97 MiB. The price is that the binary's own code and data are not placed at
-/// a random address (the C library, heap, stack and mappings still are), as for the Go
-/// programs around it (docker-machine, gitlab-runner and the amazonec2 driver are all built
-/// that way); the plugin is memory-safe Rust and listens on 127.0.0.1 only.
-/// `EC2SPOT_PIE=1` keeps the usual position-independent executable.
-fn position_dependent() {
-    println!("cargo:rerun-if-env-changed=EC2SPOT_PIE");
-    if position_dependent_linking() {
-        println!("cargo:rustc-link-arg-bins=-no-pie");
-    }
-}
-
-/// Whether [`position_dependent`] links with `-no-pie`: native x86_64 Linux, not turned off.
-fn position_dependent_linking() -> bool {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    std::env::var_os("EC2SPOT_PIE").is_none()
-        && var("TARGET") == "x86_64-unknown-linux-gnu"
-        && var("HOST") == var("TARGET")
-}
-
-/// Links the binary with `-z pack-relative-relocs` (DT_RELR): its ~30 000 relative relocations
+/// Links the binary with `-z pack-relative-relocs` (DT_RELR). The binary is a
+/// position-independent executable (Rust's default, kept on purpose: the long-lived agent
+/// receives every plugin's credentials, and its code should not sit at an address known in
+/// advance); the loader adjusts its ~30 000 relative relocations at every start. Packed, they
 /// take ~10 KB instead of ~700 KB, which every plugin process otherwise reads at start-up
 /// (start-up time and resident memory). Only for a native build against glibc 2.36 or newer,
 /// the first whose loader understands DT_RELR (the linker then records that requirement);
-/// `EC2SPOT_NO_RELR=1` turns it off. Only for a position-independent executable (`EC2SPOT_PIE`).
+/// `EC2SPOT_NO_RELR=1` turns it off.
 fn pack_relative_relocations() {
-    if position_dependent_linking() {
-        return; // nothing to pack
-    }
     println!("cargo:rerun-if-env-changed=EC2SPOT_NO_RELR");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if std::env::var_os("EC2SPOT_NO_RELR").is_some()

@@ -2,7 +2,7 @@
 //! library (tests/go/baseline: net/rpc + encoding/gob, docker-machine's plugin lifecycle),
 //! both built and run in this one invocation:
 //!
-//! 1. start-up: exec → address line on stdout (interleaved starts);
+//! 1. start-up: exec → first reply (`GetVersion` answered through net/rpc; interleaved starts);
 //! 2. RPC round trip: `RPCServerDriver.GetVersion` ×1000 on one connection;
 //! 3. peak RSS (VmHWM) of the plugin process over a create against moto — ec2spot with the
 //!    agent off (the plugin does the EC2 work) and on (the agent does it; its RSS too);

@@ -7,6 +7,8 @@
 //! * [`plugin`] — docker-machine's driver-plugin contract, talking to a [`plugin::Driver`];
 //! * [`ec2`] — the EC2 driver behind that trait;
 //! * [`agent`] — the local agent that runs the EC2 work of all plugin processes of a store.
+//!
+//! Beside them, [`redact`] keeps secrets out of `Debug` output.
 
 #![warn(missing_docs)]
 
@@ -15,4 +17,5 @@ pub mod ec2;
 pub mod fuzzing;
 pub mod gob;
 pub mod plugin;
+pub mod redact;
 pub mod rpc;

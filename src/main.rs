@@ -66,7 +66,8 @@ enum Command {
     Doctor(DoctorArgs),
 }
 
-#[derive(clap::Args, Debug)]
+/// `Debug` shows how many options were given, not them: they may hold credentials.
+#[derive(clap::Args)]
 struct DoctorArgs {
     /// The docker-machine store (default: $MACHINE_STORAGE_PATH or ~/.docker/machine).
     #[arg(long)]
@@ -79,6 +80,18 @@ struct DoctorArgs {
         value_name = "OPTIONS"
     )]
     options: Vec<String>,
+}
+
+impl std::fmt::Debug for DoctorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoctorArgs")
+            .field("store", &self.store)
+            .field(
+                "options",
+                &format_args!("<{} not shown>", self.options.len()),
+            )
+            .finish()
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -185,6 +198,7 @@ fn init_logging() {
 /// cost each of the many plugin processes a stack and a malloc arena.
 fn plugin_runtime() -> tokio::runtime::Runtime {
     // One malloc arena: blocking-pool threads (file reads) need no arena of their own.
+    // SAFETY: mallopt(3) takes two integers; called before the runtime starts any thread.
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
@@ -463,5 +477,19 @@ mod tests {
             ),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn doctor_args_debug_hides_the_options() {
+        let cli = Cli::try_parse_from([
+            "docker-machine-driver-ec2spot",
+            "doctor",
+            "--amazonec2-secret-key",
+            "ExampleSecretKey/debug",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("ExampleSecretKey"), "{text}");
+        assert!(text.contains("<2 not shown>"), "{text}");
     }
 }

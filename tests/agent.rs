@@ -15,10 +15,7 @@ use ec2spot::ec2::state_cache::{CachePolicy, StateCache};
 use ec2spot::plugin::FlagValue;
 use ec2spot::plugin::client::{create_skeleton, docker_machine_values};
 use support::bastion::{Bastion, PLUGIN};
-
-fn alive(pid: u32) -> bool {
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
+use support::process::{alive, kill_hard};
 
 async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -169,6 +166,7 @@ async fn concurrent_starts_leave_exactly_one_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_users_cannot_talk_to_the_agent() {
+    // SAFETY: geteuid(2) takes nothing and cannot fail (std has no safe wrapper).
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root to act as another user");
         return;
@@ -437,7 +435,7 @@ async fn burst(
                 .await
                 .unwrap()
                 .pid;
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kill_hard(pid);
             println!(
                 "killed agent {pid} after {} launches",
                 b.proxy.count("RunInstances")

@@ -27,6 +27,8 @@ fn format_cases() -> Vec<(Vec<(&'static str, FlagValue)>, &'static str)> {
         (vec![(TAGS, s("aws:cost,1"))], TAGS),
         (vec![(TAGS, s("ec2spot:machine-id,x"))], TAGS),
         (vec![(TAGS, s(",v"))], TAGS),
+        // 47 of the user's + Name + 3 ownership tags = 51 > AWS's 50 per resource.
+        (vec![(TAGS, s(&too_many_tags()))], TAGS),
         (vec![(KEYPAIR_NAME, s("team"))], KEYPAIR_NAME),
         (
             vec![(INSECURE_TRANSPORT, FlagValue::Bool(true))],
@@ -49,6 +51,8 @@ fn format_cases() -> Vec<(Vec<(&'static str, FlagValue)>, &'static str)> {
         ),
         (vec![(REGION, s("Mars"))], REGION),
         (vec![(REGION, s(""))], REGION),
+        (vec![(REGION, s("us-east"))], REGION),
+        (vec![(REGION, s("us-east-1a"))], REGION),
         (vec![(AMI, s("ubuntu"))], AMI),
         (vec![(SUBNET_ID, s("sub-1"))], SUBNET_ID),
         (vec![(SUBNET_ID, s("subnet-0a,sg-1"))], SUBNET_ID),
@@ -98,6 +102,14 @@ fn format_cases() -> Vec<(Vec<(&'static str, FlagValue)>, &'static str)> {
             VOLUME_KMS_KEY,
         ),
     ]
+}
+
+/// 47 `k,v` pairs: one more than fits beside ec2spot's own tags.
+fn too_many_tags() -> String {
+    (0..47)
+        .map(|i| format!("team{i},ci"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A value of the wrong type for every flag.

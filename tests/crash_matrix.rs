@@ -12,6 +12,7 @@ use ec2spot::agent::client::AgentClient;
 use ec2spot::plugin::FlagValue;
 use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
 use support::bastion::Bastion;
+use support::process::{alive, kill_hard};
 
 const OPTS: &[(&str, bool)] = &[("amazonec2-request-spot-instance", true)];
 
@@ -154,10 +155,7 @@ async fn docker_machine_killed_mid_create(agent: bool) {
             let _ = p.call("Create").await;
         });
         wait_for_requests(&b, k).await;
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
-        {
+        while alive(pid) {
             assert!(
                 t.elapsed() < Duration::from_secs(12),
                 "{}: the plugin outlived its heartbeats",
@@ -218,8 +216,7 @@ async fn agent_killed_after_each_ec2_call_of_create() {
             .await
             .unwrap()
             .pid;
-        // SAFETY: kill only sends a signal to the agent process this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        kill_hard(pid);
         b.proxy.clear();
         // The plugin replaces the agent and resumes its create.
         let (p, r) = create.await.unwrap();

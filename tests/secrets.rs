@@ -1,6 +1,8 @@
 //! Secrets stay secret: the access key, secret key and session token never appear in
-//! docker-machine's output (also with --debug and trace logging), the agent's log, or error
-//! messages; machine private keys are 0600; the plugin listens on 127.0.0.1 only.
+//! docker-machine's output (also with --debug and trace logging), the agent's log, error
+//! messages, or the `Debug` output of any type that carries them (config, option values, the
+//! agent's messages and settings); machine private keys are 0600; the plugin listens on
+//! 127.0.0.1 only.
 
 mod support;
 
@@ -85,6 +87,128 @@ async fn credentials_never_reach_output_logs_or_errors() {
     assert!(!log.is_empty());
     assert_clean("the agent's log", &log);
     assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
+#[test]
+fn debug_output_of_every_type_that_carries_credentials_hides_them() {
+    use ec2spot::agent::proto::{
+        ClientSettings, Credentials, RunEvent, RunRequest, RunResult, TlsBootstrap, run_event,
+    };
+    use ec2spot::ec2::config::Config;
+    use ec2spot::ec2::flags::name::{ACCESS_KEY, SECRET_KEY, SESSION_TOKEN};
+    use ec2spot::plugin::FlagValue;
+
+    let mut shown: Vec<(&str, String)> = Vec::new();
+    let mut show = |what: &'static str, plain: String, pretty: String| {
+        shown.push((what, plain));
+        shown.push((what, pretty));
+    };
+
+    // The driver config, set by the options and read back from a config.json.
+    let mut config = Config {
+        machine_name: "sec-debug".into(),
+        access_key: ACCESS.into(),
+        secret_key: SECRET.into(),
+        session_token: TOKEN.into(),
+        ..Config::default()
+    };
+    show("Config", format!("{config:?}"), format!("{config:#?}"));
+    let json = config.to_json();
+    assert!(
+        String::from_utf8_lossy(&json).contains(SECRET),
+        "the store keeps them"
+    );
+    config = Config::default();
+    config.merge_json(&json).unwrap();
+    assert_eq!(config.secret_key, SECRET);
+    show(
+        "merged Config",
+        format!("{config:?}"),
+        format!("{config:#?}"),
+    );
+
+    // docker-machine's option values, as sent and as `doctor` reads them.
+    let flags = ec2spot::ec2::flags::create_flags();
+    let given = [
+        (ACCESS_KEY, FlagValue::String(ACCESS.into())),
+        (SECRET_KEY, FlagValue::String(SECRET.into())),
+        (SESSION_TOKEN, FlagValue::String(TOKEN.into())),
+    ];
+    let values = ec2spot::plugin::client::docker_machine_values(&flags, &given);
+    show("FlagValues", format!("{values:?}"), format!("{values:#?}"));
+    let args: Vec<String> = [
+        "--amazonec2-access-key",
+        ACCESS,
+        "--amazonec2-secret-key",
+        SECRET,
+        "--amazonec2-session-token",
+        TOKEN,
+    ]
+    .map(String::from)
+    .to_vec();
+    let parsed = ec2spot::ec2::doctor::parse_args(&args).unwrap();
+    show(
+        "doctor's FlagValues",
+        format!("{parsed:?}"),
+        format!("{parsed:#?}"),
+    );
+    // A credential of the wrong type: the error does not echo it.
+    let mut wrong = values.clone();
+    wrong.insert(SECRET_KEY, FlagValue::StringSlice(vec![SECRET.into()]));
+    let e = wrong.string(SECRET_KEY).unwrap_err();
+    show("FlagTypeError", e.to_string(), format!("{e:?}"));
+    let e = ec2spot::ec2::options::apply(&mut Config::default(), &wrong).unwrap_err();
+    show("OptionError", e.to_string(), format!("{e:?}"));
+
+    // The agent's messages and settings.
+    let creds = Credentials {
+        access_key_id: ACCESS.into(),
+        secret_access_key: SECRET.into(),
+        session_token: TOKEN.into(),
+        expires_unix: 0,
+    };
+    show("Credentials", format!("{creds:?}"), format!("{creds:#?}"));
+    let request = RunRequest {
+        operation: 2,
+        config_json: json.clone(),
+        credentials: Some(creds),
+        settings: Some(ClientSettings {
+            endpoint_url: "http://127.0.0.1:9".into(),
+            proxy_url: format!("http://proxyuser:{SECRET}@proxy.internal:3128"),
+            ..ClientSettings::default()
+        }),
+        tls_bootstrap: Some(TlsBootstrap {
+            server_key: SECRET.as_bytes().to_vec(),
+            ..TlsBootstrap::default()
+        }),
+        ..RunRequest::default()
+    };
+    show(
+        "RunRequest",
+        format!("{request:?}"),
+        format!("{request:#?}"),
+    );
+    let result = RunResult {
+        config_json: json,
+        ..RunResult::default()
+    };
+    let event = RunEvent {
+        event: Some(run_event::Event::Result(result.clone())),
+    };
+    show("RunResult", format!("{result:?}"), format!("{event:#?}"));
+    let settings = ec2spot::agent::server::Settings::new("/tmp/store".into());
+    show(
+        "Settings",
+        format!("{settings:?}"),
+        format!("{settings:#?}"),
+    );
+
+    for (what, text) in &shown {
+        assert_clean(&format!("{what}'s Debug/Display output"), text);
+    }
+    // Not vacuous: the outputs say what they hide and still show the rest.
+    let all: String = shown.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(all.contains("<redacted>") && all.contains("sec-debug") && all.contains("127.0.0.1:9"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,7 @@
 //! The plugin processes of the vs_go bench: which binary is which, the environment every
-//! plugin gets, exec → address timing, and finding and stopping the ec2spot agent.
+//! plugin gets, and finding and stopping the ec2spot agent.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) const AMI: &str = "ami-0e86e20dae9224db8";
@@ -42,6 +40,7 @@ pub(crate) fn find_agent(store: &Path) -> Option<u32> {
 
 /// Ends an agent this bench caused to start (by its pid) and waits for it to go.
 pub(crate) fn stop_agent(pid: u32) {
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
     }
@@ -50,6 +49,7 @@ pub(crate) fn stop_agent(pid: u32) {
         std::thread::sleep(Duration::from_millis(20));
     }
     if Path::new(&format!("/proc/{pid}")).exists() {
+        // SAFETY: as above.
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }
@@ -88,31 +88,4 @@ pub(crate) fn driver_name(kind: Kind) -> &'static str {
         Kind::Ec2spot => "ec2spot",
         Kind::Go => "baseline",
     }
-}
-
-/// Execs `bin` as docker-machine does (token and driver name in the environment, stdin
-/// /dev/null, stdout and stderr pipes) and times exec → first stdout line; then kills it.
-pub(crate) fn exec_to_address(bin: &Path, kind: Kind, env: &[(String, String)]) -> f64 {
-    let mut cmd = Command::new(bin);
-    cmd.env("MACHINE_PLUGIN_TOKEN", "42")
-        .env("MACHINE_PLUGIN_DRIVER_NAME", driver_name(kind))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let t = Instant::now();
-    let mut child = cmd.spawn().expect("start plugin");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("read address");
-    let took = t.elapsed().as_secs_f64() * 1000.0;
-    assert!(
-        line.trim().starts_with("127.0.0.1:"),
-        "{} printed {line:?} instead of an address",
-        bin.display()
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    took
 }

@@ -117,7 +117,8 @@ this bench's profile, so its own cost is in both columns); the Go-client rows us
 client, which is what docker-machine runs.",
         "Start-up and fan-out start the plugins as docker-machine does (token in the environment, \
 stdin /dev/null, stdout/stderr pipes, default log settings); start-up is timed from just before \
-spawn to the address line being read, starts interleaved, 3 warm-up starts each not counted.",
+spawn to the reply to the first RPC (GetVersion, through PluginProcess: address line, connect, \
+CONNECT handshake, gob call), starts interleaved, 3 warm-up starts each not counted.",
         "RSS: create rows are VmHWM read just before Close; fan-out rows are the sum of VmRSS (and \
 of PSS from smaps_rollup, and of RssAnon) of the N processes when the last answer arrived. \
 Summed RSS counts pages shared between the N processes (the binary's text) N times; PSS splits \

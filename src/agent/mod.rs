@@ -10,6 +10,7 @@
 pub mod client;
 pub mod identity;
 pub mod paths;
+mod proto_debug;
 pub mod server;
 
 /// Generated gRPC code (proto/ec2spot/agent/v1/agent.proto).
@@ -21,56 +22,9 @@ pub mod proto {
 use std::time::Duration;
 
 use crate::ec2::aws::ClientSettings;
-use crate::ec2::http::{Proxy, redact_userinfo};
+use crate::ec2::http::Proxy;
 use crate::ec2::ops::{Input, Op};
 use crate::plugin::TlsBootstrap;
-
-impl std::fmt::Debug for proto::Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("session_token", &"<redacted>")
-            .field("expires_unix", &self.expires_unix)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for proto::ClientSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSettings")
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
-            .field("proxy_url", &redact_userinfo(&self.proxy_url))
-            .field("ca_bundle_bytes", &self.ca_bundle.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for proto::RunRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunRequest")
-            .field("operation", &self.operation)
-            .field("config_json_bytes", &self.config_json.len())
-            .field("credentials", &self.credentials)
-            .field("settings", &self.settings)
-            .field("build", &self.build)
-            .field("labels", &self.labels)
-            .field("tls_bootstrap", &self.tls_bootstrap)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for proto::TlsBootstrap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsBootstrap")
-            .field("ca_cert_bytes", &self.ca_cert.len())
-            .field("server_cert_bytes", &self.server_cert.len())
-            .field("server_key", &"<redacted>")
-            .field("daemon_dropin_bytes", &self.daemon_dropin.len())
-            .finish()
-    }
-}
 
 /// The wire form of client settings.
 pub fn settings_to_proto(s: &ClientSettings) -> proto::ClientSettings {

@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The driver's state that survives between docker-machine commands.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The driver's state that survives between docker-machine commands. Its `Debug` output
+/// hides the credentials ([`SECRET_FIELDS`]).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[allow(missing_docs)]
 pub struct Config {
@@ -171,6 +172,30 @@ pub struct Config {
     /// the machine had before): kept as they are and written back, never dropped.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// The JSON keys of the fields that hold credentials: `Debug` prints
+/// [`REDACTED`](crate::redact::REDACTED) for them.
+pub const SECRET_FIELDS: &[&str] = &["AccessKey", "SecretKey", "SessionToken"];
+
+/// Every field by its JSON key (new fields are included without touching this), the secret
+/// ones redacted; `{:#?}` spreads it over lines.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Ok(Value::Object(mut fields)) = serde_json::to_value(self) else {
+            return f.write_str("Config { .. }");
+        };
+        for k in SECRET_FIELDS {
+            if let Some(v) = fields.get_mut(*k) {
+                *v = Value::String(crate::redact::REDACTED.into());
+            }
+        }
+        if f.alternate() {
+            write!(f, "Config {:#}", Value::Object(fields))
+        } else {
+            write!(f, "Config {}", Value::Object(fields))
+        }
+    }
 }
 
 /// Why a driver JSON could not be taken.
@@ -360,6 +385,24 @@ mod tests {
         let mut back = Config::default();
         back.merge_json(&json).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn debug_shows_every_field_but_the_credentials() {
+        let c = Config {
+            machine_name: "m1".into(),
+            access_key: "AKIDSECRETVALUE1".into(),
+            secret_key: "secret/value/2".into(),
+            session_token: "token-value-3".into(),
+            ..Config::default()
+        };
+        for text in [format!("{c:?}"), format!("{c:#?}")] {
+            for secret in ["AKIDSECRETVALUE1", "secret/value/2", "token-value-3"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(text.contains(r#""SecretKey""#) && text.contains("<redacted>"));
+            assert!(text.contains(r#""MachineName""#) && text.contains("m1"));
+        }
     }
 
     #[test]

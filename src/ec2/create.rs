@@ -52,14 +52,15 @@ async fn ensure_groups(
     config: &mut Config,
     resolved: &Resolved,
     tag_list: &[(String, String)],
+    progress: &Progress,
 ) -> Result<Vec<String>> {
     let groups = super::security_groups::ensure(
         ec2,
         &resolved.vpc_id,
-        &config.security_group_names,
-        config.security_group_read_only,
+        config,
         &ingress_ports(config),
         tag_list,
+        progress,
     )
     .await?;
     config
@@ -133,7 +134,7 @@ async fn create_steps(
         config.key_pair_imported = true;
     }
 
-    let groups = ensure_groups(ec2, config, resolved, &tag_list).await?;
+    let groups = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
     match (config.tls_bootstrap, tls) {
         (true, Some(_)) => progress.say(
             "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
@@ -191,7 +192,7 @@ async fn create_steps(
         // make it again and launch once more (with new tokens: the first call made nothing).
         Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
             progress.say("A security group vanished meanwhile; resolving the groups again");
-            launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list).await?;
+            launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
             spot::launch(
                 ec2,
                 config,

@@ -4,11 +4,12 @@
 //! says what is wrong and how to fix it. It creates nothing.
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::ResourceType;
 
 use super::config::Config;
 use super::error::Error;
 use super::launch::{self, Launch, Market};
-use super::{aws, flags, options, permissions, resolve, tags};
+use super::{aws, flags, options, permissions, resolve, security_groups, tags};
 use crate::plugin::{FlagValue, FlagValues};
 
 /// The outcome of one check.
@@ -18,6 +19,8 @@ pub enum Verdict {
     Ok,
     /// Could not be decided (the reason).
     Unknown,
+    /// Works, but is worth changing (the advice follows).
+    Warning,
     /// Wrong; the fix follows.
     Problem,
 }
@@ -29,7 +32,7 @@ pub struct Check {
     pub verdict: Verdict,
     /// What was checked and what was found.
     pub what: String,
-    /// How to fix it (problems only).
+    /// How to fix it (problems and warnings).
     pub fix: String,
 }
 
@@ -50,6 +53,14 @@ impl Check {
         }
     }
 
+    fn warning(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            verdict: Verdict::Warning,
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+
     fn problem(what: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             verdict: Verdict::Problem,
@@ -64,6 +75,7 @@ impl std::fmt::Display for Check {
         let mark = match self.verdict {
             Verdict::Ok => "ok  ",
             Verdict::Unknown => "??  ",
+            Verdict::Warning => "WARN",
             Verdict::Problem => "FAIL",
         };
         write!(f, "[{mark}] {}", self.what)?;
@@ -208,7 +220,70 @@ where
     }
 }
 
+/// The named security groups the machines would use: a warning for each that exists and
+/// lets something in from anywhere, a line for each ec2spot would create.
+async fn group_checks(ec2: &aws_sdk_ec2::Client, config: &Config, vpc: &str) -> Vec<Check> {
+    let names = &config.security_group_names;
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let found = match security_groups::describe_by_names(ec2, vpc, names).await {
+        Ok(found) => found,
+        Err(e) => return vec![failure("DescribeSecurityGroups", &e)],
+    };
+    let private = config.use_private_ip || config.private_ip_only;
+    let mut out = Vec::new();
+    for name in names {
+        let Some(g) = found.iter().find(|g| g.group_name() == Some(name.as_str())) else {
+            out.push(Check::ok(format!(
+                "security group {name} will be created, letting SSH and Docker in from {}",
+                if private {
+                    "the VPC's address ranges only (private addressing)"
+                } else {
+                    "anywhere (public addressing)"
+                }
+            )));
+            continue;
+        };
+        let id = g.group_id().unwrap_or_default();
+        let open = security_groups::open_to_world(g);
+        if open.is_empty() {
+            out.push(Check::ok(format!(
+                "security group {name} ({id}) lets nothing in from anywhere"
+            )));
+        } else {
+            out.push(Check::warning(
+                format!(
+                    "security group {name} ({id}) is open to the world (0.0.0.0/0 or ::/0) on {}",
+                    open.join(", ")
+                ),
+                if private {
+                    "the machines are reached by private address: let in only the VPC's or the bastion's network"
+                } else {
+                    "let in only the bastion's address (or use --amazonec2-use-private-address and the VPC's network)"
+                },
+            ));
+        }
+    }
+    out
+}
+
 const NO_INSTANCE: &str = "i-0000000000000000f";
+
+/// A denial of a change to a made-up resource says nothing for sure: examples/iam-policy.json
+/// allows changes only on resources that carry ec2spot's ownership tag, which a made-up one
+/// lacks, so the same answer comes with and without the permission.
+fn on_made_up_resource(check: &mut Check) {
+    if check.verdict == Verdict::Problem && check.what.contains(": denied") {
+        check.verdict = Verdict::Unknown;
+        check.what = format!(
+            "{} for a made-up resource; allowed only on resources carrying the {} tag, so only a real one can tell",
+            check.what,
+            permissions::OWNERSHIP_TAG
+        );
+        check.fix.clear();
+    }
+}
 
 /// Dry-runs every write ec2spot makes, with `launch` as the create would send it.
 async fn permission_checks(
@@ -225,12 +300,14 @@ async fn permission_checks(
             .send()
             .await,
     ));
+    // Tagged as a create tags them: the policy allows creation only with ec2spot's tag.
     out.push(dry_run(
         "CreateSecurityGroup",
         ec2.create_security_group()
             .group_name("ec2spot-doctor")
             .description("ec2spot-doctor-dry-run")
             .vpc_id(vpc)
+            .tag_specifications(launch::tag_spec(ResourceType::SecurityGroup, &launch.tags))
             .dry_run(true)
             .send()
             .await,
@@ -240,10 +317,13 @@ async fn permission_checks(
         ec2.import_key_pair()
             .key_name("ec2spot-doctor")
             .public_key_material(aws_sdk_ec2::primitives::Blob::new(DOCTOR_KEY))
+            .tag_specifications(launch::tag_spec(ResourceType::KeyPair, &launch.tags))
             .dry_run(true)
             .send()
             .await,
     ));
+    // The rest act on made-up resources, which carry no ownership tag.
+    let start = out.len();
     out.push(dry_run(
         "DeleteKeyPair",
         ec2.delete_key_pair()
@@ -292,6 +372,9 @@ async fn permission_checks(
             .send()
             .await,
     ));
+    for check in &mut out[start..] {
+        on_made_up_resource(check);
+    }
     out.push(dry_run(
         "DescribeInstances",
         ec2.describe_instances().dry_run(true).send().await,
@@ -451,6 +534,32 @@ pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
         },
         client_token: format!("ec2spot-doctor-{}", std::process::id()),
     };
+    out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
     out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_change_to_a_made_up_resource_is_undecided_and_other_problems_stay() {
+        let denied = Error::Aws {
+            step: "TerminateInstances (DryRun)".into(),
+            code: "UnauthorizedOperation".into(),
+            message: "not authorized".into(),
+        };
+        let mut check = failure("TerminateInstances", &denied);
+        assert_eq!(check.verdict, Verdict::Problem);
+        on_made_up_resource(&mut check);
+        assert_eq!(check.verdict, Verdict::Unknown, "{check}");
+        assert!(check.what.contains("ec2spot:machine-id"), "{check}");
+        let mut other = failure(
+            "TerminateInstances",
+            &Error::Other("EC2 unreachable".into()),
+        );
+        on_made_up_resource(&mut other);
+        assert_eq!(other.verdict, Verdict::Problem);
+    }
 }

@@ -61,7 +61,8 @@ pub fn client_token(machine_id: &str, market: Market) -> String {
     format!("ec2spot-{machine_id}-{}", market.as_str())
 }
 
-fn tag_spec(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+/// The tag specification giving `resource` the `tags` at creation.
+pub fn tag_spec(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource)
         .set_tags(Some(

@@ -410,6 +410,18 @@ pub fn parse_tags(tags: &str) -> Result<Vec<(String, String)>, OptionError> {
         }
         out.push((k.to_string(), v.to_string()));
     }
+    // Counted as a resource carries them: the user's, `Name` and ec2spot's ownership tags.
+    let total = super::tags::machine_tags("machine", "id", "manager", &out).len();
+    if total > MAX_TAGS {
+        return err(
+            name::TAGS,
+            format!(
+                "gives {} tags; with the {} ec2spot adds (Name, ownership) a resource would carry {total}, more than AWS's limit of {MAX_TAGS} tags per resource",
+                out.len(),
+                total - out.len(),
+            ),
+        );
+    }
     Ok(out)
 }
 
@@ -441,6 +453,10 @@ pub fn tag_problem(key: &str, value: &str) -> Option<String> {
     }
     None
 }
+
+/// The most tags AWS allows on one resource
+/// (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions>).
+pub const MAX_TAGS: usize = 50;
 
 /// Parses an `amazonec2-open-port` entry (`port` or `port/proto`) into (port, protocol).
 pub fn parse_port(p: &str) -> Result<(i32, String), String> {
@@ -476,26 +492,48 @@ fn check_id(flag: &'static str, v: &str, prefix: &str) -> Result<(), OptionError
     }
 }
 
+/// Whether `region` has the shape of an AWS region name in any partition: lowercase letters,
+/// then one or more dash-separated lowercase words, then a number (`us-east-1`,
+/// `us-gov-west-1`, `cn-northwest-1`, `us-isob-east-1`, `eu-isoe-west-1`, `eusc-de-east-1`,
+/// `mx-central-1`, …). Every partition's `regionRegex` (the SDK's partition table,
+/// aws-sdk-ec2 1.274 `src/endpoint_lib.rs`: `^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$`,
+/// `^cn\-\w+\-\d+$`, `^eusc\-(de)\-\w+\-\d+$`, `^us\-gov\-\w+\-\d+$`, `^us\-iso\-…`,
+/// `^us\-isob\-…`, `^eu\-isoe\-…`, `^us\-isof\-…`) is a special case of this shape; a
+/// list of prefixes would reject the next partition or region AWS opens.
+pub fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((last, rest)) = parts.split_last() else {
+        return false;
+    };
+    let word = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase());
+    let alnum = |p: &&str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    parts.len() >= 3
+        && !last.is_empty()
+        && last.chars().all(|c| c.is_ascii_digit())
+        && word(&rest[0])
+        && rest[0].len() >= 2
+        && rest[1..].iter().all(alnum)
+        && rest[1..].iter().any(word)
+}
+
 fn validate_region(region: &str, custom_endpoint: bool) -> Result<(), OptionError> {
+    // With a custom endpoint (a private EC2, moto) any name of the same characters goes.
     let charset_ok = !region.is_empty()
         && region
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    let shaped = {
-        let parts: Vec<&str> = region.split('-').collect();
-        parts.len() >= 3
-            && parts[0].len() == 2
-            && parts
-                .last()
-                .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-            && parts.iter().all(|p| !p.is_empty())
-    };
-    if charset_ok && (shaped || custom_endpoint) {
+    if is_region_name(region) || (custom_endpoint && charset_ok) {
         Ok(())
     } else {
         err(
             name::REGION,
-            format!("{region:?} is not an AWS region name such as us-east-1 or eu-central-2"),
+            format!(
+                "{region:?} is not an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1"
+            ),
         )
     }
 }
@@ -766,6 +804,73 @@ mod tests {
         )
         .unwrap();
         assert!(c.tls_bootstrap);
+    }
+
+    #[test]
+    fn region_names_of_every_partition_pass_and_others_do_not() {
+        // Every region of the SDK's partition table (aws-sdk-ec2 1.274) and a few to come.
+        for r in [
+            "us-east-1",
+            "ap-southeast-7",
+            "ca-west-1",
+            "il-central-1",
+            "mx-central-1",
+            "me-central-1",
+            "cn-northwest-1",
+            "us-gov-west-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eu-isoe-west-1",
+            "us-isof-south-1",
+            "eusc-de-east-1",
+            "xy-newplace-1",
+            "abc-de-north-12",
+        ] {
+            assert!(is_region_name(r), "{r}");
+            validate_region(r, false).unwrap_or_else(|e| panic!("{r}: {e}"));
+        }
+        for r in [
+            "",
+            "Mars",
+            "us",
+            "us-east",
+            "us-east-1a",
+            "US-EAST-1",
+            "us_east_1",
+            "us--east-1",
+            "-us-east-1",
+            "us-east-1-",
+            "1-east-1",
+            "u-east-1",
+            "us-1-1",
+            "us-east-x",
+        ] {
+            assert!(!is_region_name(r), "{r:?}");
+            let e = validate_region(r, false).expect_err(r);
+            assert_eq!(e.flag, name::REGION);
+        }
+        // A private endpoint may name its regions as it likes (same characters).
+        assert!(validate_region("local", true).is_ok());
+        assert!(validate_region("Local!", true).is_err());
+    }
+
+    #[test]
+    fn more_than_fifty_tags_with_ours_are_refused_naming_the_flag() {
+        let tags = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i},v{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        // Ours: Name and three ownership tags, so 46 of the user's is the most.
+        assert_eq!(parse_tags(&tags(46)).unwrap().len(), 46);
+        let e = parse_tags(&tags(47)).unwrap_err();
+        assert_eq!(e.flag, name::TAGS);
+        assert!(e.message.contains("51") && e.message.contains("50"), "{e}");
+        // The user's Name replaces ours: it does not count twice.
+        let with_name = format!("Name,ci,{}", tags(46));
+        assert_eq!(parse_tags(&with_name).unwrap().len(), 47);
+        assert!(parse_tags(&format!("Name,ci,{}", tags(47))).is_err());
     }
 
     #[test]

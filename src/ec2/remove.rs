@@ -291,25 +291,29 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     }
 
     // Security groups ec2spot created (this machine, or another of this manager's machines
-    // sharing a group by name) once nothing else uses them.
-    let mut groups = Vec::new();
+    // sharing a group by name) once nothing else uses them — by their tags, never a group the
+    // user made even if a config lists it.
+    let mut candidates = Vec::new();
     config
         .created_security_group_ids
         .iter()
-        .for_each(|g| push_unique(&mut groups, g));
+        .chain(&config.security_group_ids)
+        .for_each(|g| push_unique(&mut candidates, g));
     if search_tags {
         match security_groups::find_by_machine_id(ec2, &config.machine_id).await {
-            Ok(found) => found.iter().for_each(|g| push_unique(&mut groups, g)),
+            Ok(found) => found.iter().for_each(|g| push_unique(&mut candidates, g)),
             Err(e) => errors.push(e),
         }
     }
     let manager = manager::manager_id(&config.store_path);
-    if !manager.is_empty() && !config.security_group_ids.is_empty() {
-        match security_groups::owned_by_manager(ec2, &config.security_group_ids, &manager).await {
-            Ok(found) => found.iter().for_each(|g| push_unique(&mut groups, g)),
-            Err(e) => errors.push(e),
-        }
-    }
+    let groups =
+        match security_groups::deletable(ec2, &candidates, &manager, &config.machine_id).await {
+            Ok(g) => g,
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        };
     // Only instances on their way out release a group; waiting for one whose termination
     // failed would only run out the patience.
     let leaving: Vec<String> = instances

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::redact::{REDACTED, Redacted, is_secret_option};
+
 /// One create flag as `GetCreateFlags` announces it.
 ///
 /// docker-machine turns each into a command-line option `--<name>` (with `EnvVar` as its
@@ -94,9 +96,24 @@ impl FlagValue {
 
 /// The option values docker-machine sends with `SetConfigFromFlags`: every driver flag (with
 /// its default when the user gave none) plus docker-machine's own create options (`swarm-*`,
-/// `engine-*`, `driver`), which a driver ignores.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `engine-*`, `driver`), which a driver ignores. `Debug` hides the values of credential
+/// options ([`is_secret_option`]).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct FlagValues(pub BTreeMap<String, FlagValue>);
+
+impl std::fmt::Debug for FlagValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in &self.0 {
+            if is_secret_option(name) {
+                map.entry(name, &Redacted);
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
 
 /// A flag value of the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,7 +195,11 @@ impl FlagValues {
             flag: name.to_string(),
             expected,
             got: v.type_name(),
-            value: format!("{v:?}"),
+            value: if is_secret_option(name) {
+                REDACTED.to_string()
+            } else {
+                format!("{v:?}")
+            },
         }
     }
 }

@@ -5,3 +5,4 @@ pub mod ec2_proxy;
 pub mod forward_proxy;
 pub mod goclient;
 pub mod moto;
+pub mod process;

@@ -1,0 +1,61 @@
+//! Secrets in `Debug` output: types that hold credentials print [`REDACTED`] in their place
+//! (the config, docker-machine's option values, the agent's messages), so a `{:?}` in a log
+//! line or a panic message never shows one.
+
+use std::fmt;
+
+/// What a secret prints as.
+pub const REDACTED: &str = "<redacted>";
+
+/// A `Debug` placeholder for a field that holds a secret: prints [`REDACTED`].
+pub struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// Whether an option named `name` carries a credential, by the names docker-machine drivers
+/// give them (`amazonec2-secret-key`, `amazonec2-access-key`, `amazonec2-session-token`,
+/// `digitalocean-access-token`, `vmwarevsphere-password`, …). Errs on the side of hiding:
+/// `amazonec2-metadata-token` (a mode, not a secret) is hidden too.
+pub fn is_secret_option(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "secret",
+        "password",
+        "token",
+        "access-key",
+        "api-key",
+        "credential",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_options_are_recognised_and_others_are_not() {
+        for n in [
+            "amazonec2-access-key",
+            "amazonec2-secret-key",
+            "amazonec2-session-token",
+            "digitalocean-access-token",
+            "vmwarevsphere-password",
+        ] {
+            assert!(is_secret_option(n), "{n}");
+        }
+        for n in [
+            "amazonec2-region",
+            "amazonec2-ssh-keypath",
+            "amazonec2-tags",
+        ] {
+            assert!(!is_secret_option(n), "{n}");
+        }
+        assert_eq!(format!("{:?}", Redacted), "<redacted>");
+    }
+}
