@@ -15,7 +15,7 @@
 pub mod agent;
 pub mod ec2;
 pub mod fuzzing;
-pub mod gob;
-pub mod plugin;
-pub mod redact;
-pub mod rpc;
+pub use ec2spot_gob as gob;
+pub use ec2spot_plugin as plugin;
+pub use ec2spot_redact as redact;
+pub use ec2spot_rpc as rpc;

@@ -12,6 +12,8 @@
 //! (type trees built without a budget). This codec keeps types as an id table, decodes by
 //! walking the data, and only rebuilds the (budgeted) type of a received interface value.
 
+#![warn(missing_docs)]
+
 mod decode;
 mod encode;
 mod error;

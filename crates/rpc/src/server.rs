@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::handshake;
 use super::header::{RequestHeader, ResponseHeader, empty_type, response_type};
-use crate::gob::{Encoder, StreamDecoder, Type, Value};
+use ec2spot_gob::{Encoder, StreamDecoder, Type, Value};
 
 /// What a served call answers.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! net/rpc's request and response headers (Go's `rpc.Request` / `rpc.Response`).
 
-use crate::gob::{Type, Value};
+use ec2spot_gob::{Type, Value};
 
 /// The header before each call's argument.
 #[derive(Debug, Clone, PartialEq, Eq)]

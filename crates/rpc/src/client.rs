@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, oneshot};
 
 use super::handshake;
 use super::header::{RequestHeader, ResponseHeader, request_type};
-use crate::gob::{Encoder, StreamDecoder, Type, Value};
+use ec2spot_gob::{Encoder, StreamDecoder, Type, Value};
 
 /// A failed call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::redact::{REDACTED, Redacted, is_secret_option};
+use ec2spot_redact::{REDACTED, Redacted, is_secret_option};
 
 /// One create flag as `GetCreateFlags` announces it.
 ///

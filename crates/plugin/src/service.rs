@@ -9,8 +9,8 @@ use super::wire::{
     flags_to_value, flags_type, labels_from_value, rpc_flags_from_value, tls_bootstrap_from_value,
 };
 use super::{API_VERSION, Driver, DriverResult};
-use crate::gob::{Type, Value};
-use crate::rpc::{Reply, ReplyFuture, Service};
+use ec2spot_gob::{Type, Value};
+use ec2spot_rpc::{Reply, ReplyFuture, Service};
 
 /// The names the driver is registered under: current (`RPCServerDriver`) and pre-0.5.1.
 pub const SERVICE_NAMES: [&str; 2] = ["RPCServerDriver", "RpcServerDriver"];

@@ -1,6 +1,8 @@
 //! Go's `net/rpc` over HTTP (`rpc.HandleHTTP` / `rpc.DialHTTP`) with the gob codec: the
 //! CONNECT handshake, request/response headers, a concurrent server and a client.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod handshake;
 pub mod header;

@@ -2,6 +2,8 @@
 //! watchdog, `Close`), the RPC method table, mcnflag types and machine states. It talks to a
 //! [`Driver`] and knows nothing of AWS.
 
+#![warn(missing_docs)]
+
 pub mod client;
 mod driver;
 pub mod launch;

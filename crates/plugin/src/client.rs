@@ -15,8 +15,8 @@ use super::wire::{
     tls_bootstrap_to_value, tls_bootstrap_type,
 };
 use super::{Flag, FlagValue, FlagValues, State, TlsBootstrap};
-use crate::gob::{Type, Value};
-use crate::rpc::{Client, ClientError, empty_type};
+use ec2spot_gob::{Type, Value};
+use ec2spot_rpc::{Client, ClientError, empty_type};
 
 /// A running plugin process and its connection.
 pub struct PluginProcess {

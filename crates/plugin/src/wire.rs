@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::gob::{Type, Value};
+use ec2spot_gob::{Type, Value};
 
 use super::TlsBootstrap;
 use super::mcnflag::{Flag, FlagValue, FlagValues};
@@ -358,7 +358,7 @@ pub fn labels_from_value(v: &Value) -> Result<BTreeMap<String, String>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gob::{Decoder, Encoder, wire::split_messages};
+    use ec2spot_gob::{Decoder, Encoder, wire::split_messages};
 
     fn round_trip(ty: &Type, v: &Value) -> Value {
         let bytes = Encoder::new().encode_to_vec(ty, v).unwrap();

@@ -2,6 +2,8 @@
 //! (the config, docker-machine's option values, the agent's messages), so a `{:?}` in a log
 //! line or a panic message never shows one.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 /// What a secret prints as.

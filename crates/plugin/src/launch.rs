@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::{Driver, DriverService, SERVICE_NAMES};
-use crate::rpc::Server;
+use ec2spot_rpc::Server;
 
 /// How long the plugin lives without a `Heartbeat` (docker-machine sends one every 5 s).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
