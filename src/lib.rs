@@ -13,8 +13,11 @@
 #![warn(missing_docs)]
 
 pub mod agent;
-pub mod ec2;
+pub mod backend;
+pub mod convert;
+pub mod driver;
 pub mod fuzzing;
+pub use ec2spot_ec2 as ec2;
 pub use ec2spot_gob as gob;
 pub use ec2spot_plugin as plugin;
 pub use ec2spot_redact as redact;

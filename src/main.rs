@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use ec2spot::ec2::Ec2Driver;
+use ec2spot::driver::Ec2Driver;
 use ec2spot::ec2::throttle;
 use ec2spot::plugin;
 

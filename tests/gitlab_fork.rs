@@ -166,7 +166,7 @@ fn compose_with(user_file: Option<&[u8]>, tls: &TlsBootstrap) -> Vec<u8> {
         std::fs::write(&f, data).unwrap();
         config.user_data_file = f.to_string_lossy().into_owned();
     }
-    user_data::compose(&config, Some(tls))
+    user_data::compose(&config, Some(&ec2spot::convert::tls_material(tls.clone())))
         .expect("composes")
         .expect("some user data")
 }
@@ -307,7 +307,7 @@ fn bootstrap_user_data_over_16_kb_is_refused() {
         user_data_file: f.to_string_lossy().into_owned(),
         ..Config::default()
     };
-    let e = user_data::compose(&config, Some(&material()))
+    let e = user_data::compose(&config, Some(&ec2spot::convert::tls_material(material())))
         .unwrap_err()
         .to_string();
     for needle in ["--amazonec2-tls-bootstrap", "--amazonec2-userdata", "16384"] {

@@ -96,6 +96,7 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     };
     use ec2spot::ec2::config::Config;
     use ec2spot::ec2::flags::name::{ACCESS_KEY, SECRET_KEY, SESSION_TOKEN};
+    use ec2spot::ec2::option_values::OptionValue;
     use ec2spot::plugin::FlagValue;
 
     let mut shown: Vec<(&str, String)> = Vec::new();
@@ -128,7 +129,7 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     );
 
     // docker-machine's option values, as sent and as `doctor` reads them.
-    let flags = ec2spot::ec2::flags::create_flags();
+    let flags = ec2spot::convert::create_flags();
     let given = [
         (ACCESS_KEY, FlagValue::String(ACCESS.into())),
         (SECRET_KEY, FlagValue::String(SECRET.into())),
@@ -153,10 +154,11 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
         format!("{parsed:#?}"),
     );
     // A credential of the wrong type: the error does not echo it.
-    let mut wrong = values.clone();
-    wrong.insert(SECRET_KEY, FlagValue::StringSlice(vec![SECRET.into()]));
+    let mut wrong = ec2spot::convert::option_values(&values);
+    wrong.insert(SECRET_KEY, OptionValue::StringSlice(vec![SECRET.into()]));
+    show("OptionValues", format!("{wrong:?}"), format!("{wrong:#?}"));
     let e = wrong.string(SECRET_KEY).unwrap_err();
-    show("FlagTypeError", e.to_string(), format!("{e:?}"));
+    show("OptionTypeError", e.to_string(), format!("{e:?}"));
     let e = ec2spot::ec2::options::apply(&mut Config::default(), &wrong).unwrap_err();
     show("OptionError", e.to_string(), format!("{e:?}"));
 

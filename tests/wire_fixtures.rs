@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ec2spot::ec2::Ec2Driver;
+use ec2spot::driver::Ec2Driver;
 use ec2spot::gob::{Limits, Value, decode_stream};
 use ec2spot::plugin::wire::{flags_from_value, rpc_flags_from_value};
 use ec2spot::plugin::{

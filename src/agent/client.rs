@@ -19,7 +19,6 @@ use crate::ec2::config::Config;
 use crate::ec2::error::Error;
 use crate::ec2::ops::{Input, Op, Outcome};
 use crate::ec2::progress::Progress;
-use crate::plugin::State;
 
 /// Why an operation through the agent did not produce an answer.
 #[derive(Debug)]
@@ -257,7 +256,7 @@ impl AgentClient {
                         r.observed_seconds_ago
                     );
                     return Ok(Outcome {
-                        state: State::from_wire(i64::from(r.state)),
+                        state: super::state_from_proto(r.state),
                         text: r.text,
                         age: Duration::from_secs_f64(r.observed_seconds_ago.max(0.0)),
                     });

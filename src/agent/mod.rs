@@ -24,7 +24,8 @@ use std::time::Duration;
 use crate::ec2::aws::ClientSettings;
 use crate::ec2::http::Proxy;
 use crate::ec2::ops::{Input, Op};
-use crate::plugin::TlsBootstrap;
+use crate::ec2::machine_state::MachineState;
+use crate::ec2::tls_bootstrap::TlsMaterial;
 
 /// The wire form of client settings.
 pub fn settings_to_proto(s: &ClientSettings) -> proto::ClientSettings {
@@ -120,11 +121,56 @@ pub fn input_from_proto(request: &proto::RunRequest) -> Input {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        tls: request.tls_bootstrap.as_ref().map(|b| TlsBootstrap {
+        tls: request.tls_bootstrap.as_ref().map(|b| TlsMaterial {
             ca_cert: b.ca_cert.clone(),
             server_cert: b.server_cert.clone(),
             server_key: b.server_key.clone(),
             daemon_dropin: b.daemon_dropin.clone(),
         }),
+    }
+}
+
+/// The wire form of a machine state: docker-machine's number for it (`RunResult.state`).
+pub fn state_to_proto(s: MachineState) -> i32 {
+    match s {
+        MachineState::None => 0,
+        MachineState::Running => 1,
+        MachineState::Stopped => 4,
+        MachineState::Stopping => 5,
+        MachineState::Starting => 6,
+        MachineState::Error => 7,
+    }
+}
+
+/// The machine state of a wire value (an unknown number is [`MachineState::None`]).
+pub fn state_from_proto(n: i32) -> MachineState {
+    match n {
+        1 => MachineState::Running,
+        4 => MachineState::Stopped,
+        5 => MachineState::Stopping,
+        6 => MachineState::Starting,
+        7 => MachineState::Error,
+        _ => MachineState::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_travel_as_docker_machines_numbers() {
+        for (s, n) in [
+            (MachineState::None, 0),
+            (MachineState::Running, 1),
+            (MachineState::Stopped, 4),
+            (MachineState::Stopping, 5),
+            (MachineState::Starting, 6),
+            (MachineState::Error, 7),
+        ] {
+            assert_eq!(state_to_proto(s), n, "{s:?}");
+            assert_eq!(state_from_proto(n), s);
+        }
+        assert_eq!(state_from_proto(42), MachineState::None);
     }
 }

@@ -354,7 +354,7 @@ impl Agent for Service {
                 Ok(o) => RunResult {
                     config_json: config.to_json(),
                     error: String::new(),
-                    state: o.state.wire() as i32,
+                    state: super::state_to_proto(o.state),
                     text: o.text,
                     observed_seconds_ago: o.age.as_secs_f64(),
                 },

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use ec2spot_redact::{ByteCount, SecretBytes};
+
 use super::{Flag, FlagValues, State};
 
 /// The error text of GitLab's fork for a driver without labels (`drivers.ErrLabelsNotSupported`).
@@ -55,15 +57,9 @@ pub struct TlsBootstrap {
 impl std::fmt::Debug for TlsBootstrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsBootstrap")
-            .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
-            .field(
-                "server_cert",
-                &format_args!("{} bytes", self.server_cert.len()),
-            )
-            .field(
-                "server_key",
-                &format_args!("<{} bytes, redacted>", self.server_key.len()),
-            )
+            .field("ca_cert", &ByteCount(&self.ca_cert))
+            .field("server_cert", &ByteCount(&self.server_cert))
+            .field("server_key", &SecretBytes(&self.server_key))
             .field(
                 "daemon_dropin",
                 &String::from_utf8_lossy(&self.daemon_dropin),

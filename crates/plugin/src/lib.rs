@@ -17,7 +17,7 @@ pub use driver::{
     Driver, DriverError, DriverResult, LABELS_NOT_SUPPORTED, TLS_BOOTSTRAP_NOT_SUPPORTED,
     TlsBootstrap,
 };
-pub use mcnflag::{Flag, FlagTypeError, FlagValue, FlagValues};
+pub use mcnflag::{Flag, FlagValue, FlagValues};
 pub use service::{DriverService, METHODS, SERVICE_NAMES};
 pub use state::State;
 

@@ -36,6 +36,41 @@ pub fn is_secret_option(name: &str) -> bool {
     .any(|w| n.contains(w))
 }
 
+/// Writes docker-machine option values as a `Debug` map, the value of each credential option
+/// ([`is_secret_option`]) as [`REDACTED`].
+pub fn debug_options<'a, V: fmt::Debug + 'a>(
+    f: &mut fmt::Formatter<'_>,
+    options: impl IntoIterator<Item = (&'a String, &'a V)>,
+) -> fmt::Result {
+    let mut map = f.debug_map();
+    for (name, value) in options {
+        if is_secret_option(name) {
+            map.entry(name, &Redacted);
+        } else {
+            map.entry(name, value);
+        }
+    }
+    map.finish()
+}
+
+/// A `Debug` stand-in for bytes that are not secret but too long to show: `N bytes`.
+pub struct ByteCount<'a>(pub &'a [u8]);
+
+impl fmt::Debug for ByteCount<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
+}
+
+/// A `Debug` stand-in for secret bytes (a private key): `<N bytes, redacted>`.
+pub struct SecretBytes<'a>(pub &'a [u8]);
+
+impl fmt::Debug for SecretBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes, redacted>", self.0.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +94,7 @@ mod tests {
             assert!(!is_secret_option(n), "{n}");
         }
         assert_eq!(format!("{:?}", Redacted), "<redacted>");
+        assert_eq!(format!("{:?}", SecretBytes(b"key")), "<3 bytes, redacted>");
+        assert_eq!(format!("{:?}", ByteCount(b"pem")), "3 bytes");
     }
 }

@@ -11,7 +11,8 @@ use super::error::{Error, Result, aws};
 use super::progress::Progress;
 use super::resolve::{self, Resolved};
 use super::{create, instance, labels, remove, security_groups, tls_bootstrap};
-use crate::plugin::{State, TlsBootstrap};
+use super::machine_state::MachineState;
+use super::tls_bootstrap::TlsMaterial;
 
 /// docker-machine's special error text for `GetURL` on a machine that is not running.
 pub const HOST_NOT_RUNNING: &str = "Host is not running";
@@ -53,7 +54,7 @@ pub struct Input {
     /// `UpdateLabels`: the labels.
     pub labels: BTreeMap<String, String>,
     /// `Create`: the TLS material of GitLab's fork's TLS bootstrap (its `Debug` hides the key).
-    pub tls: Option<TlsBootstrap>,
+    pub tls: Option<TlsMaterial>,
 }
 
 impl Op {
@@ -68,7 +69,7 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The state (State, Url).
-    pub state: State,
+    pub state: MachineState,
     /// The URL or IP (Url, Ip).
     pub text: String,
     /// Age of the EC2 observation behind the answer.
@@ -78,7 +79,7 @@ pub struct Outcome {
 impl Outcome {
     fn done() -> Self {
         Outcome {
-            state: State::None,
+            state: MachineState::None,
             text: String::new(),
             age: std::time::Duration::ZERO,
         }
@@ -153,7 +154,7 @@ pub async fn run(
         }
         Op::Url => {
             let (state, age) = live_state(ctx, config).await?;
-            if state != State::Running {
+            if state != MachineState::Running {
                 return Err(Error::Other(HOST_NOT_RUNNING.into()));
             }
             let text = if config.ip_address.is_empty() {
@@ -191,7 +192,7 @@ pub async fn run(
             let running = instance::wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
             config.ip_address = instance::address(&running, config).unwrap_or_default();
             Ok(Outcome {
-                state: State::Running,
+                state: MachineState::Running,
                 ..Outcome::done()
             })
         }
@@ -292,7 +293,7 @@ async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
 
 /// The machine's state from EC2 (refreshing its saved address); a spot instance AWS has marked
 /// for interruption counts as `Stopping`, so gitlab-runner's `config` check drops it.
-async fn live_state(ctx: &Context, config: &mut Config) -> Result<(State, std::time::Duration)> {
+async fn live_state(ctx: &Context, config: &mut Config) -> Result<(MachineState, std::time::Duration)> {
     let id = instance_id(ctx, config).await?;
     let seen = ctx.observe(&id).await?;
     let i = seen.instance.ok_or_else(|| gone(&id))?;
@@ -305,11 +306,11 @@ async fn live_state(ctx: &Context, config: &mut Config) -> Result<(State, std::t
         i.state().and_then(|s| s.name()),
         seen.age.as_secs_f64()
     );
-    if state == State::Running
+    if state == MachineState::Running
         && let Some(code) = seen.interruption
     {
         debug!("spot interruption notice ({code}): reporting Stopping");
-        return Ok((State::Stopping, seen.age));
+        return Ok((MachineState::Stopping, seen.age));
     }
     Ok((state, seen.age))
 }

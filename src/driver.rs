@@ -1,42 +1,37 @@
-//! [`Ec2Driver`]: docker-machine's driver methods for one EC2 machine. Methods that need no
-//! AWS answer from the config; the others run an [`ops`] operation, through the store's agent
-//! when one is reachable and in this process otherwise.
+//! [`Ec2Driver`]: docker-machine's driver methods for one EC2 machine, the plugin contract's
+//! [`Driver`] on top of the EC2 lifecycle. Methods that need no AWS answer from the config; the
+//! others run an [`ops`] operation through the [`Backend`] (the store's agent or this process).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use ec2spot_ec2::config::Config;
+use ec2spot_ec2::machine_state::MachineState;
+use ec2spot_ec2::ops::{self, Input, Op, Outcome};
+use ec2spot_ec2::tls_bootstrap::TlsMaterial;
+use ec2spot_ec2::{flags, labels, options, security_groups, user_data};
+use ec2spot_plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State, TlsBootstrap};
 use tracing::debug;
 
-use crate::agent::client::{AgentClient, AgentError, store_of};
-use crate::plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State, TlsBootstrap};
+use crate::backend::Backend;
+use crate::convert;
 
-use super::config::Config;
-use super::context::Context;
-use super::error::Error;
-use super::ops::{self, Input, Op, Outcome};
-use super::progress::Progress;
-use super::{DRIVER_NAME, aws, flags, machine_lock, options, user_data};
+pub use ops::HOST_NOT_RUNNING;
 
-pub use super::ops::HOST_NOT_RUNNING;
-
-/// Where the EC2 work runs.
-enum Backend {
-    /// In this process.
-    Direct(Context),
-    /// In the store's agent.
-    Agent(AgentClient),
-}
+/// The name docker-machine knows this driver by (`docker-machine-driver-ec2spot`).
+pub const DRIVER_NAME: &str = "ec2spot";
 
 /// The EC2 spot driver for one machine.
 #[derive(Default)]
 pub struct Ec2Driver {
     config: Config,
-    backend: Option<Backend>,
+    backend: Backend,
     /// Set when this process saw the instance running (after create, start, or a state read),
     /// so address questions need no API call.
     known_running: bool,
     /// GitLab's fork's TLS material for the coming `Create`: kept in memory only.
-    tls: Option<TlsBootstrap>,
+    tls: Option<TlsMaterial>,
 }
 
 impl std::fmt::Debug for Ec2Driver {
@@ -49,16 +44,6 @@ impl std::fmt::Debug for Ec2Driver {
 
 fn err(e: impl std::fmt::Display) -> DriverError {
     DriverError::from_display(e)
-}
-
-/// Whether the agent is switched off (`EC2SPOT_AGENT=off`).
-fn agent_disabled() -> bool {
-    std::env::var("EC2SPOT_AGENT").is_ok_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "off" | "0" | "false" | "no"
-        )
-    })
 }
 
 impl Ec2Driver {
@@ -85,93 +70,21 @@ impl Ec2Driver {
             || (self.config.market.is_empty() && self.config.request_spot_instance)
     }
 
-    async fn direct(&self) -> Result<Backend, Error> {
-        Ok(Backend::Direct(Context::direct(
-            aws::client(&self.config).await?,
-        )))
-    }
-
-    async fn choose_backend(&self) -> Result<Backend, Error> {
-        if agent_disabled() {
-            return self.direct().await;
-        }
-        let Some(store) = store_of(&self.config) else {
-            return self.direct().await;
-        };
-        match AgentClient::connect(&store).await {
-            Ok(c) => Ok(Backend::Agent(c)),
-            Err(why) => {
-                debug!("ec2spot agent unavailable ({why}); working directly");
-                self.direct().await
-            }
-        }
-    }
-
     /// Runs `op` where the EC2 work happens (see [`run_with`](Self::run_with)).
-    async fn run(&mut self, op: Op) -> Result<Outcome, Error> {
+    async fn run(&mut self, op: Op) -> Result<Outcome, ec2spot_ec2::error::Error> {
         self.run_with(op, &Input::default()).await
     }
 
-    /// Runs `op` with `input` where the EC2 work happens; when the agent goes away mid-way,
-    /// runs it here (operations are safe to repeat: a create resumes from what it finds by its
-    /// tag).
-    async fn run_with(&mut self, op: Op, input: &Input) -> Result<Outcome, Error> {
-        if self.backend.is_none() {
-            self.backend = Some(self.choose_backend().await?);
-        }
-        let progress = Progress::start();
-        // A crashed agent is replaced (the next plugin start would do it anyway). Right after
-        // a crash its socket may still accept for a moment, so reconnect a few times before
-        // working on our own.
-        let mut op = op;
-        for attempt in 0..4u32 {
-            let Some(Backend::Agent(agent)) = &self.backend else {
-                break;
-            };
-            match agent.run(op, input, &mut self.config, &progress).await {
-                Ok(o) => return Ok(o),
-                Err(AgentError::Op(e)) => return Err(e),
-                Err(AgentError::Unavailable(why)) => {
-                    debug!("ec2spot agent went away ({why})");
-                    if op == Op::Create {
-                        op = Op::ResumeCreate;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        100 * u64::from(attempt + 1),
-                    ))
-                    .await;
-                    let reconnected = match (attempt < 3, store_of(&self.config)) {
-                        (true, Some(store)) => AgentClient::connect(&store)
-                            .await
-                            .map_err(|why| debug!("no new agent ({why})"))
-                            .ok(),
-                        _ => None,
-                    };
-                    self.backend = match reconnected {
-                        Some(c) => Some(Backend::Agent(c)),
-                        None => {
-                            debug!("working directly");
-                            Some(self.direct().await?)
-                        }
-                    };
-                }
-            }
-        }
-        let Some(Backend::Direct(ctx)) = &self.backend else {
-            unreachable!("backend chosen above")
-        };
-        // One changing operation per machine at a time, also with the agent's.
-        let serial = if op.changes() {
-            machine_lock::lock(&self.config).await
-        } else {
-            None
-        };
-        let result = ops::run(ctx, op, input, &mut self.config, &progress).await;
-        match serial {
-            Some(lock) if op == Op::Remove && result.is_ok() => lock.remove(),
-            other => drop(other),
-        }
-        result
+    /// Runs `op` with `input` through the backend, its progress lines printed for
+    /// docker-machine.
+    async fn run_with(
+        &mut self,
+        op: Op,
+        input: &Input,
+    ) -> Result<Outcome, ec2spot_ec2::error::Error> {
+        self.backend
+            .run(op, input, &mut self.config, Arc::new(ec2spot_plugin::output::say))
+            .await
     }
 
     fn refuse_spot(&self, what: &str) -> DriverResult<()> {
@@ -191,7 +104,7 @@ impl Driver for Ec2Driver {
     }
 
     fn create_flags(&self) -> Vec<Flag> {
-        flags::create_flags()
+        convert::create_flags()
     }
 
     fn set_config_raw(&mut self, json: &[u8]) -> DriverResult<()> {
@@ -203,14 +116,15 @@ impl Driver for Ec2Driver {
     }
 
     fn set_config_from_flags(&mut self, values: &FlagValues) -> DriverResult<()> {
-        let warnings = options::apply(&mut self.config, values).map_err(err)?;
+        let warnings =
+            options::apply(&mut self.config, &convert::option_values(values)).map_err(err)?;
         for w in warnings {
-            crate::plugin::output::say(&w);
+            ec2spot_plugin::output::say(&w);
         }
         if self.config.machine_id.is_empty() {
             self.config.machine_id = new_machine_id();
         }
-        self.backend = None;
+        self.backend.reset();
         self.config.pools.clear();
         self.tls = None;
         Ok(())
@@ -263,18 +177,18 @@ impl Driver for Ec2Driver {
             return Ok(format!(
                 "tcp://{}:{}",
                 self.config.ip_address,
-                super::security_groups::DOCKER_PORT
+                security_groups::DOCKER_PORT
             ));
         }
         let o = self.run(Op::Url).await.map_err(err)?;
-        self.known_running = o.state == State::Running;
+        self.known_running = o.state == MachineState::Running;
         Ok(o.text)
     }
 
     async fn state(&mut self) -> DriverResult<State> {
         let o = self.run(Op::State).await.map_err(err)?;
-        self.known_running = o.state == State::Running;
-        Ok(o.state)
+        self.known_running = o.state == MachineState::Running;
+        Ok(convert::state(o.state))
     }
 
     async fn pre_create_check(&mut self) -> DriverResult<()> {
@@ -320,7 +234,7 @@ impl Driver for Ec2Driver {
 
     async fn update_labels(&mut self, labels: &BTreeMap<String, String>) -> DriverResult<()> {
         // Checked here too, so bad labels fail without starting an agent or calling AWS.
-        super::labels::validate(labels).map_err(err)?;
+        labels::validate(labels).map_err(err)?;
         let input = Input {
             labels: labels.clone(),
             ..Input::default()
@@ -342,10 +256,11 @@ impl Driver for Ec2Driver {
                 flags::name::TLS_BOOTSTRAP
             )));
         }
+        let material = convert::tls_material(bootstrap);
         // The material and the whole user data are checked now, before Create makes anything.
-        user_data::compose(&self.config, Some(&bootstrap)).map_err(err)?;
-        debug!("TLS bootstrap material taken for the create: {bootstrap:?}");
-        self.tls = Some(bootstrap);
+        user_data::compose(&self.config, Some(&material)).map_err(err)?;
+        debug!("TLS bootstrap material taken for the create: {material:?}");
+        self.tls = Some(material);
         Ok(())
     }
 }

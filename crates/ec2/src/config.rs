@@ -175,7 +175,7 @@ pub struct Config {
 }
 
 /// The JSON keys of the fields that hold credentials: `Debug` prints
-/// [`REDACTED`](crate::redact::REDACTED) for them.
+/// [`REDACTED`](ec2spot_redact::REDACTED) for them.
 pub const SECRET_FIELDS: &[&str] = &["AccessKey", "SecretKey", "SessionToken"];
 
 /// Every field by its JSON key (new fields are included without touching this), the secret
@@ -187,7 +187,7 @@ impl std::fmt::Debug for Config {
         };
         for k in SECRET_FIELDS {
             if let Some(v) = fields.get_mut(*k) {
-                *v = Value::String(crate::redact::REDACTED.into());
+                *v = Value::String(ec2spot_redact::REDACTED.into());
             }
         }
         if f.alternate() {

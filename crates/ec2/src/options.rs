@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::config::Config;
 use super::flags::{self, Kind, name};
-use crate::plugin::FlagValues;
+use super::option_values::{OptionTypeError, OptionValues};
 
 /// A refused option: one line naming the flag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +30,7 @@ pub const MAX_USER_DATA: u64 = 16 * 1024;
 /// Volume types EBS offers for a root volume.
 pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
 
-fn type_error(flag: &'static str, e: crate::plugin::FlagTypeError) -> OptionError {
+fn type_error(flag: &'static str, e: OptionTypeError) -> OptionError {
     OptionError {
         flag,
         message: format!("expected a {} value, got {} {}", e.expected, e.got, e.value),
@@ -38,7 +38,7 @@ fn type_error(flag: &'static str, e: crate::plugin::FlagTypeError) -> OptionErro
 }
 
 /// Typed access to the option map with our defaults filled in.
-struct Reader<'a>(&'a FlagValues);
+struct Reader<'a>(&'a OptionValues);
 
 impl Reader<'_> {
     fn string(&self, flag: &'static str) -> Result<String, OptionError> {
@@ -83,7 +83,7 @@ impl Reader<'_> {
 
 /// Reads and validates every option into `config`. Returns warnings for the user (shown by
 /// docker-machine as `(machine) …` lines).
-pub fn apply(config: &mut Config, values: &FlagValues) -> Result<Vec<String>, OptionError> {
+pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, OptionError> {
     use name::*;
     let r = Reader(values);
     let mut warnings = Vec::new();
@@ -666,24 +666,24 @@ fn readable_file(flag: &'static str, path: &Path) -> Result<u64, OptionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::FlagValue;
+    use crate::option_values::OptionValue;
 
-    fn values(pairs: &[(&str, FlagValue)]) -> FlagValues {
-        let mut v = FlagValues::default();
+    fn values(pairs: &[(&str, OptionValue)]) -> OptionValues {
+        let mut v = OptionValues::default();
         for (k, val) in pairs {
             v.insert(*k, val.clone());
         }
         v
     }
 
-    fn s(x: &str) -> FlagValue {
-        FlagValue::String(x.into())
+    fn s(x: &str) -> OptionValue {
+        OptionValue::String(x.into())
     }
 
     #[test]
     fn defaults_are_ours() {
         let mut c = Config::default();
-        apply(&mut c, &FlagValues::default()).unwrap();
+        apply(&mut c, &OptionValues::default()).unwrap();
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.instance_type, "t3.micro");
         assert_eq!(c.volume_type, "gp3");
@@ -719,15 +719,15 @@ mod tests {
 
     #[test]
     fn each_bad_value_names_its_flag() {
-        let cases: Vec<(Vec<(&str, FlagValue)>, &str)> = vec![
+        let cases: Vec<(Vec<(&str, OptionValue)>, &str)> = vec![
             (vec![(name::SPOT_PRICE, s("cheap"))], name::SPOT_PRICE),
             (vec![(name::SPOT_PRICE, s("0"))], name::SPOT_PRICE),
-            (vec![(name::ROOT_SIZE, FlagValue::Int(-3))], name::ROOT_SIZE),
+            (vec![(name::ROOT_SIZE, OptionValue::Int(-3))], name::ROOT_SIZE),
             (vec![(name::TAGS, s("a,b,c"))], name::TAGS),
             (vec![(name::TAGS, s("aws:x,1"))], name::TAGS),
             (vec![(name::KEYPAIR_NAME, s("k"))], name::KEYPAIR_NAME),
             (
-                vec![(name::INSECURE_TRANSPORT, FlagValue::Bool(true))],
+                vec![(name::INSECURE_TRANSPORT, OptionValue::Bool(true))],
                 name::INSECURE_TRANSPORT,
             ),
             (
@@ -736,7 +736,7 @@ mod tests {
             ),
             (vec![(name::USERDATA, s("/nonexistent/ud"))], name::USERDATA),
             (
-                vec![(name::BLOCK_DURATION_MINUTES, FlagValue::Int(60))],
+                vec![(name::BLOCK_DURATION_MINUTES, OptionValue::Int(60))],
                 name::BLOCK_DURATION_MINUTES,
             ),
             (vec![(name::REGION, s("Mars"))], name::REGION),
@@ -761,16 +761,16 @@ mod tests {
             ),
             (vec![(name::VOLUME_TYPE, s("ssd"))], name::VOLUME_TYPE),
             (
-                vec![(name::SSH_PORT, FlagValue::Int(70000))],
+                vec![(name::SSH_PORT, OptionValue::Int(70000))],
                 name::SSH_PORT,
             ),
             (
-                vec![(name::OPEN_PORT, FlagValue::StringSlice(vec!["http".into()]))],
+                vec![(name::OPEN_PORT, OptionValue::StringSlice(vec!["http".into()]))],
                 name::OPEN_PORT,
             ),
-            (vec![(name::RETRIES, FlagValue::Int(-2))], name::RETRIES),
+            (vec![(name::RETRIES, OptionValue::Int(-2))], name::RETRIES),
             (
-                vec![(name::METADATA_TOKEN_HOP_LIMIT, FlagValue::Int(0))],
+                vec![(name::METADATA_TOKEN_HOP_LIMIT, OptionValue::Int(0))],
                 name::METADATA_TOKEN_HOP_LIMIT,
             ),
             (vec![(name::ENDPOINT, s("ftp://x"))], name::ENDPOINT),
@@ -797,9 +797,9 @@ mod tests {
         apply(
             &mut c,
             &values(&[
-                ("tls-bootstrap-lock", FlagValue::Bool(true)),
+                ("tls-bootstrap-lock", OptionValue::Bool(true)),
                 ("some-future-flag", s("x")),
-                (name::TLS_BOOTSTRAP, FlagValue::Bool(true)),
+                (name::TLS_BOOTSTRAP, OptionValue::Bool(true)),
             ]),
         )
         .unwrap();
@@ -884,7 +884,7 @@ mod tests {
                 (name::ZONE, s("us-east-1b")),
                 (
                     name::OPEN_PORT,
-                    FlagValue::StringSlice(vec!["8080".into(), "53/udp".into()]),
+                    OptionValue::StringSlice(vec!["8080".into(), "53/udp".into()]),
                 ),
                 (name::ENDPOINT, s("http://127.0.0.1:5000")),
                 (name::VOLUME_KMS_KEY, s("alias/ci")),

@@ -18,11 +18,41 @@
 //! (`/usr/bin/dockerd`) or apt-get, dnf or yum with a `docker.io`/`docker` package reachable.
 
 use aws_sdk_ec2::types::PlatformValues;
+use ec2spot_redact::{ByteCount, SecretBytes};
 
 use super::error::{Error, Result, aws};
 use super::flags::name;
 use super::options::OptionError;
-use crate::plugin::TlsBootstrap;
+
+/// The TLS material GitLab's fork hands over for a create (`drivers.TLSBootstrap`, converted
+/// by the binary): the CA certificate, the machine's server certificate and key (valid for
+/// the machine name), and the systemd drop-in that starts dockerd with them on 2376. The
+/// server key is a secret: `Debug` shows only its length.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsMaterial {
+    /// The CA certificate (PEM).
+    pub ca_cert: Vec<u8>,
+    /// The machine's server certificate (PEM).
+    pub server_cert: Vec<u8>,
+    /// The machine's server key (PEM, secret).
+    pub server_key: Vec<u8>,
+    /// The systemd drop-in for docker.service.
+    pub daemon_dropin: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("ca_cert", &ByteCount(&self.ca_cert))
+            .field("server_cert", &ByteCount(&self.server_cert))
+            .field("server_key", &SecretBytes(&self.server_key))
+            .field(
+                "daemon_dropin",
+                &String::from_utf8_lossy(&self.daemon_dropin),
+            )
+            .finish()
+    }
+}
 
 /// Where docker-machine's systemd provisioners put the Docker daemon drop-in.
 pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
@@ -110,7 +140,7 @@ pub fn daemon_paths(dropin: &str) -> Result<DaemonPaths> {
 }
 
 /// Checks the material docker-machine handed over and finds where it goes.
-pub fn validate(b: &TlsBootstrap) -> Result<DaemonPaths> {
+pub fn validate(b: &TlsMaterial) -> Result<DaemonPaths> {
     let text = |field: &str, v: &[u8]| -> Result<String> {
         if v.is_empty() {
             return Err(bad(field, "is empty"));
@@ -210,7 +240,7 @@ fn write_file(out: &mut String, path: &str, permissions: &str, content: &[u8]) {
 
 /// The cloud-config part: the certificates and key where the drop-in expects them (the key
 /// 0600), the drop-in, and the start script run by `runcmd`.
-pub fn cloud_config(b: &TlsBootstrap) -> Result<String> {
+pub fn cloud_config(b: &TlsMaterial) -> Result<String> {
     let paths = validate(b)?;
     let mut out = format!(
         "#cloud-config\n\
@@ -308,8 +338,8 @@ mod tests {
     /// The drop-in GitLab's fork generates (its Google COS template).
     const FORK_DROPIN: &str = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=ec2spot \nEnvironment=\n";
 
-    fn material() -> TlsBootstrap {
-        TlsBootstrap {
+    fn material() -> TlsMaterial {
+        TlsMaterial {
             ca_cert: b"-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n".to_vec(),
             server_cert: b"-----BEGIN CERTIFICATE-----\nU0U=\n-----END CERTIFICATE-----\n".to_vec(),
             server_key: b"-----BEGIN RSA PRIVATE KEY-----\nS0U=\n-----END RSA PRIVATE KEY-----\n"
@@ -330,7 +360,7 @@ mod tests {
     }
 
     /// Spoils one field of the material.
-    type Spoil = fn(&mut TlsBootstrap);
+    type Spoil = fn(&mut TlsMaterial);
 
     #[test]
     fn bad_material_names_the_field() {

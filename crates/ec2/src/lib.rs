@@ -1,5 +1,6 @@
-//! The EC2 driver behind the plugin's [`Driver`](crate::plugin::Driver) trait: flags,
-//! persisted config, and the machine lifecycle on EC2 (spot and on-demand).
+//! The EC2 machine lifecycle (spot and on-demand): flags, persisted config, and the
+//! operations docker-machine asks of a driver. It knows nothing of docker-machine's plugin
+//! protocol (gob, net/rpc) nor of the agent (gRPC): the binary connects them.
 //!
 //! Where things happen: [`options`] validates the create options; [`resolve`] is the
 //! pre-create check; [`create`] makes a machine ([`keys`], [`security_groups`], then [`spot`]
@@ -10,6 +11,8 @@
 //! GitLab's docker-machine fork: [`labels`] (`UpdateLabels`), [`tls_bootstrap`] and
 //! [`user_data`] (the TLS bootstrap delivered by cloud-init).
 
+#![warn(missing_docs)]
+
 pub mod ami;
 pub mod aws;
 pub mod capacity;
@@ -17,7 +20,6 @@ pub mod config;
 pub mod context;
 pub mod create;
 pub mod doctor;
-mod driver;
 pub mod error;
 pub mod flags;
 pub mod fleet;
@@ -28,8 +30,10 @@ pub mod keys;
 pub mod labels;
 pub mod launch;
 pub mod machine_lock;
+pub mod machine_state;
 pub mod manager;
 pub mod ops;
+pub mod option_values;
 pub mod options;
 pub mod permissions;
 pub mod progress;
@@ -44,7 +48,3 @@ pub mod tls_bootstrap;
 pub mod user_data;
 
 pub use config::Config;
-pub use driver::{Ec2Driver, HOST_NOT_RUNNING};
-
-/// The name docker-machine knows this driver by (`docker-machine-driver-ec2spot`).
-pub const DRIVER_NAME: &str = "ec2spot";

@@ -1,5 +1,6 @@
-//! Progress lines for the user: docker-machine shows the plugin's stdout as `(machine) line`.
-//! In the agent the lines travel back to the plugin that asked, which prints them.
+//! Progress lines for the user, sent to a sink the caller gives: a plugin prints them on its
+//! stdout (docker-machine shows them as `(machine) line`); in the agent they travel back to
+//! the plugin that asked, which prints them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,11 +24,6 @@ impl std::fmt::Debug for Progress {
 }
 
 impl Progress {
-    /// Prints to this process's stdout.
-    pub fn start() -> Self {
-        Self::to(Arc::new(crate::plugin::output::say))
-    }
-
     /// Sends lines to `sink`.
     pub fn to(sink: Sink) -> Self {
         Progress {

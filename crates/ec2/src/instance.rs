@@ -10,19 +10,19 @@ use super::config::Config;
 use super::context::Context;
 use super::error::{Error, Result, aws};
 use super::tags;
-use crate::plugin::State;
+use super::machine_state::MachineState;
 
 /// docker-machine's state for an EC2 instance state (amazonec2's mapping). A spot instance
 /// AWS stopped or terminated (interrupted) is therefore never `Running`.
-pub fn machine_state(instance: &Instance) -> State {
+pub fn machine_state(instance: &Instance) -> MachineState {
     match instance.state().and_then(|s| s.name()) {
-        Some(InstanceStateName::Pending) => State::Starting,
-        Some(InstanceStateName::Running) => State::Running,
+        Some(InstanceStateName::Pending) => MachineState::Starting,
+        Some(InstanceStateName::Running) => MachineState::Running,
         Some(InstanceStateName::Stopping) | Some(InstanceStateName::ShuttingDown) => {
-            State::Stopping
+            MachineState::Stopping
         }
-        Some(InstanceStateName::Stopped) => State::Stopped,
-        _ => State::Error,
+        Some(InstanceStateName::Stopped) => MachineState::Stopped,
+        _ => MachineState::Error,
     }
 }
 
@@ -73,7 +73,7 @@ pub fn is_interruption(code: &str) -> bool {
 ///   whose id the instance carries (`SpotInstanceRequestId`). An instance naming none (moto's)
 ///   is not asked about.
 pub fn spot_request_to_check(instance: &Instance) -> Option<&str> {
-    if !is_spot(instance) || machine_state(instance) != State::Running {
+    if !is_spot(instance) || machine_state(instance) != MachineState::Running {
         return None;
     }
     instance

@@ -1,10 +1,10 @@
 //! The driver's create flags: every `amazonec2-*` flag of docker-machine's amazonec2 driver
 //! (same names, types, environment variables and help texts), GitLab's fork flags, and ours.
 //!
-//! This table is the single source of truth: `GetCreateFlags` sends it, option parsing reads
-//! it, and the README's option table is checked against it.
+//! This table is the single source of truth: `GetCreateFlags` sends it (converted by the
+//! binary), option parsing reads it, and the README's option table is checked against it.
 
-use crate::plugin::Flag;
+use crate::option_values::{OptionValue, OptionValues};
 
 /// The type and default of a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +347,7 @@ pub const FLAGS: &[FlagSpec] = &[
     ),
     d(
         UBUNTU_RELEASE,
-        Str(crate::ec2::ami::PINNED_RELEASE),
+        Str(crate::ami::PINNED_RELEASE),
         "AWS_UBUNTU_RELEASE",
         "Ubuntu LTS release (YY.04) of the default image when --amazonec2-ami is empty",
         "new: ec2spot only; the default moves only with a release of ec2spot",
@@ -368,41 +368,19 @@ pub fn spec(name: &str) -> Option<&'static FlagSpec> {
     FLAGS.iter().find(|s| s.name == name)
 }
 
-/// The flags as `GetCreateFlags` sends them.
-pub fn create_flags() -> Vec<Flag> {
-    FLAGS.iter().map(FlagSpec::to_flag).collect()
-}
-
-impl FlagSpec {
-    /// The wire form of this flag.
-    pub fn to_flag(&self) -> Flag {
-        let (name, usage, env_var) = (self.name.into(), self.usage.into(), self.env.into());
-        match self.kind {
-            Kind::String(v) => Flag::String {
-                name,
-                usage,
-                env_var,
-                value: v.into(),
-            },
-            Kind::Int(v) => Flag::Int {
-                name,
-                usage,
-                env_var,
-                value: v,
-            },
-            Kind::Bool => Flag::Bool {
-                name,
-                usage,
-                env_var,
-            },
-            Kind::StringSlice(v) => Flag::StringSlice {
-                name,
-                usage,
-                env_var,
-                value: v.iter().map(|s| s.to_string()).collect(),
-            },
-        }
+/// Every flag at its default (bool flags false): the values of a create given no option.
+pub fn defaults() -> OptionValues {
+    let mut values = OptionValues::default();
+    for s in FLAGS {
+        let value = match s.kind {
+            Kind::String(v) => OptionValue::String(v.into()),
+            Kind::Int(v) => OptionValue::Int(v),
+            Kind::Bool => OptionValue::Bool(false),
+            Kind::StringSlice(v) => OptionValue::StringSlice(v.iter().map(|s| s.to_string()).collect()),
+        };
+        values.insert(s.name, value);
     }
+    values
 }
 
 /// The README's option table (Markdown), generated from [`FLAGS`] so it cannot drift.

@@ -10,7 +10,7 @@ use super::config::Config;
 use super::error::Error;
 use super::launch::{self, Launch, Market};
 use super::{aws, flags, options, permissions, resolve, security_groups, tags};
-use crate::plugin::{FlagValue, FlagValues};
+use super::option_values::{OptionValue, OptionValues};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +89,8 @@ impl std::fmt::Display for Check {
 /// Reads `--amazonec2-*` options as docker-machine would: `--flag value`, `--flag=value`,
 /// bare bool flags, repeated list flags; then each unset flag's environment variable; then
 /// the defaults.
-pub fn parse_args(args: &[String]) -> Result<FlagValues, String> {
-    let mut given: Vec<(String, FlagValue)> = Vec::new();
+pub fn parse_args(args: &[String]) -> Result<OptionValues, String> {
+    let mut given: Vec<(String, OptionValue)> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -115,35 +115,34 @@ pub fn parse_args(args: &[String]) -> Result<FlagValues, String> {
         };
         let value = match spec.kind {
             flags::Kind::Bool => match inline.as_deref() {
-                None | Some("true") => FlagValue::Bool(true),
-                Some("false") => FlagValue::Bool(false),
+                None | Some("true") => OptionValue::Bool(true),
+                Some("false") => OptionValue::Bool(false),
                 Some(v) => return Err(format!("--{name}: expected true or false, got {v:?}")),
             },
             flags::Kind::Int(_) => {
                 let v = next()?;
-                FlagValue::Int(
+                OptionValue::Int(
                     v.parse()
                         .map_err(|_| format!("--{name}: expected a number, got {v:?}"))?,
                 )
             }
-            flags::Kind::String(_) => FlagValue::String(next()?),
+            flags::Kind::String(_) => OptionValue::String(next()?),
             flags::Kind::StringSlice(_) => {
                 let v = next()?;
                 match given.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, FlagValue::StringSlice(list))) => {
+                    Some((_, OptionValue::StringSlice(list))) => {
                         list.push(v);
                         i += 1;
                         continue;
                     }
-                    _ => FlagValue::StringSlice(vec![v]),
+                    _ => OptionValue::StringSlice(vec![v]),
                 }
             }
         };
         given.push((name.to_string(), value));
         i += 1;
     }
-    let all = flags::create_flags();
-    let mut values = crate::plugin::client::docker_machine_values(&all, &[]);
+    let mut values = flags::defaults();
     for spec in flags::FLAGS {
         if spec.env.is_empty() || given.iter().any(|(n, _)| n == spec.name) {
             continue;
@@ -152,13 +151,13 @@ pub fn parse_args(args: &[String]) -> Result<FlagValues, String> {
             continue;
         };
         let value = match spec.kind {
-            flags::Kind::Bool => FlagValue::Bool(v == "true" || v == "1"),
-            flags::Kind::Int(_) => FlagValue::Int(
+            flags::Kind::Bool => OptionValue::Bool(v == "true" || v == "1"),
+            flags::Kind::Int(_) => OptionValue::Int(
                 v.parse()
                     .map_err(|_| format!("${}: expected a number for --{}", spec.env, spec.name))?,
             ),
-            flags::Kind::String(_) => FlagValue::String(v),
-            flags::Kind::StringSlice(_) => FlagValue::StringSlice(options::split_list(&v)),
+            flags::Kind::String(_) => OptionValue::String(v),
+            flags::Kind::StringSlice(_) => OptionValue::StringSlice(options::split_list(&v)),
         };
         values.insert(spec.name, value);
     }
@@ -417,7 +416,7 @@ fn manager_check(store: &str) -> Check {
 }
 
 /// Runs every check for the options in `values`; `store` is the docker-machine store.
-pub async fn run(values: &FlagValues, store: &str) -> Vec<Check> {
+pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
     let mut out = vec![manager_check(store)];
     let mut config = Config {
         machine_name: "ec2spot-doctor".into(),

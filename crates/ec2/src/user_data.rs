@@ -12,7 +12,7 @@ use super::config::Config;
 use super::error::{Error, Result};
 use super::flags::name;
 use super::tls_bootstrap;
-use crate::plugin::TlsBootstrap;
+use super::tls_bootstrap::TlsMaterial;
 
 /// EC2's limit on user data, before base64: 16 KB
 /// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html).
@@ -187,7 +187,7 @@ fn multipart(parts: &[&[u8]]) -> Vec<u8> {
 /// The user data of `config`'s launch: `None` without `amazonec2-userdata` and without TLS
 /// material; the user's file alone without material; with material the multi-part document.
 /// Refuses a document over EC2's 16 KB, naming both options.
-pub fn compose(config: &Config, tls: Option<&TlsBootstrap>) -> Result<Option<Vec<u8>>> {
+pub fn compose(config: &Config, tls: Option<&TlsMaterial>) -> Result<Option<Vec<u8>>> {
     let user = if config.user_data_file.is_empty() {
         None
     } else {

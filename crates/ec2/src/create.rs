@@ -14,7 +14,7 @@ use super::progress::Progress;
 use super::resolve::Resolved;
 use super::security_groups::DOCKER_PORT;
 use super::{instance, keys, manager, remove, spot, tags, user_data};
-use crate::plugin::TlsBootstrap;
+use super::tls_bootstrap::TlsMaterial;
 
 /// How long a launched instance may take to run and get its address.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -79,7 +79,7 @@ pub async fn create(
     ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
-    tls: Option<&TlsBootstrap>,
+    tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
@@ -105,7 +105,7 @@ async fn create_steps(
     ctx: &Context,
     config: &mut Config,
     resolved: &Resolved,
-    tls: Option<&TlsBootstrap>,
+    tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
