@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::agent::client::{AgentClient, AgentError, store_of};
+use ec2spot_agent::client::{AgentClient, AgentError, store_of};
 use ec2spot_ec2::config::Config;
 use ec2spot_ec2::context::Context;
 use ec2spot_ec2::error::Error;

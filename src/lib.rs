@@ -12,7 +12,7 @@
 
 #![warn(missing_docs)]
 
-pub mod agent;
+pub use ec2spot_agent as agent;
 pub mod backend;
 pub mod convert;
 pub mod driver;

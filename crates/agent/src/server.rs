@@ -27,14 +27,14 @@ use super::proto::{
     Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
     Verdict, run_event,
 };
-use crate::ec2::aws::{self, ClientSettings};
-use crate::ec2::config::Config;
-use crate::ec2::context::Context;
-use crate::ec2::http::Proxy;
-use crate::ec2::progress::Progress;
-use crate::ec2::state_cache::{CachePolicy, StateCache};
-use crate::ec2::throttle::{Rate, Throttle};
-use crate::ec2::{machine_lock, ops};
+use ec2spot_ec2::aws::{self, ClientSettings};
+use ec2spot_ec2::config::Config;
+use ec2spot_ec2::context::Context;
+use ec2spot_ec2::http::Proxy;
+use ec2spot_ec2::progress::Progress;
+use ec2spot_ec2::state_cache::{CachePolicy, StateCache};
+use ec2spot_ec2::throttle::{Rate, Throttle};
+use ec2spot_ec2::{machine_lock, ops};
 
 /// How an agent runs.
 #[derive(Debug, Clone)]

@@ -14,11 +14,11 @@ use super::proto::{
     Credentials, HelloRequest, RunRequest, StatusReply, StatusRequest, Verdict, run_event,
 };
 use super::{identity, paths};
-use crate::ec2::aws;
-use crate::ec2::config::Config;
-use crate::ec2::error::Error;
-use crate::ec2::ops::{Input, Op, Outcome};
-use crate::ec2::progress::Progress;
+use ec2spot_ec2::aws;
+use ec2spot_ec2::config::Config;
+use ec2spot_ec2::error::Error;
+use ec2spot_ec2::ops::{Input, Op, Outcome};
+use ec2spot_ec2::progress::Progress;
 
 /// Why an operation through the agent did not produce an answer.
 #[derive(Debug)]

@@ -21,11 +21,11 @@ pub mod proto {
 
 use std::time::Duration;
 
-use crate::ec2::aws::ClientSettings;
-use crate::ec2::http::Proxy;
-use crate::ec2::ops::{Input, Op};
-use crate::ec2::machine_state::MachineState;
-use crate::ec2::tls_bootstrap::TlsMaterial;
+use ec2spot_ec2::aws::ClientSettings;
+use ec2spot_ec2::http::Proxy;
+use ec2spot_ec2::ops::{Input, Op};
+use ec2spot_ec2::machine_state::MachineState;
+use ec2spot_ec2::tls_bootstrap::TlsMaterial;
 
 /// The wire form of client settings.
 pub fn settings_to_proto(s: &ClientSettings) -> proto::ClientSettings {

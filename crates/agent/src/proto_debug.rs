@@ -1,12 +1,12 @@
 //! `Debug` for the agent's messages that carry secrets (their derived one is turned off in
-//! build.rs): the credentials print as [`REDACTED`](crate::redact::REDACTED) — all of them,
+//! build.rs): the credentials print as [`REDACTED`](ec2spot_redact::REDACTED) — all of them,
 //! the access key id too — and a driver config (which may hold the user's keys) as its size.
 
 use std::fmt;
 
 use super::proto::{ClientSettings, Credentials, RunRequest, RunResult, TlsBootstrap};
-use crate::ec2::http::redact_userinfo;
-use crate::redact::Redacted;
+use ec2spot_ec2::http::redact_userinfo;
+use ec2spot_redact::Redacted;
 
 /// A driver config in a message: its size only.
 struct ConfigJson<'a>(&'a [u8]);
