@@ -83,7 +83,12 @@ impl Ec2Driver {
         input: &Input,
     ) -> Result<Outcome, ec2spot_ec2::error::Error> {
         self.backend
-            .run(op, input, &mut self.config, Arc::new(ec2spot_plugin::output::say))
+            .run(
+                op,
+                input,
+                &mut self.config,
+                Arc::new(ec2spot_plugin::output::say),
+            )
             .await
     }
 

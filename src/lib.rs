@@ -1,22 +1,26 @@
-//! ec2spot: a docker-machine driver plugin that runs GitLab Runner's autoscaled CI machines
-//! on AWS EC2 spot instances, a drop-in replacement for docker-machine's `amazonec2` driver.
+//! The `docker-machine-driver-ec2spot` binary's library: the one place that knows docker-machine's
+//! plugin contract, the EC2 lifecycle and both ways of running it (the store's agent, or this
+//! process), and connects them. `src/main.rs` is the command line on top.
 //!
-//! Layers, each ignorant of the ones below it:
-//! * [`gob`] — Go's gob encoding;
-//! * [`rpc`] — Go's `net/rpc` over HTTP CONNECT;
-//! * [`plugin`] — docker-machine's driver-plugin contract, talking to a [`plugin::Driver`];
-//! * [`ec2`] — the EC2 driver behind that trait;
-//! * [`agent`] — the local agent that runs the EC2 work of all plugin processes of a store.
+//! # Layout
+//! * [`driver`] — [`Ec2Driver`](driver::Ec2Driver): the plugin contract's `Driver` on top of the
+//!   EC2 lifecycle's operations.
+//! * [`backend`] — where an operation runs: the store's agent, or this process.
+//! * [`convert`] — plugin ⇄ EC2 types (flags, option values, states, TLS material).
+//! * [`logging`] — the plugin's and the agent's log lines.
 //!
-//! Beside them, [`redact`] keeps secrets out of `Debug` output.
+//! The layers below, each a crate that knows only the ones before it (ARCHITECTURE.md):
+//! `ec2spot-gob` → `ec2spot-rpc` → `ec2spot-plugin`; `ec2spot-ec2` → `ec2spot-agent`.
 
 #![warn(missing_docs)]
 
-pub use ec2spot_agent as agent;
 pub mod backend;
 pub mod convert;
 pub mod driver;
 pub mod fuzzing;
+pub mod logging;
+
+pub use ec2spot_agent as agent;
 pub use ec2spot_ec2 as ec2;
 pub use ec2spot_gob as gob;
 pub use ec2spot_plugin as plugin;

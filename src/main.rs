@@ -15,8 +15,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use ec2spot::driver::Ec2Driver;
-use ec2spot::ec2::throttle;
-use ec2spot::plugin;
+use ec2spot::logging;
+use ec2spot_agent::{paths, server};
+use ec2spot_ec2::throttle;
+use ec2spot_plugin as plugin;
 
 const ABOUT: &str = "\
 ec2spot: a docker-machine driver that runs GitLab Runner's autoscaled CI machines on AWS EC2
@@ -177,22 +179,6 @@ fn default_store() -> PathBuf {
     home.join(".docker").join("machine")
 }
 
-/// The plugin's debug lines on stderr: plain, or one JSON object each when docker-machine
-/// (GitLab's fork) asks for `MACHINE_PLUGIN_LOG_FORMAT=json`.
-fn init_logging() {
-    use plugin::output::{JsonLines, LogFormat, log_format};
-    let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=debug,warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_writer(plugin::output::QuietStderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_env_filter(plugin::output::log_filter(&filter));
-    match log_format() {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.event_format(JsonLines).init(),
-    }
-}
-
 /// The runtime of a plugin process: one thread. docker-machine asks one question at a time
 /// (plus heartbeats), and the work is waiting on EC2 or the agent; every extra thread would
 /// cost each of the many plugin processes a stack and a malloc arena.
@@ -225,37 +211,16 @@ fn built(builder: &mut tokio::runtime::Builder) -> tokio::runtime::Runtime {
 
 fn run_agent(args: AgentArgs) -> ! {
     let store = args.store.unwrap_or_else(default_store);
-    let _ = std::fs::create_dir_all(ec2spot::agent::paths::dir(&store));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ec2spot::agent::paths::log(&store));
-    let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=info,warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_env_filter(plugin::output::log_filter(&filter));
-    // The format of the plugin that started it (or of the service's environment).
-    let json = plugin::output::log_format() == plugin::output::LogFormat::Json;
-    match (log, json) {
-        (Ok(f), false) => builder.with_writer(std::sync::Mutex::new(f)).init(),
-        (Ok(f), true) => builder
-            .event_format(plugin::output::JsonLines)
-            .with_writer(std::sync::Mutex::new(f))
-            .init(),
-        (Err(_), false) => builder.with_writer(plugin::output::QuietStderr).init(),
-        (Err(_), true) => builder
-            .event_format(plugin::output::JsonLines)
-            .with_writer(plugin::output::QuietStderr)
-            .init(),
-    }
-    let mut settings = ec2spot::agent::server::Settings::new(store);
+    let _ = std::fs::create_dir_all(paths::dir(&store));
+    logging::init_agent(&paths::log(&store));
+    let mut settings = server::Settings::new(store);
     settings.idle = args.idle;
     settings.rates = args.rates;
     settings.rate_factor = args.rate_factor;
     settings.state_ttl = args.state_ttl;
     settings.max_stale = args.max_stale;
     settings.client_idle = args.client_idle;
-    match runtime().block_on(ec2spot::agent::server::serve(settings)) {
+    match runtime().block_on(server::serve(settings)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             eprintln!("ec2spot agent: {e}");
@@ -265,7 +230,7 @@ fn run_agent(args: AgentArgs) -> ! {
 }
 
 fn run_doctor(args: DoctorArgs) -> ! {
-    use ec2spot::ec2::doctor;
+    use ec2spot_ec2::doctor;
     let values = match doctor::parse_args(&args.options) {
         Ok(v) => v,
         Err(e) => {
@@ -291,7 +256,7 @@ fn run_doctor(args: DoctorArgs) -> ! {
 }
 
 fn run_gc(args: GcArgs) -> ! {
-    use ec2spot::ec2::{gc, manager, tags};
+    use ec2spot_ec2::{gc, manager, tags};
     let store = args.store.unwrap_or_else(default_store);
     if let Some(id) = &args.manager
         && let Err(e) = manager::check(id)
@@ -345,13 +310,13 @@ fn run_gc(args: GcArgs) -> ! {
     let code = runtime().block_on(async {
         let mut found = 0;
         for region in &regions {
-            let config = ec2spot::ec2::Config {
+            let config = ec2spot_ec2::Config {
                 region: region.clone(),
                 endpoint: args.endpoint.clone().unwrap_or_default(),
                 retry_count: 5,
                 ..Default::default()
             };
-            let ec2 = match ec2spot::ec2::aws::client(&config).await {
+            let ec2 = match ec2spot_ec2::aws::client(&config).await {
                 Ok(ec2) => ec2,
                 Err(e) => {
                     eprintln!("gc in {region}: {e}");
@@ -425,7 +390,7 @@ pub extern "C" fn pow(x: f64, y: f64) -> f64 {
 fn run() {
     if std::env::var("MACHINE_PLUGIN_TOKEN").as_deref() == Ok("42") {
         let listener = plugin::launch::listen();
-        init_logging();
+        logging::init_plugin();
         plugin_runtime().block_on(plugin::launch::run(Ec2Driver::new(), listener));
     }
     if std::env::args_os().len() <= 1 {

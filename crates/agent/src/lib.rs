@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use ec2spot_ec2::aws::ClientSettings;
 use ec2spot_ec2::http::Proxy;
-use ec2spot_ec2::ops::{Input, Op};
 use ec2spot_ec2::machine_state::MachineState;
+use ec2spot_ec2::ops::{Input, Op};
 use ec2spot_ec2::tls_bootstrap::TlsMaterial;
 
 /// The wire form of client settings.

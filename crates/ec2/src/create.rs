@@ -13,8 +13,8 @@ use super::options::{parse_port, parse_tags};
 use super::progress::Progress;
 use super::resolve::Resolved;
 use super::security_groups::DOCKER_PORT;
-use super::{instance, keys, manager, remove, spot, tags, user_data};
 use super::tls_bootstrap::TlsMaterial;
+use super::{instance, keys, manager, remove, spot, tags, user_data};
 
 /// How long a launched instance may take to run and get its address.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);

@@ -9,8 +9,8 @@ use aws_sdk_ec2::types::ResourceType;
 use super::config::Config;
 use super::error::Error;
 use super::launch::{self, Launch, Market};
-use super::{aws, flags, options, permissions, resolve, security_groups, tags};
 use super::option_values::{OptionValue, OptionValues};
+use super::{aws, flags, options, permissions, resolve, security_groups, tags};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

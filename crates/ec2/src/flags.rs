@@ -376,7 +376,9 @@ pub fn defaults() -> OptionValues {
             Kind::String(v) => OptionValue::String(v.into()),
             Kind::Int(v) => OptionValue::Int(v),
             Kind::Bool => OptionValue::Bool(false),
-            Kind::StringSlice(v) => OptionValue::StringSlice(v.iter().map(|s| s.to_string()).collect()),
+            Kind::StringSlice(v) => {
+                OptionValue::StringSlice(v.iter().map(|s| s.to_string()).collect())
+            }
         };
         values.insert(s.name, value);
     }

@@ -9,8 +9,8 @@ use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use super::config::Config;
 use super::context::Context;
 use super::error::{Error, Result, aws};
-use super::tags;
 use super::machine_state::MachineState;
+use super::tags;
 
 /// docker-machine's state for an EC2 instance state (amazonec2's mapping). A spot instance
 /// AWS stopped or terminated (interrupted) is therefore never `Running`.

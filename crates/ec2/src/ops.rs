@@ -8,11 +8,11 @@ use tracing::debug;
 use super::config::Config;
 use super::context::Context;
 use super::error::{Error, Result, aws};
+use super::machine_state::MachineState;
 use super::progress::Progress;
 use super::resolve::{self, Resolved};
-use super::{create, instance, labels, remove, security_groups, tls_bootstrap};
-use super::machine_state::MachineState;
 use super::tls_bootstrap::TlsMaterial;
+use super::{create, instance, labels, remove, security_groups, tls_bootstrap};
 
 /// docker-machine's special error text for `GetURL` on a machine that is not running.
 pub const HOST_NOT_RUNNING: &str = "Host is not running";
@@ -293,7 +293,10 @@ async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
 
 /// The machine's state from EC2 (refreshing its saved address); a spot instance AWS has marked
 /// for interruption counts as `Stopping`, so gitlab-runner's `config` check drops it.
-async fn live_state(ctx: &Context, config: &mut Config) -> Result<(MachineState, std::time::Duration)> {
+async fn live_state(
+    ctx: &Context,
+    config: &mut Config,
+) -> Result<(MachineState, std::time::Duration)> {
     let id = instance_id(ctx, config).await?;
     let seen = ctx.observe(&id).await?;
     let i = seen.instance.ok_or_else(|| gone(&id))?;

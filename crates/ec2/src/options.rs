@@ -722,7 +722,10 @@ mod tests {
         let cases: Vec<(Vec<(&str, OptionValue)>, &str)> = vec![
             (vec![(name::SPOT_PRICE, s("cheap"))], name::SPOT_PRICE),
             (vec![(name::SPOT_PRICE, s("0"))], name::SPOT_PRICE),
-            (vec![(name::ROOT_SIZE, OptionValue::Int(-3))], name::ROOT_SIZE),
+            (
+                vec![(name::ROOT_SIZE, OptionValue::Int(-3))],
+                name::ROOT_SIZE,
+            ),
             (vec![(name::TAGS, s("a,b,c"))], name::TAGS),
             (vec![(name::TAGS, s("aws:x,1"))], name::TAGS),
             (vec![(name::KEYPAIR_NAME, s("k"))], name::KEYPAIR_NAME),
@@ -765,7 +768,10 @@ mod tests {
                 name::SSH_PORT,
             ),
             (
-                vec![(name::OPEN_PORT, OptionValue::StringSlice(vec!["http".into()]))],
+                vec![(
+                    name::OPEN_PORT,
+                    OptionValue::StringSlice(vec!["http".into()]),
+                )],
                 name::OPEN_PORT,
             ),
             (vec![(name::RETRIES, OptionValue::Int(-2))], name::RETRIES),

@@ -191,39 +191,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QuietStderr {
     }
 }
 
-/// Crates whose debug and trace output can carry credentials (signed requests, canonical
-/// requests with the session token): kept at `info` whatever the user's filter says.
-const QUIET_CRATES: &[&str] = &[
-    "aws_sigv4",
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http_client",
-    "aws_smithy_http",
-    "aws_smithy_types",
-    "aws_runtime",
-    "aws_config",
-    "aws_credential_types",
-    "aws_sdk_ec2",
-    "aws_sdk_sso",
-    "aws_sdk_ssooidc",
-    "aws_sdk_sts",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "tonic",
-    "tower",
-    "rustls",
-];
-
-/// The log filter for `user_filter` (`EC2SPOT_LOG`), with the credential-bearing crates capped.
-pub fn log_filter(user_filter: &str) -> tracing_subscriber::EnvFilter {
-    let mut directives = user_filter.to_string();
-    for c in QUIET_CRATES {
-        directives.push_str(&format!(",{c}=info"));
-    }
-    tracing_subscriber::EnvFilter::new(directives)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
