@@ -15,11 +15,6 @@
 //! 50 machines, less beyond so a 2-core machine keeps up (200 machines: 7.5×) — and the agent's
 //! state TTL is compressed the same way (15 s → 0.5 s at 30×) so its cache gets no advantage.
 
-#[path = "../tests/support/ec2_proxy.rs"]
-mod ec2_proxy;
-#[path = "../tests/support/moto.rs"]
-mod moto;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +22,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::{
     InstanceMarketOptionsRequest, MarketType, ResourceType, Tag, TagSpecification,
 };
-use ec2spot::plugin::FlagValue;
-use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
+use ec2spot_plugin::FlagValue;
+use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_machine_values};
+use ec2spot_testkit::{ec2_proxy, moto};
 use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 
@@ -257,7 +253,7 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
                 let at = start + Duration::from_secs_f64(minute * 60.0 / c);
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
                 if let Ok(client) =
-                    ec2spot::agent::client::AgentClient::connect_running(&store).await
+                    ec2spot_agent::client::AgentClient::connect_running(&store).await
                     && let Ok(st) = client.status().await
                 {
                     samples.push(Sample {

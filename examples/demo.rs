@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ec2spot::plugin::FlagValue;
-use ec2spot::plugin::client::{PluginProcess, create_skeleton, docker_machine_values};
+use ec2spot_plugin::FlagValue;
+use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_machine_values};
 
 struct Demo {
     plugin: PathBuf,

@@ -17,12 +17,4 @@
 pub mod backend;
 pub mod convert;
 pub mod driver;
-pub mod fuzzing;
 pub mod logging;
-
-pub use ec2spot_agent as agent;
-pub use ec2spot_ec2 as ec2;
-pub use ec2spot_gob as gob;
-pub use ec2spot_plugin as plugin;
-pub use ec2spot_redact as redact;
-pub use ec2spot_rpc as rpc;

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ec2spot::fuzzing::config_json(data);
+    ec2spot_testkit::fuzzing::config_json(data);
 });

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ec2spot::fuzzing::gob_decode(data);
+    ec2spot_testkit::fuzzing::gob_decode(data);
 });

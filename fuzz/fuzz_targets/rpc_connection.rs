@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ec2spot::fuzzing::rpc_connection(data);
+    ec2spot_testkit::fuzzing::rpc_connection(data);
 });

@@ -4,7 +4,6 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
 mod driver;
 pub mod launch;
 pub mod mcnflag;

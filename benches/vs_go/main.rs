@@ -1,0 +1,95 @@
+//! ec2spot against a baseline docker-machine plugin written in Go with only the standard
+//! library (tests/go/baseline: net/rpc + encoding/gob, docker-machine's plugin lifecycle),
+//! both built and run in this one invocation:
+//!
+//! 1. start-up: exec → first reply (`GetVersion` answered through net/rpc; interleaved starts);
+//! 2. RPC round trip: `RPCServerDriver.GetVersion` ×1000 on one connection;
+//! 3. peak RSS (VmHWM) of the plugin process over a create against moto — ec2spot with the
+//!    agent off (the plugin does the EC2 work) and on (the agent does it; its RSS too);
+//! 4. `ls`-style fan-out: N plugins started at once, each answering `GetURL` for an existing
+//!    moto instance; wall time to the last answer and the N processes' total RSS then.
+//!
+//! Run: `MOTO_SERVER=$PWD/.venv/bin/moto_server cargo bench --bench vs_go --profile dev`.
+//! `EC2SPOT_BIN=<path>` measures another ec2spot binary (e.g. a release build) instead of the
+//! one cargo built for this profile. `VS_GO_STARTS` (default 200) sets the starts per binary:
+//! a start takes a few ms, and with fewer the median moves with the machine's noise.
+
+mod create_rss;
+mod fan_out;
+mod go;
+mod procs;
+mod round_trip;
+mod startup;
+mod stats;
+mod table;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use create_rss::CREATE_RUNS;
+use ec2spot_testkit::{ec2_proxy, moto};
+use procs::plugin_env;
+use round_trip::{ROUND_TRIP_ROUNDS, ROUND_TRIPS};
+use table::{describe_binary, describe_go, print_report};
+
+const CARGO_PLUGIN: &str = env!("CARGO_BIN_EXE_docker-machine-driver-ec2spot");
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark: run it with `cargo bench --bench <name>`");
+        return;
+    }
+    let began = Instant::now();
+    let ec2spot = std::env::var_os("EC2SPOT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CARGO_PLUGIN));
+    assert!(ec2spot.exists(), "{} does not exist", ec2spot.display());
+    let starts: usize = std::env::var("VS_GO_STARTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let (go, rtclient) = tokio::task::spawn_blocking(|| (go::baseline(), go::rtclient()))
+        .await
+        .unwrap();
+    eprintln!(
+        "ec2spot: {}\nGo baseline: {}",
+        describe_binary(&ec2spot),
+        describe_go(&go)
+    );
+    let mut rows = Vec::new();
+
+    // 1. Start-up (no endpoint needed: nothing talks to EC2).
+    let idle_store = tempfile::tempdir().unwrap();
+    let env = plugin_env("http://127.0.0.1:9", idle_store.path(), true);
+    eprintln!("[1/4] start-up: {starts} interleaved starts each");
+    rows.extend(startup::measure(&ec2spot, &go, &env, starts).await);
+
+    // 2. Round trips.
+    eprintln!(
+        "[2/4] GetVersion ×{ROUND_TRIPS}, {ROUND_TRIP_ROUNDS} rounds each, Rust and Go clients"
+    );
+    rows.extend(round_trip::measure(&ec2spot, &go, &rtclient, &env).await);
+
+    // 3. Creates against moto (through the recording proxy, to count EC2 calls).
+    eprintln!("[3/4] create against moto, {CREATE_RUNS} runs per variant");
+    let moto = tokio::task::spawn_blocking(moto::Moto::start)
+        .await
+        .unwrap();
+    let proxy = ec2_proxy::Ec2Proxy::start(&moto.url).await;
+    // Warm moto's us-east-1 backend so the first measured create pays no set-up.
+    let ec2 = moto.ec2().await;
+    let _ = ec2.describe_instances().send().await;
+    rows.extend(create_rss::measure(&ec2spot, &go, &proxy).await);
+
+    // 4. Fan-out against moto directly.
+    eprintln!("[4/4] ls-style fan-out");
+    let (fan_out_rows, notes) = fan_out::measure(&ec2spot, &go, &ec2, &moto.url).await;
+    rows.extend(fan_out_rows);
+    drop(proxy);
+    drop(moto);
+
+    print_report(&ec2spot, &go, &rows, &notes);
+    eprintln!("bench took {:.0} s", began.elapsed().as_secs_f64());
+}

@@ -1,0 +1,434 @@
+//! A small HTTP proxy in front of moto: records every EC2 request (its `Action` and form
+//! body) and answers chosen actions with AWS-shaped errors (EC2 XML body, HTTP status, code)
+//! or holds them unanswered — fault injection without touching the SDK.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Builds a canned answer (HTTP status, XML body) from the request it answers.
+pub type Responder = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+
+/// What to do with a matching request.
+#[derive(Clone)]
+pub enum Fault {
+    /// Answer with a body of the test's making (e.g. a fleet that launched nothing).
+    Respond(Responder),
+    /// Answer with an EC2 error.
+    Error {
+        /// The HTTP status.
+        status: u16,
+        /// EC2's error code.
+        code: String,
+        /// EC2's message.
+        message: String,
+    },
+    /// Never answer (the connection stays open until the client gives up).
+    Hold,
+}
+
+#[derive(Clone)]
+struct Rule {
+    action: String,
+    fault: Fault,
+    /// Matching requests to skip before the rule applies.
+    skip: usize,
+    /// How many more times it applies.
+    times: usize,
+}
+
+/// A recorded request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The EC2 action.
+    pub action: String,
+    /// The URL-decoded form parameters.
+    pub params: Vec<(String, String)>,
+    /// Whether a fault answered it.
+    pub faulted: bool,
+    /// The HTTP header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of parameter `key`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    log: Vec<Request>,
+    buckets: Option<Arc<Buckets>>,
+}
+
+/// The proxy; it runs until the test's runtime ends.
+#[derive(Clone)]
+pub struct Ec2Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Ec2Proxy {
+    /// Starts a proxy forwarding to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> Ec2Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve(sock, upstream.clone(), Arc::clone(&st)));
+            }
+        });
+        Ec2Proxy { url, state }
+    }
+
+    /// Answers the next `times` calls of `action` with an EC2 error.
+    pub fn fail(&self, action: &str, status: u16, code: &str, times: usize) {
+        self.fail_after(action, 0, status, code, times);
+    }
+
+    /// Like [`fail`](Self::fail), after letting `skip` calls through.
+    pub fn fail_after(&self, action: &str, skip: usize, status: u16, code: &str, times: usize) {
+        self.add(
+            action,
+            skip,
+            times,
+            Fault::Error {
+                status,
+                code: code.into(),
+                message: format!("injected {code}"),
+            },
+        );
+    }
+
+    /// Holds the `n`-th request from now (1-based), whatever its action, without an answer.
+    pub fn hold_nth(&self, n: usize) {
+        self.add("*", n.saturating_sub(1), 1, Fault::Hold);
+    }
+
+    /// Holds the next `times` calls of `action` (after `skip`) without an answer.
+    pub fn hold_after(&self, action: &str, skip: usize, times: usize) {
+        self.add(action, skip, times, Fault::Hold);
+    }
+
+    /// Answers the next `times` calls of `action` (after `skip`) with what `f` makes of them.
+    pub fn respond_after(
+        &self,
+        action: &str,
+        skip: usize,
+        times: usize,
+        f: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) {
+        self.add(action, skip, times, Fault::Respond(Arc::new(f)));
+    }
+
+    fn add(&self, action: &str, skip: usize, times: usize, fault: Fault) {
+        self.state.lock().unwrap().rules.push(Rule {
+            action: action.into(),
+            fault,
+            skip,
+            times,
+        });
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The actions so far, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.requests().into_iter().map(|r| r.action).collect()
+    }
+
+    /// How many times `action` was called.
+    pub fn count(&self, action: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.action == action)
+            .count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn reset_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect()
+}
+
+async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let mut chunk = vec![0u8; head_end + len - buf.len()];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+    // One request per connection: answers say `Connection: close`, as moto's do.
+    let Some(req) = read_request(&mut sock).await else {
+        return;
+    };
+    let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let form = String::from_utf8_lossy(&req[head_end..]).into_owned();
+    let params = parse_form(&form);
+    let headers: Vec<(String, String)> = String::from_utf8_lossy(&req[..head_end])
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let fault = {
+        let mut st = state.lock().unwrap();
+        let mut chosen = None;
+        if let Some(b) = st.buckets.clone()
+            && !b.take(&form)
+        {
+            chosen = Some(Fault::Error {
+                status: 503,
+                code: "RequestLimitExceeded".into(),
+                message: "Request limit exceeded.".into(),
+            });
+        }
+        if chosen.is_none() {
+            for r in st.rules.iter_mut() {
+                if (r.action == action || r.action == "*") && r.times > 0 {
+                    if r.skip > 0 {
+                        r.skip -= 1;
+                        continue;
+                    }
+                    r.times -= 1;
+                    chosen = Some(r.fault.clone());
+                    break;
+                }
+            }
+        }
+        let req = Request {
+            action: action.clone(),
+            params,
+            faulted: chosen.is_some(),
+            headers,
+        };
+        st.log.push(req.clone());
+        chosen.map(|f| (f, req))
+    };
+    let fault = match fault {
+        Some((Fault::Respond(f), req)) => {
+            let (status, body) = f(&req);
+            let resp = format!(
+                "HTTP/1.1 {status} OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+            return;
+        }
+        other => other.map(|(f, _)| f),
+    };
+    match fault {
+        Some(Fault::Error {
+            status,
+            code,
+            message,
+        }) => {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+            );
+            let reason = match status {
+                400 => "Bad Request",
+                403 => "Forbidden",
+                500 => "Internal Server Error",
+                503 => "Service Unavailable",
+                _ => "Error",
+            };
+            let resp = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+        Some(Fault::Hold) => {
+            // Keep the socket open without answering until the client hangs up.
+            let mut sink = [0u8; 64];
+            while let Ok(n) = sock.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        Some(Fault::Respond(_)) => unreachable!("answered above"),
+        None => {
+            let Ok(mut up) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            if up.write_all(&req).await.is_err() {
+                return;
+            }
+            let mut resp = Vec::new();
+            let _ = up.read_to_end(&mut resp).await;
+            let _ = sock.write_all(&resp).await;
+        }
+    }
+    let _ = sock.shutdown().await;
+}
+
+/// AWS's request token buckets, emulated: an action whose bucket is empty is answered with
+/// `RequestLimitExceeded` (HTTP 503), as EC2 does.
+pub struct Buckets {
+    state: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+    /// Requests refused so far.
+    pub refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Buckets {
+    /// Takes a token for the request with form body `form` from its bucket (EC2 keeps one
+    /// per action, sized by the action's class).
+    fn take(&self, form: &str) -> bool {
+        use ec2spot_ec2::throttle::{AWS_RATES, bucket_of};
+        let bucket = bucket_of(form);
+        let Some((_, rate)) = AWS_RATES.iter().find(|(c, _)| *c == bucket.class) else {
+            return true;
+        };
+        let mut st = self.state.lock().unwrap();
+        let now = std::time::Instant::now();
+        let (tokens, last) = st.entry(bucket.key).or_insert((rate.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(rate.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+impl Ec2Proxy {
+    /// Emulates AWS's token buckets from now on; returns them (to read how many were refused).
+    pub fn emulate_buckets(&self) -> Arc<Buckets> {
+        let b = Arc::new(Buckets {
+            state: Mutex::new(Default::default()),
+            refused: Default::default(),
+        });
+        let buckets = Arc::clone(&b);
+        self.state.lock().unwrap().buckets = Some(buckets);
+        b
+    }
+}
+
+/// A recorded EC2 answer (`tests/fixtures/<path>`, written after the EC2 API reference's
+/// response shape where moto cannot model the answer) for `items`: the text between `<{set}>`
+/// and `</{set}>` is one item, repeated for each entry of `items` with its `{{name}}`
+/// placeholders filled from that entry. Panics on a placeholder left unfilled.
+pub fn recorded(path: &str, set: &str, items: &[Vec<(&str, String)>]) -> String {
+    let file = crate::workspace_root().join("tests/fixtures").join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (open, close) = (format!("<{set}>"), format!("</{set}>"));
+    let start = text.find(&open).expect("the set's opening tag") + open.len();
+    let end = text.rfind(&close).expect("the set's closing tag");
+    let item = &text[start..end];
+    let mut body: String = text[..start].to_string();
+    for vars in items {
+        let mut one = item.to_string();
+        for (k, v) in vars {
+            one = one.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!one.contains("{{"), "{path}: unfilled placeholder in {one}");
+        body.push_str(&one);
+    }
+    body.push_str(&text[end..]);
+    body
+}

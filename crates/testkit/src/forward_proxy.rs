@@ -1,0 +1,147 @@
+//! A small HTTP forward proxy, like a corporate one in front of a bastion: it forwards
+//! absolute-form requests (`POST http://host:port/ HTTP/1.1`) and tunnels `CONNECT host:port`,
+//! resolving host names from its own table — so an endpoint whose name only the proxy knows is
+//! reachable only through it. It counts what it forwarded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The proxy; it runs until the test's runtime ends.
+#[derive(Clone)]
+pub struct ForwardProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    forwarded: Arc<AtomicUsize>,
+}
+
+impl ForwardProxy {
+    /// Starts a proxy that knows `hosts` (name → `127.0.0.1:PORT`-style address).
+    pub async fn start(hosts: &[(&str, &str)]) -> ForwardProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hosts: Arc<HashMap<String, String>> = Arc::new(
+            hosts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&forwarded);
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (hosts, count) = (Arc::clone(&hosts), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let _ = serve(sock, hosts, count).await;
+                });
+            }
+        });
+        ForwardProxy { url, forwarded }
+    }
+
+    /// How many requests (or tunnels) it forwarded.
+    pub fn forwarded(&self) -> usize {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+/// `host:port` resolved through the table (names it does not know are used as they are).
+fn resolve(hosts: &HashMap<String, String>, authority: &str) -> String {
+    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "80"));
+    match hosts.get(host) {
+        Some(addr) if addr.contains(':') => addr.clone(),
+        Some(addr) => format!("{addr}:{port}"),
+        None => format!("{host}:{port}"),
+    }
+}
+
+async fn serve(
+    sock: TcpStream,
+    hosts: Arc<HashMap<String, String>>,
+    count: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    // One request per connection (its answer closes it).
+    let mut client = BufReader::new(sock);
+    let mut line = String::new();
+    if client.read_line(&mut line).await? == 0 {
+        return Ok(());
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target, version) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or("HTTP/1.1").to_string(),
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        client.read_line(&mut h).await?;
+        if h == "\r\n" || h == "\n" || h.is_empty() {
+            break;
+        }
+        headers.push(h);
+    }
+    if method == "CONNECT" {
+        let mut upstream = TcpStream::connect(resolve(&hosts, &target)).await?;
+        count.fetch_add(1, Ordering::SeqCst);
+        client
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await?;
+        let mut client = client.into_inner();
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+        return Ok(());
+    }
+    // Absolute form: http://host:port/path → origin form to host:port.
+    let Some(rest) = target.strip_prefix("http://") else {
+        client
+            .get_mut()
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await?;
+        return Ok(());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let length: usize = headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body).await?;
+    let mut upstream = TcpStream::connect(resolve(&hosts, authority)).await?;
+    count.fetch_add(1, Ordering::SeqCst);
+    let mut request = format!("{method} {path} {version}\r\n");
+    for h in &headers {
+        let name = h.split(':').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("proxy-connection")
+            && !name.eq_ignore_ascii_case("connection")
+        {
+            request.push_str(h);
+        }
+    }
+    request.push_str("connection: close\r\n\r\n");
+    upstream.write_all(request.as_bytes()).await?;
+    upstream.write_all(&body).await?;
+    // The upstream (our EC2 proxy, moto) closes after its answer: relay until then, and
+    // close the client's connection too (the answer says `Connection: close` or is
+    // delimited by its length, either way the client opens a new one).
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer).await?;
+    let sock = client.get_mut();
+    sock.write_all(&answer).await?;
+    sock.shutdown().await?;
+    Ok(())
+}

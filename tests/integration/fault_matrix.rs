@@ -1,0 +1,245 @@
+//! Every EC2 action of create, start, stop and rm × every fault class, injected by the proxy
+//! into that call: the command succeeds or says which step failed with AWS's code, and after
+//! `rm` (retried as gitlab-runner does) nothing of ours is left in moto. Each cell runs with the
+//! agent on (the default: the work, the retries and the state reads happen in the agent) and
+//! with the agent off (the plugin works on its own).
+
+use std::process::Output;
+
+use ec2spot_testkit::bastion::Bastion;
+
+/// The fault classes: (name, HTTP status, code, times) — `hold` = no answer at all.
+const FAULTS: &[(&str, u16, &str, usize)] = &[
+    ("throttling", 503, "RequestLimitExceeded", 20),
+    ("capacity", 400, "InsufficientInstanceCapacity", 1),
+    ("auth", 403, "UnauthorizedOperation", 1),
+    ("server", 500, "InternalError", 20),
+    ("timeout", 0, "Timeout", 20),
+    ("not-yet", 400, "InvalidInstanceID.NotFound", 2),
+];
+
+/// The EC2 actions each command makes (single-pool spot create; on-demand for start/stop).
+const CREATE: &[&str] = &[
+    "DescribeInstanceTypes",
+    "DescribeVpcs",
+    "DescribeSubnets",
+    "DescribeInstanceTypeOfferings",
+    "DescribeImages",
+    "DescribeKeyPairs",
+    "ImportKeyPair",
+    "DescribeSecurityGroups",
+    "CreateSecurityGroup",
+    "AuthorizeSecurityGroupIngress",
+    "RunInstances",
+    "DescribeInstances",
+    "DescribeSpotInstanceRequests",
+];
+const STOP: &[&str] = &["StopInstances", "DescribeInstances"];
+const START: &[&str] = &["StartInstances", "DescribeInstances"];
+const RM: &[&str] = &[
+    "DescribeInstances",
+    "TerminateInstances",
+    "DeleteKeyPair",
+    "DescribeSecurityGroups",
+    "DescribeNetworkInterfaces",
+    "DeleteSecurityGroup",
+];
+
+/// Where the EC2 work runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Agent,
+    Direct,
+}
+
+fn env(b: &Bastion, mode: Mode) -> Vec<(String, String)> {
+    let mut e = match mode {
+        Mode::Agent => b.env(),
+        Mode::Direct => b.env_direct(),
+    };
+    e.push(("EC2SPOT_AWS_TIMEOUT".into(), "1".into()));
+    e
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn inject(b: &Bastion, action: &str, fault: &(&str, u16, &str, usize)) {
+    let (_, status, code, times) = *fault;
+    if status == 0 {
+        b.proxy.hold_after(action, 0, times);
+    } else {
+        b.proxy.fail(action, status, code, times);
+    }
+}
+
+/// The command's result is acceptable: success, or an error naming the action and the code.
+fn judge(o: &Output, action: &str, code: &str) -> Result<(), String> {
+    if o.status.success() {
+        return Ok(());
+    }
+    let t = text(o);
+    if t.contains(code) && (t.contains(action) || t.contains("no spot capacity")) {
+        Ok(())
+    } else {
+        Err(format!("error does not name {action} and {code}: {t}"))
+    }
+}
+
+/// `rm -y`, retried like gitlab-runner (here at once) until it succeeds.
+async fn rm(b: &Bastion, mode: Mode, name: &str) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let o = b.dm_env(&["rm", "-y", name], env(b, mode)).await;
+        if o.status.success() || !b.store().join("machines").join(name).exists() {
+            return Ok(());
+        }
+        last = text(&o);
+    }
+    Err(format!("rm kept failing: {last}"))
+}
+
+async fn cell(
+    b: &Bastion,
+    mode: Mode,
+    command: &str,
+    action: &str,
+    fault: &(&str, u16, &str, usize),
+    n: usize,
+) -> Result<(), String> {
+    let name = format!("fm{n}");
+    let spot = command == "create";
+    let mut create: Vec<&str> = vec!["create", "-d", "ec2spot", "--amazonec2-retries", "2"];
+    if spot {
+        create.push("--amazonec2-request-spot-instance");
+    }
+    create.push(&name);
+    let result = if command == "create" {
+        inject(b, action, fault);
+        let o = b.dm_env(&create, env(b, mode)).await;
+        b.proxy.clear();
+        judge(&o, action, fault.2)
+    } else {
+        let o = b.dm_env(&create, env(b, mode)).await;
+        if !o.status.success() {
+            return Err(format!("setup create failed: {}", text(&o)));
+        }
+        if command == "start" {
+            let o = b.dm_env(&["stop", &name], env(b, mode)).await;
+            if !o.status.success() {
+                return Err(format!("setup stop failed: {}", text(&o)));
+            }
+        }
+        inject(b, action, fault);
+        let o = b
+            .dm_env(
+                &[command, "-y", &name]
+                    .iter()
+                    .filter(|a| command == "rm" || **a != "-y")
+                    .copied()
+                    .collect::<Vec<_>>(),
+                env(b, mode),
+            )
+            .await;
+        b.proxy.clear();
+        judge(&o, action, fault.2)
+    };
+    let cleanup = rm(b, mode, &name).await;
+    let left = b.leftovers().await;
+    result?;
+    cleanup?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("left behind: {left:?}"))
+    }
+}
+
+async fn matrix(mode: Mode, commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
+    let b = Bastion::start().await;
+    let mut tried = 0;
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    for (command, actions) in commands {
+        for action in *actions {
+            let mut row = format!("{command:>6} {action:<32}");
+            for fault in FAULTS {
+                tried += 1;
+                let t = std::time::Instant::now();
+                let outcome = cell(&b, mode, command, action, fault, tried).await;
+                eprintln!(
+                    "{command} {action} {}: {:.1}s",
+                    fault.0,
+                    t.elapsed().as_secs_f64()
+                );
+                match outcome {
+                    Ok(()) => row.push_str(&format!(" {:>10}", "ok")),
+                    Err(e) => {
+                        row.push_str(&format!(" {:>10}", "FAIL"));
+                        failed.push(format!("{command} {action} {}: {e}", fault.0));
+                        b.proxy.clear();
+                        b.purge().await;
+                    }
+                }
+            }
+            rows.push(row);
+        }
+    }
+    let header = format!(
+        "{:>6} {:<32}{}",
+        "",
+        "",
+        FAULTS
+            .iter()
+            .map(|f| format!(" {:>10}", f.0))
+            .collect::<String>()
+    );
+    println!("{header}\n{}", rows.join("\n"));
+    (tried, failed)
+}
+
+fn report(mode: Mode, what: &str, tried: usize, failed: &[String]) {
+    let mode = match mode {
+        Mode::Agent => "agent on",
+        Mode::Direct => "agent off",
+    };
+    println!(
+        "{what}, {mode}: {} of {tried} cells passed",
+        tried - failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_create_agent_on() {
+    let (tried, failed) = matrix(Mode::Agent, &[("create", CREATE)]).await;
+    report(Mode::Agent, "create", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_create_agent_off() {
+    let (tried, failed) = matrix(Mode::Direct, &[("create", CREATE)]).await;
+    report(Mode::Direct, "create", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_stop_start_and_rm_agent_on() {
+    let (tried, failed) =
+        matrix(Mode::Agent, &[("stop", STOP), ("start", START), ("rm", RM)]).await;
+    report(Mode::Agent, "stop/start/rm", tried, &failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_in_stop_start_and_rm_agent_off() {
+    let (tried, failed) = matrix(
+        Mode::Direct,
+        &[("stop", STOP), ("start", START), ("rm", RM)],
+    )
+    .await;
+    report(Mode::Direct, "stop/start/rm", tried, &failed);
+}
