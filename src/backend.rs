@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use ec2spot_agent::client::{AgentClient, AgentError, store_of};
-use ec2spot_ec2::config::Config;
-use ec2spot_ec2::context::Context;
-use ec2spot_ec2::error::Error;
+use ec2spot_ec2::aws::error::Error;
 use ec2spot_ec2::ops::{self, Input, Op, Outcome};
+use ec2spot_ec2::options::config::Config;
 use ec2spot_ec2::progress::{Progress, Sink};
+use ec2spot_ec2::state::context::Context;
 use ec2spot_ec2::{aws, machine_lock};
 use tracing::debug;
 

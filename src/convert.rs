@@ -2,10 +2,10 @@
 //! lifecycle (`ec2spot-ec2`): each crate has its own types and knows nothing of the other's;
 //! these functions turn one into the other.
 
-use ec2spot_ec2::flags::{FLAGS, FlagSpec, Kind};
-use ec2spot_ec2::machine_state::MachineState;
-use ec2spot_ec2::option_values::{OptionValue, OptionValues};
-use ec2spot_ec2::tls_bootstrap::TlsMaterial;
+use ec2spot_ec2::create::tls_bootstrap::TlsMaterial;
+use ec2spot_ec2::options::flags::{FLAGS, FlagSpec, Kind};
+use ec2spot_ec2::options::values::{OptionValue, OptionValues};
+use ec2spot_ec2::state::machine_state::MachineState;
 use ec2spot_plugin::{Flag, FlagValue, FlagValues, State, TlsBootstrap};
 
 /// The create flags as `GetCreateFlags` sends them, from the EC2 lifecycle's flag table.

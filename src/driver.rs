@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ec2spot_ec2::config::Config;
-use ec2spot_ec2::machine_state::MachineState;
+use ec2spot_ec2::create::tls_bootstrap::TlsMaterial;
 use ec2spot_ec2::ops::{self, Input, Op, Outcome};
-use ec2spot_ec2::tls_bootstrap::TlsMaterial;
-use ec2spot_ec2::{flags, labels, options, security_groups, user_data};
+use ec2spot_ec2::options::config::Config;
+use ec2spot_ec2::state::machine_state::MachineState;
+use ec2spot_ec2::{create::user_data, labels, options, options::flags, resources::security_group};
 use ec2spot_plugin::{Driver, DriverError, DriverResult, Flag, FlagValues, State, TlsBootstrap};
 use tracing::debug;
 
@@ -71,7 +71,7 @@ impl Ec2Driver {
     }
 
     /// Runs `op` where the EC2 work happens (see [`run_with`](Self::run_with)).
-    async fn run(&mut self, op: Op) -> Result<Outcome, ec2spot_ec2::error::Error> {
+    async fn run(&mut self, op: Op) -> Result<Outcome, ec2spot_ec2::aws::error::Error> {
         self.run_with(op, &Input::default()).await
     }
 
@@ -81,7 +81,7 @@ impl Ec2Driver {
         &mut self,
         op: Op,
         input: &Input,
-    ) -> Result<Outcome, ec2spot_ec2::error::Error> {
+    ) -> Result<Outcome, ec2spot_ec2::aws::error::Error> {
         self.backend
             .run(
                 op,
@@ -182,7 +182,7 @@ impl Driver for Ec2Driver {
             return Ok(format!(
                 "tcp://{}:{}",
                 self.config.ip_address,
-                security_groups::DOCKER_PORT
+                security_group::DOCKER_PORT
             ));
         }
         let o = self.run(Op::Url).await.map_err(err)?;

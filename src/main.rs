@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 use ec2spot::driver::Ec2Driver;
 use ec2spot::logging;
 use ec2spot_agent::{paths, server};
-use ec2spot_ec2::throttle;
+use ec2spot_ec2::aws::throttle;
 use ec2spot_plugin as plugin;
 
 const ABOUT: &str = "\
@@ -230,7 +230,7 @@ fn run_agent(args: AgentArgs) -> ! {
 }
 
 fn run_doctor(args: DoctorArgs) -> ! {
-    use ec2spot_ec2::doctor;
+    use ec2spot_ec2::tools::doctor;
     let values = match doctor::parse_args(&args.options) {
         Ok(v) => v,
         Err(e) => {
@@ -256,7 +256,7 @@ fn run_doctor(args: DoctorArgs) -> ! {
 }
 
 fn run_gc(args: GcArgs) -> ! {
-    use ec2spot_ec2::{gc, manager, tags};
+    use ec2spot_ec2::{manager, tags, tools::gc};
     let store = args.store.unwrap_or_else(default_store);
     if let Some(id) = &args.manager
         && let Err(e) = manager::check(id)

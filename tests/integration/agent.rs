@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::PLUGIN;
 use ec2spot_agent::client::AgentClient;
 use ec2spot_agent::paths;
-use ec2spot_ec2::state_cache::{CachePolicy, StateCache};
+use ec2spot_ec2::state::cache::{CachePolicy, StateCache};
 use ec2spot_plugin::FlagValue;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::plugin_client::{create_skeleton, docker_machine_values};

@@ -410,7 +410,7 @@ async fn relative_paths_are_the_users_not_the_agents() {
     );
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("boot.sh"), "#!/bin/sh\necho relative\n").unwrap();
-    let key = ec2spot_ec2::keys::generate().unwrap();
+    let key = ec2spot_ec2::resources::key_pair::generate().unwrap();
     std::fs::write(work.path().join("mykey"), &key.private_pem).unwrap();
     std::fs::write(
         work.path().join("mykey.pub"),

@@ -2,7 +2,7 @@
 //! combination — is refused by SetConfigFromFlags with one line naming the option, before any
 //! AWS call.
 
-use ec2spot_ec2::flags::{FLAGS, Kind};
+use ec2spot_ec2::options::flags::{FLAGS, Kind};
 use ec2spot_plugin::FlagValue;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::plugin_client::{create_skeleton, docker_machine_values};
@@ -13,7 +13,7 @@ fn s(v: &str) -> FlagValue {
 
 /// Wrong values beyond type errors: (flag given, value, flag the error must name).
 fn format_cases() -> Vec<(Vec<(&'static str, FlagValue)>, &'static str)> {
-    use ec2spot_ec2::flags::name::*;
+    use ec2spot_ec2::options::flags::name::*;
     vec![
         (vec![(SPOT_PRICE, s("cheap"))], SPOT_PRICE),
         (vec![(SPOT_PRICE, s("0"))], SPOT_PRICE),

@@ -132,7 +132,7 @@ async fn on_demand_machine_stops_starts_restarts_and_kills() {
     let b = Bastion::start().await;
     // The user's own key (imported as the machine's key pair) and an explicit image.
     let dir = tempfile::tempdir().unwrap();
-    let key = ec2spot_ec2::keys::generate().unwrap();
+    let key = ec2spot_ec2::resources::key_pair::generate().unwrap();
     let key_path = dir.path().join("id_ci");
     std::fs::write(&key_path, &key.private_pem).unwrap();
     std::fs::write(dir.path().join("id_ci.pub"), &key.public_line).unwrap();
@@ -590,7 +590,7 @@ async fn user_key_pair_read_only_group_private_only_and_endpoint_flag() {
     let b = Bastion::start().await;
     let ec2 = b.ec2().await;
     let dir = tempfile::tempdir().unwrap();
-    let key = ec2spot_ec2::keys::generate().unwrap();
+    let key = ec2spot_ec2::resources::key_pair::generate().unwrap();
     let key_path = dir.path().join("team_key");
     std::fs::write(&key_path, &key.private_pem).unwrap();
     std::fs::write(dir.path().join("team_key.pub"), &key.public_line).unwrap();

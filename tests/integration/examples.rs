@@ -1,7 +1,7 @@
 //! The examples stay true: every option in examples/gitlab-runner/config.toml is one ec2spot
 //! accepts, with the meaning its comments claim.
 
-use ec2spot_ec2::{Config, doctor, options};
+use ec2spot_ec2::{Config, options, tools::doctor};
 
 #[test]
 fn the_runner_example_options_are_valid_and_mean_what_they_say() {

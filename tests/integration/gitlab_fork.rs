@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use crate::PLUGIN;
 use aws_sdk_ec2::types::Filter;
 use base64::Engine;
-use ec2spot_ec2::{Config, user_data};
+use ec2spot_ec2::{Config, create::user_data};
 use ec2spot_plugin::TlsBootstrap;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::goclient;
@@ -132,7 +132,7 @@ fn written<'a>(read: &'a Value, path: &str) -> &'a Value {
 const FORK_DROPIN: &str = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H tcp://0.0.0.0:2376 -H unix:///var/run/docker.sock --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label provider=ec2spot \nEnvironment=\n";
 
 fn material() -> TlsBootstrap {
-    let key = ec2spot_ec2::keys::generate().unwrap();
+    let key = ec2spot_ec2::resources::key_pair::generate().unwrap();
     let cert = |what: &str| {
         let body = base64::engine::general_purpose::STANDARD.encode(what.repeat(600));
         let lines: Vec<&str> = body

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::process::Output;
 
-use ec2spot_ec2::permissions::{
+use ec2spot_ec2::tools::permissions::{
     self, KMS_PERMISSIONS, OPTIONAL_SID_PREFIX, OWNERSHIP_TAG, PERMISSIONS, REFERENCED,
 };
 use ec2spot_testkit::bastion::Bastion;
@@ -106,7 +106,7 @@ fn the_example_is_the_generated_policy() {
     assert_eq!(
         std::fs::read_to_string(POLICY_PATH).unwrap(),
         permissions::policy_json(),
-        "examples/iam-policy.json differs from ec2spot_ec2::permissions::policy(); \
+        "examples/iam-policy.json differs from ec2spot_ec2::tools::permissions::policy(); \
          EC2SPOT_WRITE_POLICY=1 cargo test --test iam the_example rewrites it"
     );
 }

@@ -134,7 +134,9 @@ async fn newest_build_of_the_pinned_release_per_architecture_from_one_narrow_loo
     actions.dedup();
     for a in &actions {
         assert!(
-            ec2spot_ec2::throttle::ACTIONS.iter().any(|(t, _)| t == a),
+            ec2spot_ec2::aws::throttle::ACTIONS
+                .iter()
+                .any(|(t, _)| t == a),
             "{a} is not in throttle::ACTIONS ({actions:?})"
         );
     }

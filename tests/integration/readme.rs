@@ -15,7 +15,7 @@ fn option_table_matches_the_flags_in_code() {
     let end = "<!-- options:end -->";
     let start = readme.find(begin).expect("README has the options markers") + begin.len();
     let stop = readme[start..].find(end).expect("end marker") + start;
-    let want = ec2spot_ec2::flags::markdown_table();
+    let want = ec2spot_ec2::options::flags::markdown_table();
     assert!(
         readme[start..stop] == want,
         "README option table is stale; replace it with:\n{want}"

@@ -92,9 +92,9 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     use ec2spot_agent::proto::{
         ClientSettings, Credentials, RunEvent, RunRequest, RunResult, TlsBootstrap, run_event,
     };
-    use ec2spot_ec2::config::Config;
-    use ec2spot_ec2::flags::name::{ACCESS_KEY, SECRET_KEY, SESSION_TOKEN};
-    use ec2spot_ec2::option_values::OptionValue;
+    use ec2spot_ec2::options::config::Config;
+    use ec2spot_ec2::options::flags::name::{ACCESS_KEY, SECRET_KEY, SESSION_TOKEN};
+    use ec2spot_ec2::options::values::OptionValue;
     use ec2spot_plugin::FlagValue;
 
     let mut shown: Vec<(&str, String)> = Vec::new();
@@ -145,7 +145,7 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     ]
     .map(String::from)
     .to_vec();
-    let parsed = ec2spot_ec2::doctor::parse_args(&args).unwrap();
+    let parsed = ec2spot_ec2::tools::doctor::parse_args(&args).unwrap();
     show(
         "doctor's FlagValues",
         format!("{parsed:?}"),

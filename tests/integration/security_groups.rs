@@ -259,7 +259,7 @@ async fn a_new_group_lets_ssh_and_docker_in_from_the_vpc_or_the_world_by_address
         ]
     );
     assert!(
-        ec2spot_ec2::security_groups::open_to_world(&g).is_empty(),
+        ec2spot_ec2::resources::security_group::open_to_world(&g).is_empty(),
         "no rule from 0.0.0.0/0: {:?}",
         rules(&g)
     );
@@ -310,7 +310,7 @@ async fn a_new_group_lets_ssh_and_docker_in_from_the_vpc_or_the_world_by_address
     // Ours: tagged at creation, and gone with their machines.
     for n in ["private", "private-open", "public"] {
         let g = group(&ec2, n).await.unwrap();
-        assert!(ec2spot_ec2::security_groups::is_ours(&g), "{n}");
+        assert!(ec2spot_ec2::resources::security_group::is_ours(&g), "{n}");
     }
     for m in ["p1", "p2", "p3"] {
         b.dm_ok(&["rm", "-y", m]).await;

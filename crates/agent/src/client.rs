@@ -15,9 +15,9 @@ use super::proto::{
 };
 use super::{identity, paths};
 use ec2spot_ec2::aws;
-use ec2spot_ec2::config::Config;
-use ec2spot_ec2::error::Error;
+use ec2spot_ec2::aws::error::Error;
 use ec2spot_ec2::ops::{Input, Op, Outcome};
+use ec2spot_ec2::options::config::Config;
 use ec2spot_ec2::progress::Progress;
 
 /// Why an operation through the agent did not produce an answer.

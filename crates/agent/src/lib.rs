@@ -22,10 +22,10 @@ pub mod proto {
 use std::time::Duration;
 
 use ec2spot_ec2::aws::ClientSettings;
-use ec2spot_ec2::http::Proxy;
-use ec2spot_ec2::machine_state::MachineState;
+use ec2spot_ec2::aws::http::Proxy;
+use ec2spot_ec2::create::tls_bootstrap::TlsMaterial;
 use ec2spot_ec2::ops::{Input, Op};
-use ec2spot_ec2::tls_bootstrap::TlsMaterial;
+use ec2spot_ec2::state::machine_state::MachineState;
 
 /// The wire form of client settings.
 pub fn settings_to_proto(s: &ClientSettings) -> proto::ClientSettings {

@@ -27,13 +27,13 @@ use super::proto::{
     Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
     Verdict, run_event,
 };
+use ec2spot_ec2::aws::http::Proxy;
+use ec2spot_ec2::aws::throttle::{Rate, Throttle};
 use ec2spot_ec2::aws::{self, ClientSettings};
-use ec2spot_ec2::config::Config;
-use ec2spot_ec2::context::Context;
-use ec2spot_ec2::http::Proxy;
+use ec2spot_ec2::options::config::Config;
 use ec2spot_ec2::progress::Progress;
-use ec2spot_ec2::state_cache::{CachePolicy, StateCache};
-use ec2spot_ec2::throttle::{Rate, Throttle};
+use ec2spot_ec2::state::cache::{CachePolicy, StateCache};
+use ec2spot_ec2::state::context::Context;
 use ec2spot_ec2::{machine_lock, ops};
 
 /// How an agent runs.

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::config::Config;
-use super::context::Context;
-use super::error::{Error, Result, aws};
-use super::options::tag_problem;
+use crate::aws::error::{Error, Result, aws};
+use crate::options::config::Config;
+use crate::options::validate::tag_problem;
+use crate::state::context::Context;
 
 /// EC2's limit of tags per resource
 /// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).

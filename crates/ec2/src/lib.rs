@@ -1,50 +1,41 @@
-//! The EC2 machine lifecycle (spot and on-demand): flags, persisted config, and the
-//! operations docker-machine asks of a driver. It knows nothing of docker-machine's plugin
-//! protocol (gob, net/rpc) nor of the agent (gRPC): the binary connects them.
+//! The EC2 machine lifecycle (spot and on-demand): the create options, the persisted config,
+//! and the operations docker-machine asks of a driver. It knows nothing of docker-machine's
+//! plugin protocol (gob, net/rpc) nor of the agent (gRPC): the binary connects them, and the
+//! agent runs the same [`ops::run`] for every plugin of a store.
 //!
-//! Where things happen: [`options`] validates the create options; [`resolve`] is the
-//! pre-create check; [`create`] makes a machine ([`keys`], [`security_groups`], then [`spot`]
-//! picks the market and pools: [`launch`] for one pool, [`fleet`] for several, [`capacity`]
-//! classifies failures, the on-demand fallback is in [`spot`]; [`instance`] waits);
-//! [`remove`] takes everything away (and cancels spot requests).
-//!
-//! GitLab's docker-machine fork: [`labels`] (`UpdateLabels`), [`tls_bootstrap`] and
-//! [`user_data`] (the TLS bootstrap delivered by cloud-init).
+//! # Layout
+//! Each folder uses only the ones listed before it (the `architecture` integration test
+//! checks that no module import cycle exists, within a folder or between them):
+//! * [`tags`], [`progress`], [`manager`] — the ownership tags every resource carries, progress
+//!   lines, the bastion's manager id.
+//! * [`options`] — the flag table, the option values, their checks, the persisted [`Config`].
+//! * [`aws`] — the EC2 client, its HTTPS client and rate limits, error classification.
+//! * [`resources`] — one file per EC2 resource kind: instance, launch (`RunInstances`),
+//!   launch template, spot request, key pair, security group, image.
+//! * [`state`] — the machine's state and how it is read (directly, or the agent's cache).
+//! * [`remove`] — taking a machine away; spot requests are cancelled in
+//!   [`remove::cancel_spot_requests`](remove).
+//! * [`create`] — the pre-create check and the create (market choice, fleet, fallback, wait,
+//!   user data and TLS bootstrap).
+//! * [`labels`] — GitLab's fork's `UpdateLabels`.
+//! * [`machine_lock`] — one changing operation per machine at a time.
+//! * [`ops`] — every operation docker-machine can ask for, the entry point of both paths.
+//! * [`tools`] — `doctor`, `gc` and the IAM permissions.
 
 #![warn(missing_docs)]
 
-pub mod ami;
 pub mod aws;
-pub mod capacity;
-pub mod config;
-pub mod context;
 pub mod create;
-pub mod doctor;
-pub mod error;
-pub mod flags;
-pub mod fleet;
-pub mod gc;
-pub mod http;
-pub mod instance;
-pub mod keys;
 pub mod labels;
-pub mod launch;
 pub mod machine_lock;
-pub mod machine_state;
 pub mod manager;
 pub mod ops;
-pub mod option_values;
 pub mod options;
-pub mod permissions;
 pub mod progress;
 pub mod remove;
-pub mod resolve;
-pub mod security_groups;
-pub mod spot;
-pub mod state_cache;
+pub mod resources;
+pub mod state;
 pub mod tags;
-pub mod throttle;
-pub mod tls_bootstrap;
-pub mod user_data;
+pub mod tools;
 
-pub use config::Config;
+pub use options::config::Config;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::config::Config;
+use crate::options::config::Config;
 
 /// Machine locks this process holds now.
 static HELD: AtomicUsize = AtomicUsize::new(0);

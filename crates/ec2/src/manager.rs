@@ -1,5 +1,5 @@
 //! The manager identity: an id kept in the docker-machine store and carried by every
-//! resource as the value of the tag [`MANAGER`](super::tags::MANAGER) (`ec2spot:manager`), so
+//! resource as the value of the tag [`MANAGER`](crate::tags::MANAGER) (`ec2spot:manager`), so
 //! that cleaning up on one bastion never touches another's — and so that the resources of a
 //! bastion whose disk is gone can still be found: the id is in the tag, visible in the EC2
 //! console, and `gc --manager ID` takes it. The id names the host it was made on
@@ -77,7 +77,7 @@ pub fn check(id: &str) -> Result<(), String> {
     if id.contains('*') || id.contains('?') {
         return Err(format!(
             "{id:?}: no wildcards; give the exact value of the tag {}",
-            super::tags::MANAGER
+            crate::tags::MANAGER
         ));
     }
     if !id
@@ -86,7 +86,7 @@ pub fn check(id: &str) -> Result<(), String> {
     {
         return Err(format!(
             "{id:?} is not a manager id (the value of the tag {}, e.g. mgr-bastion-1f2e3d4c5b6a7980)",
-            super::tags::MANAGER
+            crate::tags::MANAGER
         ));
     }
     Ok(())

@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 
 use tracing::debug;
 
-use super::config::Config;
-use super::context::Context;
-use super::error::{Error, Result, aws};
-use super::machine_state::MachineState;
-use super::progress::Progress;
-use super::resolve::{self, Resolved};
-use super::tls_bootstrap::TlsMaterial;
-use super::{create, instance, labels, remove, security_groups, tls_bootstrap};
+use crate::aws::error::{Error, Result, aws};
+use crate::create;
+use crate::create::resolve::{self, Resolved};
+use crate::create::tls_bootstrap::{self, TlsMaterial};
+use crate::create::wait::wait_running;
+use crate::options::config::Config;
+use crate::progress::Progress;
+use crate::resources::{instance, security_group};
+use crate::state::context::Context;
+use crate::state::machine_state::MachineState;
+use crate::{labels, remove};
 
 /// docker-machine's special error text for `GetURL` on a machine that is not running.
 pub const HOST_NOT_RUNNING: &str = "Host is not running";
@@ -163,7 +166,7 @@ pub async fn run(
                 format!(
                     "tcp://{}:{}",
                     config.ip_address,
-                    security_groups::DOCKER_PORT
+                    security_group::DOCKER_PORT
                 )
             };
             Ok(Outcome { state, text, age })
@@ -176,7 +179,7 @@ pub async fn run(
                 .ok_or_else(|| Error::Other(format!("instance {id} has no IP address yet")))?;
             config.ip_address = ip.clone();
             Ok(Outcome {
-                state: instance::machine_state(&i),
+                state: MachineState::of(&i),
                 text: ip,
                 age: seen.age,
             })
@@ -189,7 +192,7 @@ pub async fn run(
             started.map_err(|e| aws("starting the instance (StartInstances)", e))?;
             // A restarted instance may get a new public address.
             config.ip_address.clear();
-            let running = instance::wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
+            let running = wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
             config.ip_address = instance::address(&running, config).unwrap_or_default();
             Ok(Outcome {
                 state: MachineState::Running,
@@ -303,7 +306,7 @@ async fn live_state(
     if let Some(a) = instance::address(&i, config) {
         config.ip_address = a;
     }
-    let state = instance::machine_state(&i);
+    let state = MachineState::of(&i);
     debug!(
         "instance {id} is {:?}: {state:?} (seen {:.1}s ago)",
         i.state().and_then(|s| s.name()),

@@ -2,16 +2,21 @@
 //! imported, the security groups it created — found by the ids in its config and by its
 //! ownership tag (a create killed mid-way saved no ids). Idempotent: what is already gone
 //! counts as removed.
+//!
+//! The steps, in order: [`remove`] terminates the instances, then [`cancel_spot_requests`],
+//! [`delete_launch_templates`], [`delete_key_pairs`], [`delete_security_groups`]; each records
+//! what it did in [`Removed`] and its failures, and the removal fails naming them all.
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, Instance};
+use aws_sdk_ec2::types::Instance;
 
-use super::config::Config;
-use super::context::Context;
-use super::error::{Error, Result, aws};
-use super::security_groups::{self, Deleted};
-use super::{fleet, instance, keys, manager, tags};
+use crate::aws::error::{Error, Result, aws};
+use crate::manager;
+use crate::options::config::Config;
+use crate::resources::security_group::{self, Deleted};
+use crate::resources::{instance, key_pair, launch_template, spot_request};
+use crate::state::context::Context;
 
 /// What a removal did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -163,106 +168,99 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
             }
         }
     }
-    let mut spot_requests = Vec::new();
-    for i in &instances {
+    cancel_spot_requests(ec2, config, &instances, search_tags, &mut done, &mut errors).await;
+    delete_launch_templates(ec2, config, search_tags, &mut done, &mut errors).await;
+    delete_key_pairs(ec2, config, search_tags, &mut done, &mut errors).await;
+    delete_security_groups(
+        ec2,
+        config,
+        &instances,
+        search_tags,
+        group_patience,
+        &mut done,
+        &mut errors,
+    )
+    .await;
+
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        let text = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::Other(format!(
+            "removing machine {}: {text} (done so far: {})",
+            config.machine_name,
+            done.summary()
+        )))
+    }
+}
+
+/// Cancels the spot requests of the machine's instances, and (for a create killed mid-way)
+/// the live ones carrying its tag. One-time requests close when their instance goes;
+/// cancelling them anyway is harmless, and one a killed create left open must not launch
+/// later.
+async fn cancel_spot_requests(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    instances: &[Instance],
+    search_tags: bool,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) {
+    let mut ids = Vec::new();
+    for i in instances {
         if let Some(sir) = i.spot_instance_request_id() {
-            push_unique(&mut spot_requests, sir);
+            push_unique(&mut ids, sir);
         }
     }
-
     // Spot requests of spot instances that do not name theirs (EC2 Fleet's, in moto), found
-    // by instance id; one-time requests close when their instance goes, cancelling is harmless.
+    // by instance id.
     let unnamed: Vec<String> = instances
         .iter()
         .filter(|i| instance::is_spot(i) && i.spot_instance_request_id().is_none())
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
     if !unnamed.is_empty() {
-        let found = ec2
-            .describe_spot_instance_requests()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(unnamed))
-                    .build(),
-            )
-            .filters(super::spot::live_requests())
-            .send()
-            .await;
-        match found {
-            Ok(out) => out
-                .spot_instance_requests()
-                .iter()
-                .filter_map(|r| r.spot_instance_request_id())
-                .for_each(|id| push_unique(&mut spot_requests, id)),
-            Err(e) => errors.push(aws(
-                "finding the instance's spot request (DescribeSpotInstanceRequests)",
-                e,
-            )),
+        match spot_request::of_instances(ec2, unnamed).await {
+            Ok(found) => found.iter().for_each(|id| push_unique(&mut ids, id)),
+            Err(e) => errors.push(e),
         }
     }
     // Open requests carrying the machine's tag (a killed create's).
     if search_tags {
-        let found = ec2
-            .describe_spot_instance_requests()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{}", tags::MACHINE_ID))
-                    .values(&config.machine_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("state")
-                    .values("open")
-                    .values("active")
-                    .build(),
-            )
-            .send()
-            .await;
-        match found {
-            Ok(out) => {
-                for r in out.spot_instance_requests() {
-                    if let Some(id) = r.spot_instance_request_id() {
-                        push_unique(&mut spot_requests, id);
-                    }
-                }
-            }
-            Err(e) => errors.push(aws(
-                "finding the machine's spot requests (DescribeSpotInstanceRequests)",
-                e,
-            )),
+        match spot_request::of_machine(ec2, &config.machine_id).await {
+            Ok(found) => found.iter().for_each(|id| push_unique(&mut ids, id)),
+            Err(e) => errors.push(e),
         }
     }
-    if !spot_requests.is_empty() {
-        match ec2
-            .cancel_spot_instance_requests()
-            .set_spot_instance_request_ids(Some(spot_requests.clone()))
-            .send()
-            .await
-        {
-            Ok(_) => done.spot_requests = spot_requests,
-            Err(e) => {
-                let e = aws(
-                    "cancelling the spot request (CancelSpotInstanceRequests)",
-                    e,
-                );
-                if !e.is_code(&["InvalidSpotInstanceRequestID.NotFound"]) {
-                    errors.push(e);
-                }
-            }
+    if !ids.is_empty() {
+        match spot_request::cancel(ec2, &ids).await {
+            Ok(true) => done.spot_requests = ids,
+            Ok(false) => {}
+            Err(e) => errors.push(e),
         }
     }
+}
 
-    // Launch templates a multi-pool create left (killed, or its delete failed).
+/// Deletes the launch templates a multi-pool create left (killed, or its delete failed).
+async fn delete_launch_templates(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    search_tags: bool,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) {
     let multi_pool = [&config.instance_types, &config.subnet_ids, &config.zones]
         .iter()
         .any(|l| l.len() > 1);
     if (search_tags || multi_pool) && !config.machine_id.is_empty() {
-        match fleet::find_templates_by_machine_id(ec2, &config.machine_id).await {
+        match launch_template::find_by_machine_id(ec2, &config.machine_id).await {
             Ok(found) => {
                 for t in found {
-                    match fleet::delete_template(ec2, &t).await {
+                    match launch_template::delete(ec2, &t).await {
                         Ok(()) => done.launch_templates.push(t),
                         Err(e) => errors.push(e),
                     }
@@ -271,28 +269,46 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
             Err(e) => errors.push(e),
         }
     }
+}
 
-    // Key pairs we imported (never a key pair the user named).
+/// Deletes the key pair the machine imported (never a key pair the user named).
+async fn delete_key_pairs(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    search_tags: bool,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) {
     let mut key_pairs = Vec::new();
     if config.key_pair_imported && !config.existing_key {
         push_unique(&mut key_pairs, &config.key_name);
     }
     if search_tags {
-        match keys::find_by_machine_id(ec2, &config.machine_id).await {
+        match key_pair::find_by_machine_id(ec2, &config.machine_id).await {
             Ok(found) => found.iter().for_each(|k| push_unique(&mut key_pairs, k)),
             Err(e) => errors.push(e),
         }
     }
     for k in key_pairs {
-        match keys::delete(ec2, &k).await {
+        match key_pair::delete(ec2, &k).await {
             Ok(()) => done.key_pairs.push(k),
             Err(e) => errors.push(e),
         }
     }
+}
 
-    // Security groups ec2spot created (this machine, or another of this manager's machines
-    // sharing a group by name) once nothing else uses them — by their tags, never a group the
-    // user made even if a config lists it.
+/// Deletes the security groups ec2spot created (this machine, or another of this manager's
+/// machines sharing a group by name) once nothing else uses them — by their tags, never a
+/// group the user made even if a config lists it.
+async fn delete_security_groups(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    instances: &[Instance],
+    search_tags: bool,
+    group_patience: Duration,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) {
     let mut candidates = Vec::new();
     config
         .created_security_group_ids
@@ -300,14 +316,14 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
         .chain(&config.security_group_ids)
         .for_each(|g| push_unique(&mut candidates, g));
     if search_tags {
-        match security_groups::find_by_machine_id(ec2, &config.machine_id).await {
+        match security_group::find_by_machine_id(ec2, &config.machine_id).await {
             Ok(found) => found.iter().for_each(|g| push_unique(&mut candidates, g)),
             Err(e) => errors.push(e),
         }
     }
     let manager = manager::manager_id(&config.store_path);
     let groups =
-        match security_groups::deletable(ec2, &candidates, &manager, &config.machine_id).await {
+        match security_group::deletable(ec2, &candidates, &manager, &config.machine_id).await {
             Ok(g) => g,
             Err(e) => {
                 errors.push(e);
@@ -328,25 +344,10 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
     for g in groups {
-        match security_groups::delete_if_unused(ec2, &g, &leaving, group_patience).await {
+        match security_group::delete_if_unused(ec2, &g, &leaving, group_patience).await {
             Ok(Deleted::Yes) => done.security_groups.push(g),
             Ok(Deleted::InUse(_)) => done.kept_groups.push(g),
             Err(e) => errors.push(e),
         }
-    }
-
-    if errors.is_empty() {
-        Ok(done)
-    } else {
-        let text = errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(Error::Other(format!(
-            "removing machine {}: {text} (done so far: {})",
-            config.machine_name,
-            done.summary()
-        )))
     }
 }

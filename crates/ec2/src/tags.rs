@@ -1,6 +1,8 @@
 //! Ownership tags: every resource a machine creates carries them from its creation on, so
 //! `Remove` and `gc` can find it even when no id was saved.
 
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
 /// Prefix of our tag keys (users cannot set tags with it).
 pub const PREFIX: &str = "ec2spot:";
 /// The docker-machine machine name.
@@ -47,6 +49,21 @@ pub fn ownership_tags(
     machine_tags(machine_name, machine_id, manager, &[])
         .into_iter()
         .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect()
+}
+
+/// The tag specification giving `resource` the `tags` at creation.
+pub fn tag_spec(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(tag_list(tags)))
+        .build()
+}
+
+/// `tags` as EC2 tags.
+pub fn tag_list(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
 

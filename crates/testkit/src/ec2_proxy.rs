@@ -374,7 +374,7 @@ impl Buckets {
     /// Takes a token for the request with form body `form` from its bucket (EC2 keeps one
     /// per action, sized by the action's class).
     fn take(&self, form: &str) -> bool {
-        use ec2spot_ec2::throttle::{AWS_RATES, bucket_of};
+        use ec2spot_ec2::aws::throttle::{AWS_RATES, bucket_of};
         let bucket = bucket_of(form);
         let Some((_, rate)) = AWS_RATES.iter().find(|(c, _)| *c == bucket.class) else {
             return true;

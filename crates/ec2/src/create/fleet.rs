@@ -1,0 +1,227 @@
+//! Launching over several pools: one EC2 Fleet `instant` request (target capacity 1) over
+//! every instance type × subnet, with the machine's launch template
+//! ([`launch_template`](crate::resources::launch_template)), which the caller deletes as soon
+//! as the fleet call returns.
+
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest,
+    FleetOnDemandAllocationStrategy, FleetType, OnDemandOptionsRequest, ResourceType,
+    SpotAllocationStrategy, SpotInstanceInterruptionBehavior, SpotOptionsRequest,
+    TargetCapacitySpecificationRequest,
+};
+
+use crate::aws::capacity::{PoolFailure, is_capacity};
+use crate::aws::error::{Error, Result, aws};
+use crate::options::config::{Config, Pool};
+use crate::resources::run_instances::{Launch, Market};
+use crate::tags::tag_spec;
+
+/// A fleet launch that produced an instance.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    /// Instance id.
+    pub instance_id: String,
+    /// The pool it landed in.
+    pub pool: Pool,
+    /// The fleet id.
+    pub fleet_id: String,
+}
+
+/// Launches one instance over `pools` on `launch.market` with the template `template_id`.
+/// `Ok(Err(failures))` when every pool failed for capacity reasons; other failures are errors.
+pub async fn launch(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch: &Launch,
+    pools: &[Pool],
+    template_id: &str,
+) -> Result<std::result::Result<Launched, Vec<PoolFailure>>> {
+    create_fleet(ec2, config, launch, pools, template_id).await
+}
+
+/// Whether the user ranked the instance types (`capacity-optimized-prioritized`).
+fn prioritized(config: &Config) -> bool {
+    config.spot_allocation_strategy == "capacity-optimized-prioritized"
+}
+
+/// Each pool's override priority: with `capacity-optimized-prioritized`, the position of its
+/// instance type in `amazonec2-instance-type` (1 for the first; every subnet of a type shares
+/// it), else none. EC2: "The lower the number, the higher the priority"; spot capacity comes
+/// first and priorities are honoured on a best-effort basis, and the on-demand fallback's
+/// `prioritized` strategy follows them strictly
+/// (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-allocation-strategy.html>,
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_FleetLaunchTemplateOverridesRequest.html>).
+fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
+    if !prioritized(config) {
+        return vec![None; pools.len()];
+    }
+    let types = crate::create::resolve::instance_types(config);
+    pools
+        .iter()
+        .map(|p| {
+            let rank = types
+                .iter()
+                .position(|t| *t == p.instance_type)
+                .unwrap_or(types.len());
+            Some((rank + 1) as f64)
+        })
+        .collect()
+}
+
+async fn create_fleet(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch: &Launch,
+    pools: &[Pool],
+    template_id: &str,
+) -> Result<std::result::Result<Launched, Vec<PoolFailure>>> {
+    let spot = launch.market == Market::Spot;
+    let priorities = priorities(config, pools);
+    let overrides: Vec<FleetLaunchTemplateOverridesRequest> = pools
+        .iter()
+        .zip(&priorities)
+        .map(|(p, priority)| {
+            let o = FleetLaunchTemplateOverridesRequest::builder()
+                .instance_type(p.instance_type.as_str().into())
+                .subnet_id(&p.subnet_id)
+                .set_priority(*priority);
+            if spot && !config.spot_price.is_empty() {
+                o.max_price(&config.spot_price).build()
+            } else {
+                o.build()
+            }
+        })
+        .collect();
+    let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
+    let capacity = if spot {
+        capacity
+            .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+            .spot_target_capacity(1)
+    } else {
+        capacity
+            .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
+            .on_demand_target_capacity(1)
+    };
+    let mut req = ec2
+        .create_fleet()
+        .r#type(FleetType::Instant)
+        .client_token(&launch.client_token)
+        .target_capacity_specification(capacity.build())
+        .launch_template_configs(
+            FleetLaunchTemplateConfigRequest::builder()
+                .launch_template_specification(
+                    FleetLaunchTemplateSpecificationRequest::builder()
+                        .launch_template_id(template_id)
+                        .version("$Latest")
+                        .build(),
+                )
+                .set_overrides(Some(overrides))
+                .build(),
+        )
+        .tag_specifications(tag_spec(ResourceType::Fleet, &launch.tags));
+    if spot {
+        req = req.spot_options(
+            SpotOptionsRequest::builder()
+                .allocation_strategy(SpotAllocationStrategy::from(
+                    config.spot_allocation_strategy.as_str(),
+                ))
+                .instance_interruption_behavior(SpotInstanceInterruptionBehavior::Terminate)
+                .build(),
+        );
+    } else {
+        req = req.on_demand_options(
+            OnDemandOptionsRequest::builder()
+                .allocation_strategy(if prioritized(config) {
+                    FleetOnDemandAllocationStrategy::Prioritized
+                } else {
+                    FleetOnDemandAllocationStrategy::LowestPrice
+                })
+                .build(),
+        );
+    }
+    let out = req.send().await.map_err(|e| {
+        aws(
+            &format!(
+                "launching {} over {} pools (CreateFleet)",
+                launch.market.as_str(),
+                pools.len()
+            ),
+            e,
+        )
+    })?;
+    let fleet_id = out.fleet_id().unwrap_or_default().to_string();
+    for inst in out.instances() {
+        if let Some(id) = inst.instance_ids().first() {
+            let o = inst
+                .launch_template_and_overrides()
+                .and_then(|l| l.overrides());
+            let subnet = o.and_then(|o| o.subnet_id()).unwrap_or_default();
+            let itype = inst
+                .instance_type()
+                .map(|t| t.as_str())
+                .or(o.and_then(|o| o.instance_type()).map(|t| t.as_str()))
+                .unwrap_or_default();
+            let pool = pools
+                .iter()
+                .find(|p| p.subnet_id == subnet && p.instance_type == itype)
+                .cloned()
+                .unwrap_or_else(|| Pool {
+                    instance_type: itype.to_string(),
+                    subnet_id: subnet.to_string(),
+                    availability_zone: String::new(),
+                });
+            return Ok(Ok(Launched {
+                instance_id: id.clone(),
+                pool,
+                fleet_id,
+            }));
+        }
+    }
+    let failures: Vec<PoolFailure> = out
+        .errors()
+        .iter()
+        .map(|e| {
+            let o = e
+                .launch_template_and_overrides()
+                .and_then(|l| l.overrides());
+            let subnet = o.and_then(|o| o.subnet_id()).unwrap_or_default();
+            let itype = o
+                .and_then(|o| o.instance_type())
+                .map(|t| t.as_str())
+                .unwrap_or_default();
+            let pool = pools
+                .iter()
+                .find(|p| p.subnet_id == subnet && p.instance_type == itype)
+                .cloned()
+                .unwrap_or_else(|| Pool {
+                    instance_type: itype.to_string(),
+                    subnet_id: subnet.to_string(),
+                    availability_zone: String::new(),
+                });
+            PoolFailure {
+                pool,
+                code: e.error_code().unwrap_or("Unknown").to_string(),
+                message: e.error_message().unwrap_or("").to_string(),
+            }
+        })
+        .collect();
+    if !failures.is_empty() && failures.iter().all(|f| is_capacity(&f.code)) {
+        return Ok(Err(failures));
+    }
+    if failures.is_empty() {
+        return Err(Error::Other(format!(
+            "CreateFleet {fleet_id} launched nothing and reported no error"
+        )));
+    }
+    let first = &failures[0];
+    Err(Error::Aws {
+        step: format!(
+            "launching {} over {} pools (CreateFleet)",
+            launch.market.as_str(),
+            pools.len()
+        ),
+        code: first.code.clone(),
+        message: crate::aws::capacity::describe(&failures),
+    })
+}

@@ -1,0 +1,284 @@
+//! Creating a machine: SSH key, security groups, one launch, wait until it runs with an
+//! address. When any step fails, everything this create made is removed before the error
+//! (which names the step and carries AWS's code) is returned.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::aws::error::{Error, Result};
+use crate::create::resolve::Resolved;
+use crate::create::tls_bootstrap::TlsMaterial;
+use crate::create::wait::wait_running;
+use crate::create::{market, user_data};
+use crate::options::config::Config;
+use crate::options::validate::{parse_port, parse_tags};
+use crate::progress::Progress;
+use crate::resources::run_instances::{Launch, Market};
+use crate::resources::security_group::DOCKER_PORT;
+use crate::resources::{instance, key_pair};
+use crate::state::context::Context;
+use crate::{manager, remove, tags};
+
+/// How long a launched instance may take to run and get its address.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long removal waits for a terminating instance to release a security group.
+pub const GROUP_RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The ports the machine's security groups open: SSH, Docker, swarm (for a swarm master), and
+/// `amazonec2-open-port`.
+pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
+    let mut ports = vec![
+        (config.ssh_port as i32, "tcp".to_string()),
+        (DOCKER_PORT, "tcp".to_string()),
+    ];
+    if config.swarm_master {
+        let port = config
+            .swarm_host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<i32>().ok())
+            .unwrap_or(3376);
+        ports.push((port, "tcp".into()));
+    }
+    for p in &config.open_ports {
+        if let Ok(p) = parse_port(p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// Resolves (and creates, opens) the machine's security groups; records what it created.
+async fn ensure_groups(
+    ec2: &aws_sdk_ec2::Client,
+    config: &mut Config,
+    resolved: &Resolved,
+    tag_list: &[(String, String)],
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let groups = crate::resources::security_group::ensure(
+        ec2,
+        &resolved.vpc_id,
+        config,
+        &ingress_ports(config),
+        tag_list,
+        progress,
+    )
+    .await?;
+    config
+        .created_security_group_ids
+        .extend(groups.created.iter().cloned());
+    config.security_group_ids = groups.ids.clone();
+    Ok(groups.ids)
+}
+
+/// Creates the machine described by `config` (already resolved by the pre-create check);
+/// records what it makes in `config` as it goes.
+/// `tls` is GitLab's fork's TLS material, delivered in the user data.
+/// `resume` says an earlier attempt of this create may have got somewhere (its agent died):
+/// an instance it launched is then adopted instead of launching a second one.
+pub async fn create(
+    ctx: &Context,
+    config: &mut Config,
+    resolved: &Resolved,
+    tls: Option<&TlsMaterial>,
+    progress: &Progress,
+    resume: bool,
+) -> Result<()> {
+    match create_steps(ctx, config, resolved, tls, progress, resume).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            progress.say(&format!("Create failed ({e}); removing what it made"));
+            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT).await {
+                Ok(done) => {
+                    progress.say(&format!("Cleanup: {}", done.summary()));
+                    config.instance_id.clear();
+                    Err(e)
+                }
+                Err(cleanup) => Err(Error::Other(format!(
+                    "{e}; and the cleanup failed too: {cleanup}"
+                ))),
+            }
+        }
+    }
+}
+
+async fn create_steps(
+    ctx: &Context,
+    config: &mut Config,
+    resolved: &Resolved,
+    tls: Option<&TlsMaterial>,
+    progress: &Progress,
+    resume: bool,
+) -> Result<()> {
+    let ec2 = &ctx.client;
+    let manager = manager::manager_id(&config.store_path);
+    let tag_list = tags::machine_tags(
+        &config.machine_name,
+        &config.machine_id,
+        &manager,
+        &parse_tags(&config.tags)?,
+    );
+    let dir = PathBuf::from(&config.store_path)
+        .join("machines")
+        .join(&config.machine_name);
+    // Composed (and checked against EC2's size limit) before anything is made.
+    let user_data = user_data::compose(config, tls)?;
+
+    let user_key = (!config.ssh_private_key_path.is_empty())
+        .then(|| PathBuf::from(&config.ssh_private_key_path));
+    let (key_path, public_line) = key_pair::install(&dir, user_key.as_deref())?;
+    config.ssh_key_path = key_path.to_string_lossy().into_owned();
+    if !config.existing_key {
+        progress.say("Importing the SSH key as key pair");
+        key_pair::import(ec2, &config.machine_name, &public_line, &tag_list).await?;
+        config.key_name = config.machine_name.clone();
+        config.key_pair_imported = true;
+    }
+
+    let groups = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
+    match (config.tls_bootstrap, tls) {
+        (true, Some(_)) => progress.say(
+            "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
+        ),
+        (true, None) => progress.say(
+            "No TLS material from docker-machine (not GitLab's fork with TLS bootstrap): it provisions over SSH as usual",
+        ),
+        _ => {}
+    }
+    let mut launch = Launch {
+        ami: resolved.ami.clone(),
+        instance_type: String::new(),
+        subnet_id: String::new(),
+        group_ids: groups,
+        key_name: config.key_name.clone(),
+        user_data,
+        tags: tag_list.clone(),
+        market: Market::OnDemand,
+        client_token: String::new(),
+    };
+    let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+    // An earlier attempt of this create (in an agent that died) may have launched already:
+    // adopt that instance instead of launching a second one.
+    if resume
+        && let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
+            .await?
+            .into_iter()
+            .next()
+    {
+        return adopt(ctx, config, &i, progress).await;
+    }
+    let placed = match market::launch(
+        ec2,
+        config,
+        &launch,
+        &resolved.pools,
+        &ownership,
+        "",
+        progress,
+    )
+    .await
+    {
+        // The launch's idempotency token was used before with other parameters: an earlier
+        // attempt of this create (in an agent that died) launched already. Adopt what it
+        // launched — never launch a second instance.
+        Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+            return match adoptable(ctx, config).await? {
+                Some(i) => adopt(ctx, config, &i, progress).await,
+                None => Err(e.context(
+                    "an earlier attempt of this create launched with other parameters, and its instance cannot be found",
+                )),
+            };
+        }
+        // The last machine sharing a group deleted it between our lookup and the launch:
+        // make it again and launch once more (with new tokens: the first call made nothing).
+        Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
+            progress.say("A security group vanished meanwhile; resolving the groups again");
+            launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
+            market::launch(
+                ec2,
+                config,
+                &launch,
+                &resolved.pools,
+                &ownership,
+                "-2",
+                progress,
+            )
+            .await?
+        }
+        other => other?,
+    };
+    let id = placed.instance_id.clone();
+    config.instance_id = id.clone();
+    config.market = placed.market.as_str().to_string();
+    config.instance_type = placed.pool.instance_type.clone();
+    config.subnet_id = placed.pool.subnet_id.clone();
+    if !placed.pool.availability_zone.is_empty() {
+        config.zone = placed.pool.availability_zone.clone();
+    }
+    progress.say(&format!(
+        "Instance {id} launched ({} {}); waiting for it to run",
+        placed.market.as_str(),
+        placed.pool
+    ));
+
+    wait(ctx, config, &id, progress).await
+}
+
+/// Waits for the launched instance `id` to run and records its addresses.
+async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress) -> Result<()> {
+    let running = wait_running(ctx, id, config, RUN_TIMEOUT).await?;
+    config.ip_address = instance::address(&running, config).unwrap_or_default();
+    config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
+    progress.say(&format!("Running at {}", config.ip_address));
+    Ok(())
+}
+
+/// The instance an earlier attempt of this create launched, looked for a little while: EC2's
+/// reads are eventually consistent, so a fresh instance may take seconds to show up in
+/// `DescribeInstances` (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
+async fn adoptable(ctx: &Context, config: &Config) -> Result<Option<aws_sdk_ec2::types::Instance>> {
+    for pause in [0, 1, 2, 4, 8] {
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+        if let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes over an instance an earlier attempt of this create launched.
+async fn adopt(
+    ctx: &Context,
+    config: &mut Config,
+    i: &aws_sdk_ec2::types::Instance,
+    progress: &Progress,
+) -> Result<()> {
+    let id = i.instance_id().unwrap_or_default().to_string();
+    config.instance_id = id.clone();
+    config.market = if instance::is_spot(i) {
+        Market::Spot
+    } else {
+        Market::OnDemand
+    }
+    .as_str()
+    .to_string();
+    if let Some(t) = i.instance_type() {
+        config.instance_type = t.as_str().to_string();
+    }
+    if let Some(s) = i.subnet_id() {
+        config.subnet_id = s.to_string();
+    }
+    if let Some(z) = i.placement().and_then(|p| p.availability_zone()) {
+        config.zone = z.to_string();
+    }
+    progress.say(&format!(
+        "Instance {id} was launched by an earlier attempt of this create; waiting for it to run"
+    ));
+    wait(ctx, config, &id, progress).await
+}

@@ -1,0 +1,195 @@
+//! Where a machine lands: spot (or on-demand) over its pools — one `RunInstances` for a single
+//! pool, one EC2 Fleet request for several — with capacity failures classified so nothing
+//! waits, and the on-demand fallback when every spot pool is full.
+
+use crate::aws::capacity::{PoolFailure, describe, is_capacity};
+use crate::aws::error::{Error, Result};
+use crate::create::fleet;
+use crate::options::config::{Config, Pool};
+use crate::progress::Progress;
+use crate::resources::launch_template;
+use crate::resources::run_instances::{self, Launch, Market};
+
+/// Where the machine landed.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// Instance id.
+    pub instance_id: String,
+    /// Market it got.
+    pub market: Market,
+    /// Pool it landed in.
+    pub pool: Pool,
+}
+
+/// Launches one instance for `config` over `pools`: on spot when asked, falling back to
+/// on-demand when every spot pool failed for capacity, price or spot-quota reasons and
+/// `amazonec2-spot-fallback-on-demand` allows it. `token_suffix` distinguishes a relaunch
+/// (the idempotency token of a successful launch must never be reused for a different one).
+pub async fn launch(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    base: &Launch,
+    pools: &[Pool],
+    ownership: &[(String, String)],
+    token_suffix: &str,
+    progress: &Progress,
+) -> Result<Placed> {
+    // Several pools need a launch template; one serves both markets and goes right after.
+    let template = if pools.len() > 1 {
+        Some(launch_template::create(ec2, config, base, ownership).await?)
+    } else {
+        None
+    };
+    let result = launch_markets(
+        ec2,
+        config,
+        base,
+        pools,
+        template.as_deref(),
+        token_suffix,
+        progress,
+    )
+    .await;
+    if let Some(t) = &template
+        && let Err(e) = launch_template::delete(ec2, t).await
+    {
+        // `rm` looks for a multi-pool machine's templates by tag, so this one is not lost.
+        progress.say(&format!(
+            "Could not delete launch template {t} yet ({e}); rm will"
+        ));
+    }
+    result
+}
+
+async fn launch_markets(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    base: &Launch,
+    pools: &[Pool],
+    template: Option<&str>,
+    token_suffix: &str,
+    progress: &Progress,
+) -> Result<Placed> {
+    let first = if config.request_spot_instance {
+        Market::Spot
+    } else {
+        Market::OnDemand
+    };
+    let spot_failures = match try_market(
+        ec2,
+        config,
+        base,
+        pools,
+        template,
+        first,
+        token_suffix,
+        progress,
+    )
+    .await?
+    {
+        Ok(placed) => return Ok(placed),
+        Err(failures) => failures,
+    };
+    if first == Market::Spot && config.spot_fallback_on_demand {
+        progress.say(&format!(
+            "No spot capacity ({}); launching on-demand instead",
+            describe(&spot_failures)
+        ));
+        return match try_market(
+            ec2,
+            config,
+            base,
+            pools,
+            template,
+            Market::OnDemand,
+            token_suffix,
+            progress,
+        )
+        .await?
+        {
+            Ok(placed) => Ok(placed),
+            Err(od) => Err(Error::Capacity {
+                market: "spot or on-demand".into(),
+                actions: action(pools).into(),
+                failures: [spot_failures, od].concat(),
+            }),
+        };
+    }
+    Err(Error::Capacity {
+        market: first.as_str().into(),
+        actions: action(pools).into(),
+        failures: spot_failures,
+    })
+}
+
+/// The EC2 action a launch over `pools` uses.
+fn action(pools: &[Pool]) -> &'static str {
+    if pools.len() == 1 {
+        "RunInstances"
+    } else {
+        "CreateFleet"
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn try_market(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    base: &Launch,
+    pools: &[Pool],
+    template: Option<&str>,
+    market: Market,
+    token_suffix: &str,
+    progress: &Progress,
+) -> Result<std::result::Result<Placed, Vec<PoolFailure>>> {
+    let mut l = base.clone();
+    l.market = market;
+    l.client_token = format!(
+        "{}{token_suffix}",
+        run_instances::client_token(&config.machine_id, market)
+    );
+    if let [pool] = pools {
+        l.instance_type = pool.instance_type.clone();
+        l.subnet_id = pool.subnet_id.clone();
+        progress.say(&format!(
+            "Launching {} {pool} from {}",
+            market.as_str(),
+            l.ami
+        ));
+        return match run_instances::run(ec2, config, &l).await {
+            Ok(id) => Ok(Ok(Placed {
+                instance_id: id,
+                market,
+                pool: pool.clone(),
+            })),
+            Err(Error::Aws { code, message, .. }) if is_capacity(&code) => {
+                Ok(Err(vec![PoolFailure {
+                    pool: pool.clone(),
+                    code,
+                    message,
+                }]))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    progress.say(&format!(
+        "Launching {} over {} pools ({}) from {}",
+        market.as_str(),
+        pools.len(),
+        pools
+            .iter()
+            .map(|p| format!("{}/{}", p.instance_type, p.availability_zone))
+            .collect::<Vec<_>>()
+            .join(", "),
+        l.ami
+    ));
+    let template =
+        template.ok_or_else(|| Error::Other("several pools need a launch template".into()))?;
+    Ok(fleet::launch(ec2, config, &l, pools, template)
+        .await?
+        .map(|f| Placed {
+            instance_id: f.instance_id,
+            market,
+            pool: f.pool,
+        }))
+}

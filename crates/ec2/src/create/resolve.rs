@@ -1,0 +1,498 @@
+//! The pre-create check: resolves everything a launch needs — VPC, subnet and availability
+//! zone, instance type (architecture, spot support, offered in the zone), image and key pair —
+//! so that a wrong option fails in seconds, naming the option, before anything is created.
+
+use aws_sdk_ec2::types::{Filter, LocationType};
+
+use crate::aws::error::{Error, Result, aws};
+use crate::options::config::{Config, Pool};
+use crate::options::error::OptionError;
+use crate::options::flags::name;
+use crate::resources::image;
+use crate::tags;
+
+/// What a create will use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// VPC id.
+    pub vpc_id: String,
+    /// The pools to launch in (instance types × subnets offered there), in preference order.
+    pub pools: Vec<Pool>,
+    /// Image id.
+    pub ami: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+}
+
+fn option(flag: &'static str, message: String) -> Error {
+    Error::Option(OptionError { flag, message })
+}
+
+fn filter(n: &str, v: &str) -> Filter {
+    Filter::builder().name(n).values(v).build()
+}
+
+/// The availability zone `zone` names in `region` (`a` → `us-east-1a`), if any.
+pub fn zone_name(zone: &str, region: &str) -> Option<String> {
+    match zone.len() {
+        0 => None,
+        1 => Some(format!("{region}{zone}")),
+        _ => Some(zone.to_string()),
+    }
+}
+
+/// The instance types of `config` (its list, or the single value of an older config).
+pub fn instance_types(config: &Config) -> Vec<String> {
+    if config.instance_types.is_empty() {
+        crate::options::validate::split_list(&config.instance_type)
+    } else {
+        config.instance_types.clone()
+    }
+}
+
+fn subnet_ids(config: &Config) -> Vec<String> {
+    if config.subnet_ids.is_empty() {
+        crate::options::validate::split_list(&config.subnet_id)
+    } else {
+        config.subnet_ids.clone()
+    }
+}
+
+fn zones(config: &Config) -> Vec<String> {
+    if config.zones.is_empty() {
+        crate::options::validate::split_list(&config.zone)
+    } else {
+        config.zones.clone()
+    }
+}
+
+/// Resolves `config`'s options against EC2.
+pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
+    let types = instance_types(config);
+    let architecture = architecture(ec2, config, &types).await?;
+    let (vpc_id, subnets) = network(ec2, config).await?;
+    let pools = offered_pools(ec2, &types, &subnets).await?;
+    let ami = if config.ami.is_empty() {
+        let release = if config.ubuntu_release.is_empty() {
+            crate::options::flags::PINNED_RELEASE // a config saved before the option existed
+        } else {
+            config.ubuntu_release.as_str()
+        };
+        image::find_default(
+            ec2,
+            &crate::aws::endpoint(config),
+            &config.region,
+            &architecture,
+            release,
+        )
+        .await?
+    } else {
+        check_image(ec2, &config.ami, &architecture, &types[0]).await?;
+        config.ami.clone()
+    };
+    check_key_pair(ec2, config).await?;
+    Ok(Resolved {
+        vpc_id,
+        pools,
+        ami,
+        architecture,
+    })
+}
+
+/// The common architecture of the instance types; fails if a type does not exist, cannot be
+/// spot, or differs in architecture from the first (one image serves them all).
+async fn architecture(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    types: &[String],
+) -> Result<String> {
+    let not_a_type = |t: &str| {
+        option(
+            name::INSTANCE_TYPE,
+            format!("{t} is not an instance type in {}", config.region),
+        )
+    };
+    let out = ec2
+        .describe_instance_types()
+        .set_instance_types(Some(types.iter().map(|t| t.as_str().into()).collect()))
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws("checking the instance types (DescribeInstanceTypes)", e);
+            if e.code() == Some("InvalidInstanceType") {
+                let odd = types
+                    .iter()
+                    .find(|t| e.to_string().contains(t.as_str()))
+                    .unwrap_or(&types[0]);
+                not_a_type(odd)
+            } else {
+                e
+            }
+        })?;
+    let mut first: Option<(String, String)> = None;
+    for t in types {
+        let info = out
+            .instance_types()
+            .iter()
+            .find(|i| i.instance_type().map(|x| x.as_str()) == Some(t.as_str()))
+            .ok_or_else(|| not_a_type(t))?;
+        if config.request_spot_instance
+            && !info.supported_usage_classes().is_empty()
+            && !info
+                .supported_usage_classes()
+                .iter()
+                .any(|u| u.as_str() == "spot")
+        {
+            return Err(option(
+                name::INSTANCE_TYPE,
+                format!("{t} cannot be launched as a spot instance"),
+            ));
+        }
+        let archs = info
+            .processor_info()
+            .map(|p| p.supported_architectures())
+            .unwrap_or_default();
+        let arch = if archs.iter().any(|a| a.as_str() == "arm64") {
+            "arm64"
+        } else if archs.iter().any(|a| a.as_str() == "x86_64") || archs.is_empty() {
+            "x86_64"
+        } else {
+            return Err(option(
+                name::INSTANCE_TYPE,
+                format!("{t} has architecture {archs:?}; only x86_64 and arm64 are supported"),
+            ));
+        };
+        match &first {
+            None => first = Some((t.clone(), arch.to_string())),
+            Some((t0, a0)) if a0 != arch => {
+                return Err(option(
+                    name::INSTANCE_TYPE,
+                    format!(
+                        "{t} is {arch} but {t0} is {a0}: the types of one machine must share an architecture (one image)"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.map(|(_, a)| a).unwrap_or_else(|| "x86_64".into()))
+}
+
+/// The VPC and the (subnet, zone) pairs to launch in.
+async fn network(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+) -> Result<(String, Vec<(String, String)>)> {
+    let wanted: Vec<String> = zones(config)
+        .iter()
+        .filter_map(|z| zone_name(z, &config.region))
+        .collect();
+    let ids = subnet_ids(config);
+    if !ids.is_empty() {
+        let out = ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(ids.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                let e = aws("finding the subnets (DescribeSubnets)", e);
+                if e.is_code(&["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"]) {
+                    let odd = ids
+                        .iter()
+                        .find(|s| e.to_string().contains(s.as_str()))
+                        .unwrap_or(&ids[0]);
+                    option(
+                        name::SUBNET_ID,
+                        format!("{odd} does not exist in {}", config.region),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        let mut vpc: Option<(String, String)> = None;
+        let mut pairs = Vec::new();
+        for id in &ids {
+            let subnet = out
+                .subnets()
+                .iter()
+                .find(|s| s.subnet_id() == Some(id.as_str()))
+                .ok_or_else(|| {
+                    option(
+                        name::SUBNET_ID,
+                        format!("{id} does not exist in {}", config.region),
+                    )
+                })?;
+            let v = subnet.vpc_id().unwrap_or_default().to_string();
+            let az = subnet.availability_zone().unwrap_or_default().to_string();
+            if !config.vpc_id.is_empty() && config.vpc_id != v {
+                return Err(option(
+                    name::SUBNET_ID,
+                    format!(
+                        "{id} is in {v}, not in --{} {}",
+                        name::VPC_ID,
+                        config.vpc_id
+                    ),
+                ));
+            }
+            match &vpc {
+                None => vpc = Some((id.clone(), v.clone())),
+                Some((id0, v0)) if *v0 != v => {
+                    return Err(option(
+                        name::SUBNET_ID,
+                        format!(
+                            "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if !wanted.is_empty() && !wanted.contains(&az) {
+                return Err(option(
+                    name::ZONE,
+                    format!(
+                        "{} contradicts --{} {id}, which is in {az}; drop --{} (the subnets' zones are used)",
+                        wanted.join(","),
+                        name::SUBNET_ID,
+                        name::ZONE
+                    ),
+                ));
+            }
+            pairs.push((id.clone(), az));
+        }
+        let vpc = vpc.map(|(_, v)| v).unwrap_or_default();
+        return Ok((vpc, pairs));
+    }
+    let vpc = if config.vpc_id.is_empty() {
+        let out = ec2
+            .describe_vpcs()
+            .filters(filter("is-default", "true"))
+            .send()
+            .await
+            .map_err(|e| aws("finding the default VPC (DescribeVpcs)", e))?;
+        out.vpcs()
+            .first()
+            .and_then(|v| v.vpc_id())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                option(
+                    name::VPC_ID,
+                    format!(
+                        "{} has no default VPC; give --{} or --{}",
+                        config.region,
+                        name::VPC_ID,
+                        name::SUBNET_ID
+                    ),
+                )
+            })?
+    } else {
+        let out = ec2
+            .describe_vpcs()
+            .vpc_ids(&config.vpc_id)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = aws("finding the VPC (DescribeVpcs)", e);
+                if e.is_code(&["InvalidVpcID.NotFound", "InvalidVpcID.Malformed"]) {
+                    option(
+                        name::VPC_ID,
+                        format!("{} does not exist in {}", config.vpc_id, config.region),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        if out.vpcs().is_empty() {
+            return Err(option(
+                name::VPC_ID,
+                format!("{} does not exist in {}", config.vpc_id, config.region),
+            ));
+        }
+        config.vpc_id.clone()
+    };
+    let azs = if wanted.is_empty() {
+        vec![format!("{}a", config.region)]
+    } else {
+        wanted
+    };
+    let out = ec2
+        .describe_subnets()
+        .filters(filter("vpc-id", &vpc))
+        .filters(
+            Filter::builder()
+                .name("availability-zone")
+                .set_values(Some(azs.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| aws("finding subnets (DescribeSubnets)", e))?;
+    let mut pairs = Vec::new();
+    for az in &azs {
+        let mut subnets: Vec<_> = out
+            .subnets()
+            .iter()
+            .filter(|s| s.availability_zone() == Some(az.as_str()))
+            .collect();
+        subnets.sort_by_key(|s| {
+            (
+                !s.default_for_az().unwrap_or(false),
+                s.subnet_id().unwrap_or_default().to_string(),
+            )
+        });
+        let subnet = subnets.first().and_then(|s| s.subnet_id()).ok_or_else(|| {
+            option(
+                name::ZONE,
+                format!(
+                    "VPC {vpc} has no subnet in {az}; give --{} or another --{}",
+                    name::SUBNET_ID,
+                    name::ZONE
+                ),
+            )
+        })?;
+        pairs.push((subnet.to_string(), az.clone()));
+    }
+    Ok((vpc, pairs))
+}
+
+/// Every (type, subnet) pool whose type is offered in the subnet's zone; an error if none is.
+async fn offered_pools(
+    ec2: &aws_sdk_ec2::Client,
+    types: &[String],
+    subnets: &[(String, String)],
+) -> Result<Vec<Pool>> {
+    let azs: Vec<String> = subnets.iter().map(|(_, az)| az.clone()).collect();
+    let out = ec2
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZone)
+        .filters(
+            Filter::builder()
+                .name("location")
+                .set_values(Some(azs.clone()))
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .set_values(Some(types.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            aws(
+                "checking the instance types are offered (DescribeInstanceTypeOfferings)",
+                e,
+            )
+        })?;
+    let offered = |t: &str, az: &str| {
+        out.instance_type_offerings()
+            .iter()
+            .any(|o| o.instance_type().map(|x| x.as_str()) == Some(t) && o.location() == Some(az))
+    };
+    let mut pools = Vec::new();
+    for t in types {
+        for (subnet, az) in subnets {
+            if offered(t, az) {
+                pools.push(Pool {
+                    instance_type: t.clone(),
+                    subnet_id: subnet.clone(),
+                    availability_zone: az.clone(),
+                });
+            }
+        }
+    }
+    if pools.is_empty() {
+        let where_ = azs.join(", ");
+        return Err(option(
+            name::INSTANCE_TYPE,
+            format!("{} is not offered in {where_}", types.join(", ")),
+        ));
+    }
+    Ok(pools)
+}
+
+async fn check_image(
+    ec2: &aws_sdk_ec2::Client,
+    ami: &str,
+    arch: &str,
+    instance_type: &str,
+) -> Result<()> {
+    let out = ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws("checking the image (DescribeImages)", e);
+            if e.is_code(&[
+                "InvalidAMIID.NotFound",
+                "InvalidAMIID.Malformed",
+                "InvalidAMIID.Unavailable",
+            ]) {
+                option(
+                    name::AMI,
+                    format!("{ami} does not exist or is not visible to this account"),
+                )
+            } else {
+                e
+            }
+        })?;
+    let image = out.images().first().ok_or_else(|| {
+        option(
+            name::AMI,
+            format!("{ami} does not exist or is not visible to this account"),
+        )
+    })?;
+    if let Some(image_arch) = image.architecture()
+        && image_arch.as_str() != arch
+    {
+        return Err(option(
+            name::AMI,
+            format!(
+                "{ami} is a {} image but --{} {instance_type} is {arch}",
+                image_arch.as_str(),
+                name::INSTANCE_TYPE
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()> {
+    let key_name = if config.existing_key {
+        config.key_name.clone()
+    } else {
+        config.machine_name.clone()
+    };
+    let found = ec2.describe_key_pairs().key_names(&key_name).send().await;
+    let pairs = match found {
+        Ok(out) => out.key_pairs().to_vec(),
+        Err(e) => {
+            let e = aws("checking the key pair (DescribeKeyPairs)", e);
+            if e.is_code(&["InvalidKeyPair.NotFound"]) {
+                Vec::new()
+            } else {
+                return Err(e);
+            }
+        }
+    };
+    if config.existing_key {
+        if pairs.is_empty() {
+            return Err(option(
+                name::KEYPAIR_NAME,
+                format!("key pair {key_name} does not exist in {}", config.region),
+            ));
+        }
+    } else if let Some(kp) = pairs.first() {
+        let ours = kp.tags().iter().any(|t| {
+            t.key() == Some(tags::MACHINE_ID) && t.value() == Some(config.machine_id.as_str())
+        });
+        if !ours {
+            return Err(Error::Other(format!(
+                "there is already a key pair named {key_name} in {}; remove it or use another machine name",
+                config.region
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,528 @@
+//! `SetConfigFromFlags`: reads the option values into [`Config`], validating each one before
+//! any AWS call, so a bad option fails in milliseconds with its name in the message.
+
+use std::path::Path;
+
+use super::config::Config;
+use super::error::{OptionError, err};
+use super::flags::{self, Kind, PINNED_RELEASE, name};
+use super::validate::{
+    MAX_USER_DATA, SPOT_ALLOCATION_STRATEGIES, VOLUME_TYPES, absolute, check_id, check_release,
+    parse_port, parse_tags, readable_file, split_list, validate_endpoint, validate_instance_type,
+    validate_price, validate_region, validate_zone,
+};
+use super::values::{OptionTypeError, OptionValues};
+
+fn type_error(flag: &'static str, e: OptionTypeError) -> OptionError {
+    OptionError {
+        flag,
+        message: format!("expected a {} value, got {} {}", e.expected, e.got, e.value),
+    }
+}
+
+/// Typed access to the option map with our defaults filled in.
+struct Reader<'a>(&'a OptionValues);
+
+impl Reader<'_> {
+    fn string(&self, flag: &'static str) -> Result<String, OptionError> {
+        let v = self.0.string(flag).map_err(|e| type_error(flag, e))?;
+        Ok(match v {
+            Some(v) => v.trim().to_string(),
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::String(d)) => d.to_string(),
+                _ => String::new(),
+            },
+        })
+    }
+    fn int(&self, flag: &'static str) -> Result<i64, OptionError> {
+        let v = self.0.int(flag).map_err(|e| type_error(flag, e))?;
+        Ok(match v {
+            Some(v) => v,
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::Int(d)) => d,
+                _ => 0,
+            },
+        })
+    }
+    fn bool(&self, flag: &'static str) -> Result<bool, OptionError> {
+        let v = self.0.bool(flag).map_err(|e| type_error(flag, e))?;
+        Ok(v.unwrap_or(false))
+    }
+    fn list(&self, flag: &'static str) -> Result<Vec<String>, OptionError> {
+        let v = self.0.string_slice(flag).map_err(|e| type_error(flag, e))?;
+        Ok(match v {
+            Some(v) => v
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => match flags::spec(flag).map(|s| s.kind) {
+                Some(Kind::StringSlice(d)) => d.iter().map(|s| s.to_string()).collect(),
+                _ => Vec::new(),
+            },
+        })
+    }
+}
+
+/// Reads and validates every option into `config`. Returns warnings for the user (shown by
+/// docker-machine as `(machine) …` lines).
+pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, OptionError> {
+    use name::*;
+    let r = Reader(values);
+    let mut warnings = Vec::new();
+
+    config.access_key = r.string(ACCESS_KEY)?;
+    config.secret_key = r.string(SECRET_KEY)?;
+    config.session_token = r.string(SESSION_TOKEN)?;
+    if config.access_key.is_empty() != config.secret_key.is_empty() {
+        let (flag, other) = if config.access_key.is_empty() {
+            (ACCESS_KEY, SECRET_KEY)
+        } else {
+            (SECRET_KEY, ACCESS_KEY)
+        };
+        return err(
+            flag,
+            format!(
+                "is empty while --{other} is set; give both or neither (neither = the standard AWS credential chain)"
+            ),
+        );
+    }
+    if !config.session_token.is_empty() && config.access_key.is_empty() {
+        return err(
+            SESSION_TOKEN,
+            "needs --amazonec2-access-key and --amazonec2-secret-key",
+        );
+    }
+
+    config.endpoint = r.string(ENDPOINT)?;
+    config.disable_ssl = r.bool(INSECURE_TRANSPORT)?;
+    if !config.endpoint.is_empty() {
+        validate_endpoint(&config.endpoint)?;
+    }
+    if config.disable_ssl && config.endpoint.is_empty() {
+        return err(
+            INSECURE_TRANSPORT,
+            "is only allowed together with --amazonec2-endpoint",
+        );
+    }
+
+    config.region = r.string(REGION)?;
+    validate_region(&config.region, !config.endpoint.is_empty())?;
+
+    config.ami = r.string(AMI)?;
+    check_id(AMI, &config.ami, "ami-")?;
+    config.ubuntu_release = r.string(UBUNTU_RELEASE)?;
+    if config.ubuntu_release.is_empty() {
+        config.ubuntu_release = PINNED_RELEASE.into();
+    }
+    check_release(&config.ubuntu_release)?;
+    config.vpc_id = r.string(VPC_ID)?;
+    check_id(VPC_ID, &config.vpc_id, "vpc-")?;
+    config.subnet_ids = split_list(&r.string(SUBNET_ID)?);
+    for s in &config.subnet_ids {
+        check_id(SUBNET_ID, s, "subnet-")?;
+    }
+    config.subnet_id = config.subnet_ids.join(",");
+    config.zones = split_list(&r.string(ZONE)?);
+    for z in &config.zones {
+        validate_zone(z, &config.region)?;
+    }
+    config.zone = config.zones.join(",");
+
+    config.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
+    config.security_group_names = r.list(SECURITY_GROUP)?;
+    for g in &config.security_group_names {
+        if g.len() > 255 || !g.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return err(
+                SECURITY_GROUP,
+                format!("{g:?} is not a valid security group name (up to 255 ASCII characters)"),
+            );
+        }
+    }
+    config.open_ports = r.list(OPEN_PORT)?;
+    for p in &config.open_ports {
+        parse_port(p).map_err(|m| OptionError {
+            flag: OPEN_PORT,
+            message: m,
+        })?;
+    }
+
+    config.tags = r.string(TAGS)?;
+    parse_tags(&config.tags)?;
+
+    config.instance_types = split_list(&r.string(INSTANCE_TYPE)?);
+    if config.instance_types.is_empty() {
+        return err(
+            INSTANCE_TYPE,
+            "is empty; give an instance type such as t3.micro, or several separated by commas",
+        );
+    }
+    for t in &config.instance_types {
+        validate_instance_type(t)?;
+    }
+    config.instance_type = config.instance_types.join(",");
+
+    config.device_name = r.string(DEVICE_NAME)?;
+    if !config.device_name.starts_with("/dev/") && !config.device_name.starts_with("xvd") {
+        return err(
+            DEVICE_NAME,
+            format!(
+                "{:?} is not a device name such as /dev/sda1 or /dev/xvda",
+                config.device_name
+            ),
+        );
+    }
+    config.root_size = r.int(ROOT_SIZE)?;
+    if !(1..=16384).contains(&config.root_size) {
+        return err(
+            ROOT_SIZE,
+            format!("must be between 1 and 16384 (GB), got {}", config.root_size),
+        );
+    }
+    config.volume_type = r.string(VOLUME_TYPE)?;
+    if !VOLUME_TYPES.contains(&config.volume_type.as_str()) {
+        return err(
+            VOLUME_TYPE,
+            format!(
+                "{:?} is not an EBS volume type; use one of {}",
+                config.volume_type,
+                VOLUME_TYPES.join(", ")
+            ),
+        );
+    }
+    config.volume_encrypted = r.bool(VOLUME_ENCRYPTED)?;
+    config.volume_kms_key = r.string(VOLUME_KMS_KEY)?;
+    if !config.volume_kms_key.is_empty() {
+        config.volume_encrypted = true;
+    }
+    config.iam_instance_profile = r.string(IAM_INSTANCE_PROFILE)?;
+
+    config.ssh_port = r.int(SSH_PORT)?;
+    if !(1..=65535).contains(&config.ssh_port) {
+        return err(
+            SSH_PORT,
+            format!(
+                "must be a port between 1 and 65535, got {}",
+                config.ssh_port
+            ),
+        );
+    }
+    config.ssh_user = r.string(SSH_USER)?;
+    if config.ssh_user.is_empty() {
+        config.ssh_user = "ubuntu".into();
+    }
+    if config.ssh_user.contains(char::is_whitespace) {
+        return err(
+            SSH_USER,
+            format!("{:?} is not a user name", config.ssh_user),
+        );
+    }
+
+    config.request_spot_instance = r.bool(REQUEST_SPOT_INSTANCE)?;
+    config.spot_price = r.string(SPOT_PRICE)?;
+    if !config.spot_price.is_empty() {
+        validate_price(&config.spot_price)?;
+        if !config.request_spot_instance {
+            warnings.push(format!(
+                "--{SPOT_PRICE}={} has no effect without --{REQUEST_SPOT_INSTANCE}: launching on-demand",
+                config.spot_price
+            ));
+        }
+    }
+    config.spot_fallback_on_demand = r.bool(SPOT_FALLBACK_ON_DEMAND)?;
+    config.spot_allocation_strategy = r.string(SPOT_ALLOCATION_STRATEGY)?;
+    if !SPOT_ALLOCATION_STRATEGIES.contains(&config.spot_allocation_strategy.as_str()) {
+        return err(
+            SPOT_ALLOCATION_STRATEGY,
+            format!(
+                "{:?} is not a spot allocation strategy; use one of {}",
+                config.spot_allocation_strategy,
+                SPOT_ALLOCATION_STRATEGIES.join(", ")
+            ),
+        );
+    }
+    config.block_duration_minutes = r.int(BLOCK_DURATION_MINUTES)?;
+    if config.block_duration_minutes != 0 {
+        return err(
+            BLOCK_DURATION_MINUTES,
+            format!(
+                "AWS retired spot blocks (defined-duration spot instances), so {} cannot be honoured; remove the option (0 = none)",
+                config.block_duration_minutes
+            ),
+        );
+    }
+
+    config.private_ip_only = r.bool(PRIVATE_ADDRESS_ONLY)?;
+    config.use_private_ip = r.bool(USE_PRIVATE_ADDRESS)?;
+    config.monitoring = r.bool(MONITORING)?;
+    config.use_ebs_optimized_instance = r.bool(USE_EBS_OPTIMIZED_INSTANCE)?;
+
+    config.ssh_private_key_path = absolute(SSH_KEYPATH, r.string(SSH_KEYPATH)?)?;
+    let keypair = r.string(KEYPAIR_NAME)?;
+    if !keypair.is_empty() && config.ssh_private_key_path.is_empty() {
+        return err(
+            KEYPAIR_NAME,
+            "requires --amazonec2-ssh-keypath (the private key of that key pair)",
+        );
+    }
+    if !config.ssh_private_key_path.is_empty() {
+        let key = Path::new(&config.ssh_private_key_path);
+        readable_file(SSH_KEYPATH, key)?;
+        if keypair.is_empty() {
+            let public = format!("{}.pub", config.ssh_private_key_path);
+            readable_file(SSH_KEYPATH, Path::new(&public)).map_err(|e| OptionError {
+                flag: SSH_KEYPATH,
+                message: format!(
+                    "{} (the public key is imported as the machine's key pair)",
+                    e.message
+                ),
+            })?;
+        }
+    }
+    config.existing_key = !keypair.is_empty();
+    config.key_name = keypair;
+
+    config.retry_count = r.int(RETRIES)?;
+    if !(-1..=100).contains(&config.retry_count) {
+        return err(
+            RETRIES,
+            format!(
+                "must be between -1 (no retries) and 100, got {}",
+                config.retry_count
+            ),
+        );
+    }
+
+    config.user_data_file = absolute(USERDATA, r.string(USERDATA)?)?;
+    if !config.user_data_file.is_empty() {
+        let size = readable_file(USERDATA, Path::new(&config.user_data_file))?;
+        if size > MAX_USER_DATA {
+            return err(
+                USERDATA,
+                format!(
+                    "{} is {size} bytes; AWS accepts at most {MAX_USER_DATA}",
+                    config.user_data_file
+                ),
+            );
+        }
+    }
+
+    config.metadata_token = r.string(METADATA_TOKEN)?.to_ascii_lowercase();
+    if config.metadata_token.is_empty() {
+        config.metadata_token = "required".into();
+    }
+    if config.metadata_token != "required" && config.metadata_token != "optional" {
+        return err(
+            METADATA_TOKEN,
+            format!(
+                "{:?} is neither \"required\" (IMDSv2 only) nor \"optional\"",
+                config.metadata_token
+            ),
+        );
+    }
+    config.metadata_token_response_hop_limit = r.int(METADATA_TOKEN_HOP_LIMIT)?;
+    if !(1..=64).contains(&config.metadata_token_response_hop_limit) {
+        return err(
+            METADATA_TOKEN_HOP_LIMIT,
+            format!(
+                "must be between 1 and 64, got {}",
+                config.metadata_token_response_hop_limit
+            ),
+        );
+    }
+
+    config.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
+
+    // docker-machine's own swarm options, which amazonec2 also keeps. Every other key
+    // docker-machine sends and we do not know (its shared create flags, such as the fork's
+    // `tls-bootstrap-lock`, and whatever comes next) is ignored, as Go drivers do.
+    config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
+    config.swarm_host = values
+        .string("swarm-host")
+        .unwrap_or(None)
+        .unwrap_or_default();
+    config.swarm_discovery = values
+        .string("swarm-discovery")
+        .unwrap_or(None)
+        .unwrap_or_default();
+
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::validate::endpoint_url;
+    use crate::options::values::OptionValue;
+
+    fn values(pairs: &[(&str, OptionValue)]) -> OptionValues {
+        let mut v = OptionValues::default();
+        for (k, val) in pairs {
+            v.insert(*k, val.clone());
+        }
+        v
+    }
+
+    fn s(x: &str) -> OptionValue {
+        OptionValue::String(x.into())
+    }
+
+    #[test]
+    fn defaults_are_ours() {
+        let mut c = Config::default();
+        apply(&mut c, &OptionValues::default()).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.instance_type, "t3.micro");
+        assert_eq!(c.volume_type, "gp3");
+        assert_eq!(c.spot_price, "");
+        assert_eq!(c.metadata_token, "required");
+        assert_eq!(c.metadata_token_response_hop_limit, 2);
+        assert_eq!(c.security_group_names, vec!["docker-machine"]);
+        assert_eq!(c.ssh_port, 22);
+        assert_eq!(c.root_size, 16);
+        assert_eq!(c.retry_count, 5);
+        assert_eq!(c.instance_types, vec!["t3.micro"]);
+        assert_eq!(c.spot_allocation_strategy, "price-capacity-optimized");
+        assert!(!c.spot_fallback_on_demand);
+    }
+
+    #[test]
+    fn lists_split_on_commas() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            &values(&[
+                (name::INSTANCE_TYPE, s("m7i.large, m6i.large,m7i.large")),
+                (name::SUBNET_ID, s("subnet-0a,subnet-0b")),
+                (name::ZONE, s("a,b")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.instance_types, vec!["m7i.large", "m6i.large"]);
+        assert_eq!(c.instance_type, "m7i.large,m6i.large");
+        assert_eq!(c.subnet_ids, vec!["subnet-0a", "subnet-0b"]);
+        assert_eq!(c.zones, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_flag() {
+        let cases: Vec<(Vec<(&str, OptionValue)>, &str)> = vec![
+            (vec![(name::SPOT_PRICE, s("cheap"))], name::SPOT_PRICE),
+            (vec![(name::SPOT_PRICE, s("0"))], name::SPOT_PRICE),
+            (
+                vec![(name::ROOT_SIZE, OptionValue::Int(-3))],
+                name::ROOT_SIZE,
+            ),
+            (vec![(name::TAGS, s("a,b,c"))], name::TAGS),
+            (vec![(name::TAGS, s("aws:x,1"))], name::TAGS),
+            (vec![(name::KEYPAIR_NAME, s("k"))], name::KEYPAIR_NAME),
+            (
+                vec![(name::INSECURE_TRANSPORT, OptionValue::Bool(true))],
+                name::INSECURE_TRANSPORT,
+            ),
+            (
+                vec![(name::METADATA_TOKEN, s("sometimes"))],
+                name::METADATA_TOKEN,
+            ),
+            (vec![(name::USERDATA, s("/nonexistent/ud"))], name::USERDATA),
+            (
+                vec![(name::BLOCK_DURATION_MINUTES, OptionValue::Int(60))],
+                name::BLOCK_DURATION_MINUTES,
+            ),
+            (vec![(name::REGION, s("Mars"))], name::REGION),
+            (vec![(name::AMI, s("ubuntu"))], name::AMI),
+            (vec![(name::SUBNET_ID, s("sub-1"))], name::SUBNET_ID),
+            (vec![(name::VPC_ID, s("vpc-zz"))], name::VPC_ID),
+            (vec![(name::ZONE, s("eu-west-1a"))], name::ZONE),
+            (vec![(name::INSTANCE_TYPE, s("large"))], name::INSTANCE_TYPE),
+            (
+                vec![(name::INSTANCE_TYPE, s("m5.large,big"))],
+                name::INSTANCE_TYPE,
+            ),
+            (vec![(name::INSTANCE_TYPE, s(" , "))], name::INSTANCE_TYPE),
+            (
+                vec![(name::SUBNET_ID, s("subnet-0a1b,subnet-x"))],
+                name::SUBNET_ID,
+            ),
+            (vec![(name::ZONE, s("a,mars"))], name::ZONE),
+            (
+                vec![(name::SPOT_ALLOCATION_STRATEGY, s("cheapest"))],
+                name::SPOT_ALLOCATION_STRATEGY,
+            ),
+            (vec![(name::VOLUME_TYPE, s("ssd"))], name::VOLUME_TYPE),
+            (
+                vec![(name::SSH_PORT, OptionValue::Int(70000))],
+                name::SSH_PORT,
+            ),
+            (
+                vec![(
+                    name::OPEN_PORT,
+                    OptionValue::StringSlice(vec!["http".into()]),
+                )],
+                name::OPEN_PORT,
+            ),
+            (vec![(name::RETRIES, OptionValue::Int(-2))], name::RETRIES),
+            (
+                vec![(name::METADATA_TOKEN_HOP_LIMIT, OptionValue::Int(0))],
+                name::METADATA_TOKEN_HOP_LIMIT,
+            ),
+            (vec![(name::ENDPOINT, s("ftp://x"))], name::ENDPOINT),
+            (vec![(name::ACCESS_KEY, s("AK"))], name::SECRET_KEY),
+            (vec![(name::ROOT_SIZE, s("big"))], name::ROOT_SIZE),
+            (
+                vec![(name::SSH_KEYPATH, s("/nonexistent/key"))],
+                name::SSH_KEYPATH,
+            ),
+        ];
+        for (pairs, flag) in cases {
+            let mut c = Config::default();
+            let e = apply(&mut c, &values(&pairs)).expect_err(&format!("{pairs:?} accepted"));
+            assert_eq!(e.flag, flag, "{e}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("--{flag}: ")), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_like_go_drivers_do() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            &values(&[
+                ("tls-bootstrap-lock", OptionValue::Bool(true)),
+                ("some-future-flag", s("x")),
+                (name::TLS_BOOTSTRAP, OptionValue::Bool(true)),
+            ]),
+        )
+        .unwrap();
+        assert!(c.tls_bootstrap);
+    }
+
+    #[test]
+    fn good_values_pass() {
+        let mut c = Config::default();
+        let w = apply(
+            &mut c,
+            &values(&[
+                (name::SPOT_PRICE, s("0.05")),
+                (name::TAGS, s("team,ci,env,prod")),
+                (name::ZONE, s("us-east-1b")),
+                (
+                    name::OPEN_PORT,
+                    OptionValue::StringSlice(vec!["8080".into(), "53/udp".into()]),
+                ),
+                (name::ENDPOINT, s("http://127.0.0.1:5000")),
+                (name::VOLUME_KMS_KEY, s("alias/ci")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(w.len(), 1, "spot price without spot flag warns: {w:?}");
+        assert!(c.volume_encrypted, "a KMS key implies encryption");
+        assert_eq!(parse_tags(&c.tags).unwrap().len(), 2);
+        assert_eq!(
+            endpoint_url("ec2.example.com", true),
+            "http://ec2.example.com"
+        );
+    }
+}

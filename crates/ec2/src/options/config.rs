@@ -1,0 +1,441 @@
+//! The driver's persisted configuration: the `Driver` object of docker-machine's
+//! `config.json`, exchanged with `SetConfigRaw` / `GetConfigRaw`.
+//!
+//! Key names are docker-machine's: the `BaseDriver` keys at top level and the amazonec2
+//! driver's field names for the rest, so `docker-machine inspect -f '{{.Driver.InstanceId}}'`
+//! keeps working. Our additions have names of their own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The driver's state that survives between docker-machine commands. Its `Debug` output
+/// hides the credentials ([`SECRET_FIELDS`]).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct Config {
+    // --- docker-machine's BaseDriver ---
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "MachineName")]
+    pub machine_name: String,
+    #[serde(rename = "SSHUser")]
+    pub ssh_user: String,
+    #[serde(rename = "SSHPort")]
+    pub ssh_port: i64,
+    #[serde(rename = "SSHKeyPath")]
+    pub ssh_key_path: String,
+    #[serde(rename = "StorePath")]
+    pub store_path: String,
+    #[serde(rename = "SwarmMaster")]
+    pub swarm_master: bool,
+    #[serde(rename = "SwarmHost")]
+    pub swarm_host: String,
+    #[serde(rename = "SwarmDiscovery")]
+    pub swarm_discovery: String,
+
+    // --- amazonec2's fields ---
+    /// Stored only when the user gave it (flag or docker-machine's env mapping).
+    #[serde(rename = "AccessKey", skip_serializing_if = "String::is_empty")]
+    pub access_key: String,
+    /// Stored only when the user gave it.
+    #[serde(rename = "SecretKey", skip_serializing_if = "String::is_empty")]
+    pub secret_key: String,
+    /// Stored only when the user gave it.
+    #[serde(rename = "SessionToken", skip_serializing_if = "String::is_empty")]
+    pub session_token: String,
+    #[serde(rename = "Region")]
+    pub region: String,
+    #[serde(rename = "AMI")]
+    pub ami: String,
+    /// The key pair was the user's (`amazonec2-keypair-name`): never deleted.
+    #[serde(rename = "ExistingKey")]
+    pub existing_key: bool,
+    #[serde(rename = "KeyName")]
+    pub key_name: String,
+    #[serde(rename = "InstanceId")]
+    pub instance_id: String,
+    #[serde(rename = "InstanceType")]
+    pub instance_type: String,
+    #[serde(rename = "PrivateIPAddress")]
+    pub private_ip_address: String,
+    /// amazonec2's legacy single group id (read for old stores, merged into the list).
+    #[serde(rename = "SecurityGroupId", skip_serializing_if = "String::is_empty")]
+    pub security_group_id: String,
+    #[serde(rename = "SecurityGroupIds")]
+    pub security_group_ids: Vec<String>,
+    /// amazonec2's legacy single group name (read for old stores, merged into the list).
+    #[serde(rename = "SecurityGroupName", skip_serializing_if = "String::is_empty")]
+    pub security_group_name: String,
+    #[serde(rename = "SecurityGroupNames")]
+    pub security_group_names: Vec<String>,
+    #[serde(rename = "SecurityGroupReadOnly")]
+    pub security_group_read_only: bool,
+    #[serde(rename = "OpenPorts")]
+    pub open_ports: Vec<String>,
+    #[serde(rename = "Tags")]
+    pub tags: String,
+    #[serde(rename = "DeviceName")]
+    pub device_name: String,
+    #[serde(rename = "RootSize")]
+    pub root_size: i64,
+    #[serde(rename = "VolumeType")]
+    pub volume_type: String,
+    #[serde(rename = "IamInstanceProfile")]
+    pub iam_instance_profile: String,
+    #[serde(rename = "VpcId")]
+    pub vpc_id: String,
+    #[serde(rename = "SubnetId")]
+    pub subnet_id: String,
+    /// The zone as given, then the resolved availability zone name after the pre-create check.
+    #[serde(rename = "Zone")]
+    pub zone: String,
+    #[serde(rename = "RequestSpotInstance")]
+    pub request_spot_instance: bool,
+    #[serde(rename = "SpotPrice")]
+    pub spot_price: String,
+    #[serde(rename = "BlockDurationMinutes")]
+    pub block_duration_minutes: i64,
+    #[serde(rename = "PrivateIPOnly")]
+    pub private_ip_only: bool,
+    #[serde(rename = "UsePrivateIP")]
+    pub use_private_ip: bool,
+    #[serde(rename = "UseEbsOptimizedInstance")]
+    pub use_ebs_optimized_instance: bool,
+    #[serde(rename = "Monitoring")]
+    pub monitoring: bool,
+    #[serde(rename = "SSHPrivateKeyPath")]
+    pub ssh_private_key_path: String,
+    #[serde(rename = "RetryCount")]
+    pub retry_count: i64,
+    #[serde(rename = "Endpoint")]
+    pub endpoint: String,
+    #[serde(rename = "DisableSSL")]
+    pub disable_ssl: bool,
+    #[serde(rename = "UserDataFile")]
+    pub user_data_file: String,
+
+    // --- GitLab fork's fields ---
+    #[serde(rename = "MetadataToken")]
+    pub metadata_token: String,
+    #[serde(rename = "MetadataTokenResponseHopLimit")]
+    pub metadata_token_response_hop_limit: i64,
+    #[serde(rename = "VolumeEncrypted")]
+    pub volume_encrypted: bool,
+    #[serde(rename = "VolumeKmsKey")]
+    pub volume_kms_key: String,
+
+    // --- ec2spot's own fields ---
+    /// Random id generated by `SetConfigFromFlags`, persisted before `Create`: it tags every
+    /// resource the machine owns and derives the launch's idempotency token.
+    #[serde(rename = "MachineId")]
+    pub machine_id: String,
+    /// `spot` or `on-demand` once launched.
+    #[serde(rename = "Market")]
+    pub market: String,
+    /// Security groups this machine created (deleted with it when nothing else uses them).
+    #[serde(rename = "CreatedSecurityGroupIds")]
+    pub created_security_group_ids: Vec<String>,
+    /// The key pair `KeyName` was imported by this machine (deleted with it).
+    #[serde(rename = "KeyPairImported")]
+    pub key_pair_imported: bool,
+    /// Interchangeable instance types (`amazonec2-instance-type`, comma-separated).
+    #[serde(rename = "InstanceTypes")]
+    pub instance_types: Vec<String>,
+    /// Subnets to launch in (`amazonec2-subnet-id`, comma-separated).
+    #[serde(rename = "SubnetIds")]
+    pub subnet_ids: Vec<String>,
+    /// Zones to launch in without subnets (`amazonec2-zone`, comma-separated).
+    #[serde(rename = "Zones")]
+    pub zones: Vec<String>,
+    /// Launch on-demand when no spot pool has capacity.
+    #[serde(rename = "SpotFallbackOnDemand")]
+    pub spot_fallback_on_demand: bool,
+    /// EC2 Fleet spot allocation strategy for several pools.
+    #[serde(rename = "SpotAllocationStrategy")]
+    pub spot_allocation_strategy: String,
+    /// The pools the pre-create check found (instance type × subnet), used by `Create`.
+    #[serde(rename = "Pools")]
+    pub pools: Vec<Pool>,
+    /// The image's architecture (`x86_64` or `arm64`), found by the pre-create check.
+    #[serde(rename = "Architecture")]
+    pub architecture: String,
+    /// Ubuntu LTS release of the default image (`amazonec2-ubuntu-release`).
+    #[serde(rename = "UbuntuRelease")]
+    pub ubuntu_release: String,
+    /// Deliver docker-machine's TLS material in the user data (`amazonec2-tls-bootstrap`,
+    /// GitLab's fork's TLS bootstrap). The material itself is never stored here.
+    #[serde(rename = "TLSBootstrap")]
+    pub tls_bootstrap: bool,
+
+    /// Keys this build does not know (written by another version of ec2spot, or by the driver
+    /// the machine had before): kept as they are and written back, never dropped.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One launch pool: an instance type in a subnet (and so in that subnet's zone).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Pool {
+    /// Instance type.
+    pub instance_type: String,
+    /// Subnet id.
+    pub subnet_id: String,
+    /// The subnet's availability zone.
+    pub availability_zone: String,
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in {} ({})",
+            self.instance_type, self.availability_zone, self.subnet_id
+        )
+    }
+}
+
+/// The JSON keys of the fields that hold credentials: `Debug` prints
+/// [`REDACTED`](ec2spot_redact::REDACTED) for them.
+pub const SECRET_FIELDS: &[&str] = &["AccessKey", "SecretKey", "SessionToken"];
+
+/// Every field by its JSON key (new fields are included without touching this), the secret
+/// ones redacted; `{:#?}` spreads it over lines.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Ok(Value::Object(mut fields)) = serde_json::to_value(self) else {
+            return f.write_str("Config { .. }");
+        };
+        for k in SECRET_FIELDS {
+            if let Some(v) = fields.get_mut(*k) {
+                *v = Value::String(ec2spot_redact::REDACTED.into());
+            }
+        }
+        if f.alternate() {
+            write!(f, "Config {:#}", Value::Object(fields))
+        } else {
+            write!(f, "Config {}", Value::Object(fields))
+        }
+    }
+}
+
+/// Why a driver JSON could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not an object.
+    #[error("driver config is not a JSON object: {0}")]
+    Syntax(String),
+    /// A key holds a value of the wrong type.
+    #[error("driver config field {field}: {message}")]
+    Field {
+        /// The JSON key.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Merges a driver JSON into this config the way Go's `json.Unmarshal` does into an
+    /// existing struct: keys are matched case-insensitively, missing keys keep their current
+    /// value, `null` clears a list and leaves anything else alone. Unlike Go, unknown keys are
+    /// kept (in [`Config::extra`]) and written back by [`Config::to_json`].
+    pub fn merge_json(&mut self, raw: &[u8]) -> Result<(), ConfigError> {
+        let incoming: Value =
+            serde_json::from_slice(raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let Value::Object(incoming) = incoming else {
+            return Err(ConfigError::Syntax("expected an object".into()));
+        };
+        let Value::Object(mut current) = serde_json::to_value(&*self).expect("config serializes")
+        else {
+            unreachable!("Config serializes to an object")
+        };
+        // Keys skipped when empty must still be matchable.
+        for k in [
+            "AccessKey",
+            "SecretKey",
+            "SessionToken",
+            "SecurityGroupId",
+            "SecurityGroupName",
+        ] {
+            current.entry(k).or_insert(Value::String(String::new()));
+        }
+        for (key, value) in incoming {
+            let Some(known) = find_key(&current, &key) else {
+                current.insert(key, value);
+                continue;
+            };
+            let slot = current.get_mut(&known).expect("key exists");
+            match value {
+                Value::Null if slot.is_array() => *slot = Value::Array(Vec::new()),
+                Value::Null => {}
+                value if self.extra.contains_key(&known) => *slot = value,
+                value => {
+                    check_type(&known, slot, &value)?;
+                    *slot = value;
+                }
+            }
+        }
+        let merged: Config = serde_json::from_value(Value::Object(current))
+            .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        *self = merged.normalized();
+        Ok(())
+    }
+
+    /// The JSON `GetConfigRaw` answers.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("config serializes")
+    }
+
+    /// Folds amazonec2's legacy single-value security group fields into the lists.
+    fn normalized(mut self) -> Self {
+        let id = std::mem::take(&mut self.security_group_id);
+        if !id.is_empty() && !self.security_group_ids.contains(&id) {
+            self.security_group_ids.insert(0, id);
+        }
+        let name = std::mem::take(&mut self.security_group_name);
+        if !name.is_empty() && !self.security_group_names.contains(&name) {
+            self.security_group_names.insert(0, name);
+        }
+        self
+    }
+}
+
+fn find_key(map: &Map<String, Value>, key: &str) -> Option<String> {
+    if map.contains_key(key) {
+        return Some(key.to_string());
+    }
+    map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+}
+
+/// Rejects a value whose JSON type cannot go into the field (Go's `UnmarshalTypeError`).
+fn check_type(field: &str, current: &Value, value: &Value) -> Result<(), ConfigError> {
+    let ok = match current {
+        Value::String(_) => value.is_string(),
+        Value::Bool(_) => value.is_boolean(),
+        Value::Number(_) => value.as_i64().is_some(),
+        Value::Array(_) => value.is_array(),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let want = match current {
+            Value::String(_) => "a string",
+            Value::Bool(_) => "a bool",
+            Value::Number(_) => "an integer",
+            _ => "a list",
+        };
+        Err(ConfigError::Field {
+            field: field.to_string(),
+            message: format!("expected {want}, got {value}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_bare_create_json_and_keeps_unset_fields() {
+        let mut c = Config {
+            region: "eu-west-1".into(),
+            ..Config::default()
+        };
+        c.merge_json(br#"{"IPAddress":"","MachineName":"m1","SSHUser":"","SSHPort":0,"SSHKeyPath":"","StorePath":"/s","SwarmMaster":false,"SwarmHost":"","SwarmDiscovery":""}"#)
+            .unwrap();
+        assert_eq!(c.machine_name, "m1");
+        assert_eq!(c.store_path, "/s");
+        assert_eq!(c.region, "eu-west-1");
+    }
+
+    #[test]
+    fn reads_amazonec2_config_json_with_legacy_and_unknown_keys() {
+        let raw = br#"{
+        "IPAddress": "1.2.3.4", "MachineName": "m1", "SSHPort": 22,
+        "Id": "b8c19d7f953e21f19b74cedfac5087af", "SSHKeyID": 0, "ReservationId": "",
+        "InstanceId": "i-1", "SecurityGroupId": "sg-old", "SecurityGroupIds": ["sg-new"],
+        "OpenPorts": null, "instancetype": "m4.large", "SecretKey": "s"
+        }"#;
+        let mut c = Config::default();
+        c.merge_json(raw).unwrap();
+        assert_eq!(c.instance_id, "i-1");
+        assert_eq!(
+            c.instance_type, "m4.large",
+            "keys match case-insensitively like Go"
+        );
+        assert_eq!(c.security_group_ids, vec!["sg-old", "sg-new"]);
+        assert_eq!(c.secret_key, "s");
+        assert!(c.open_ports.is_empty());
+        assert_eq!(c.extra["ReservationId"], "", "unknown keys are kept");
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_round_trip() {
+        let raw = br#"{"MachineName":"m1","FutureField":{"a":[1,2]},"FutureFlag":true}"#;
+        let mut c = Config::default();
+        c.merge_json(raw).unwrap();
+        let back: Value = serde_json::from_slice(&c.to_json()).unwrap();
+        assert_eq!(back["FutureField"], serde_json::json!({"a": [1, 2]}));
+        assert_eq!(back["FutureFlag"], true);
+        assert_eq!(back["MachineName"], "m1");
+        // A later merge may change an unknown key's type without complaint (it is not ours).
+        c.merge_json(br#"{"FutureFlag":"yes"}"#).unwrap();
+        assert_eq!(c.extra["FutureFlag"], "yes");
+        let mut d = Config::default();
+        d.merge_json(&c.to_json()).unwrap();
+        assert_eq!(d, c);
+    }
+
+    #[test]
+    fn round_trips_and_omits_empty_secrets() {
+        let c = Config {
+            machine_name: "m".into(),
+            instance_id: "i-9".into(),
+            security_group_ids: vec!["sg-1".into()],
+            ..Config::default()
+        };
+        let json = c.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(!text.contains("SecretKey"), "{text}");
+        assert!(
+            text.starts_with(r#"{"IPAddress":"","MachineName":"m""#),
+            "{text}"
+        );
+        let mut back = Config::default();
+        back.merge_json(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn debug_shows_every_field_but_the_credentials() {
+        let c = Config {
+            machine_name: "m1".into(),
+            access_key: "AKIDSECRETVALUE1".into(),
+            secret_key: "secret/value/2".into(),
+            session_token: "token-value-3".into(),
+            ..Config::default()
+        };
+        for text in [format!("{c:?}"), format!("{c:#?}")] {
+            for secret in ["AKIDSECRETVALUE1", "secret/value/2", "token-value-3"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(text.contains(r#""SecretKey""#) && text.contains("<redacted>"));
+            assert!(text.contains(r#""MachineName""#) && text.contains("m1"));
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let mut c = Config::default();
+        let err = c
+            .merge_json(br#"{"SSHPort":"22"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SSHPort"), "{err}");
+        assert!(c.merge_json(b"[1]").is_err());
+        assert!(c.merge_json(b"{").is_err());
+    }
+}

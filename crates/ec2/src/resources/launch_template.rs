@@ -1,0 +1,187 @@
+//! The machine's launch template, made for a launch over several pools (EC2 Fleet takes its
+//! instance settings from one): everything `RunInstances` would carry except type, subnet and
+//! market, tagged as the machine's at creation, deleted right after the fleet call (a killed
+//! create's template is found by its tag and deleted by `rm` or `gc`).
+
+use aws_sdk_ec2::types::{
+    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
+    LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest,
+    RequestLaunchTemplateData, ResourceType, VolumeType,
+};
+
+use crate::aws::error::{Result, aws};
+use crate::options::config::Config;
+use crate::resources::run_instances::Launch;
+use crate::tags::{MACHINE_ID, tag_list, tag_spec};
+
+/// The launch template data: everything `RunInstances` would carry except type, subnet and
+/// market, which the fleet sets per pool.
+fn template_data(config: &Config, launch: &Launch) -> RequestLaunchTemplateData {
+    let mut ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
+        .volume_size(config.root_size as i32)
+        .volume_type(VolumeType::from(config.volume_type.as_str()))
+        .delete_on_termination(true);
+    if config.volume_encrypted {
+        ebs = ebs.encrypted(true);
+        if !config.volume_kms_key.is_empty() {
+            ebs = ebs.kms_key_id(&config.volume_kms_key);
+        }
+    }
+    let nic = LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+        .device_index(0)
+        .set_groups((!launch.group_ids.is_empty()).then(|| launch.group_ids.clone()))
+        .associate_public_ip_address(!config.private_ip_only)
+        .delete_on_termination(true)
+        .build();
+    let metadata = LaunchTemplateInstanceMetadataOptionsRequest::builder()
+        .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+        .http_tokens(if config.metadata_token == "optional" {
+            LaunchTemplateHttpTokensState::Optional
+        } else {
+            LaunchTemplateHttpTokensState::Required
+        })
+        .http_put_response_hop_limit(config.metadata_token_response_hop_limit as i32)
+        .build();
+    let mut data = RequestLaunchTemplateData::builder()
+        .image_id(&launch.ami)
+        .block_device_mappings(
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(&config.device_name)
+                .ebs(ebs.build())
+                .build(),
+        )
+        .network_interfaces(nic)
+        .metadata_options(metadata)
+        .monitoring(
+            LaunchTemplatesMonitoringRequest::builder()
+                .enabled(config.monitoring)
+                .build(),
+        );
+    for resource in [
+        ResourceType::Instance,
+        ResourceType::Volume,
+        ResourceType::NetworkInterface,
+    ] {
+        data = data.tag_specifications(
+            LaunchTemplateTagSpecificationRequest::builder()
+                .resource_type(resource)
+                .set_tags(Some(tag_list(&launch.tags)))
+                .build(),
+        );
+    }
+    if !launch.key_name.is_empty() {
+        data = data.key_name(&launch.key_name);
+    }
+    if config.use_ebs_optimized_instance {
+        data = data.ebs_optimized(true);
+    }
+    if !config.iam_instance_profile.is_empty() {
+        let p = &config.iam_instance_profile;
+        let spec = LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
+        data = data.iam_instance_profile(if p.starts_with("arn:") {
+            spec.arn(p).build()
+        } else {
+            spec.name(p).build()
+        });
+    }
+    if let Some(ud) = &launch.user_data {
+        use base64::Engine;
+        data = data.user_data(base64::engine::general_purpose::STANDARD.encode(ud));
+    }
+    data.build()
+}
+
+/// The launch template's name for a machine.
+pub fn name(machine_id: &str) -> String {
+    format!("ec2spot-{machine_id}")
+}
+
+/// Makes the machine's launch template, tagged as the machine's. A template an earlier
+/// attempt of this create left (its agent died) is used as it is: the fleet request that
+/// attempt may have sent carries the same idempotency token, and EC2 answers a token reused
+/// with another template with `IdempotentParameterMismatch`
+/// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/ec2-api-idempotency.html). Returns its id.
+pub async fn create(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch: &Launch,
+    ownership: &[(String, String)],
+) -> Result<String> {
+    let name = name(&config.machine_id);
+    let created = ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(template_data(config, launch))
+        .tag_specifications(tag_spec(ResourceType::LaunchTemplate, ownership))
+        .send()
+        .await;
+    match created {
+        Ok(out) => Ok(out
+            .launch_template()
+            .and_then(|t| t.launch_template_id())
+            .unwrap_or_default()
+            .to_string()),
+        Err(e) => {
+            let e = aws("creating the launch template (CreateLaunchTemplate)", e);
+            if e.code() != Some("InvalidLaunchTemplateName.AlreadyExistsException") {
+                return Err(e);
+            }
+            let found = find_by_machine_id(ec2, &config.machine_id).await?;
+            found.into_iter().next().ok_or(e)
+        }
+    }
+}
+
+/// Deletes launch template `id` (missing counts as deleted).
+pub async fn delete(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<()> {
+    match ec2
+        .delete_launch_template()
+        .launch_template_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = aws("deleting the launch template (DeleteLaunchTemplate)", e);
+            if e.is_code(&[
+                "InvalidLaunchTemplateId.NotFound",
+                "InvalidLaunchTemplateName.NotFoundException",
+            ]) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Launch templates carrying the machine's ownership tag (left by a killed create).
+pub async fn find_by_machine_id(
+    ec2: &aws_sdk_ec2::Client,
+    machine_id: &str,
+) -> Result<Vec<String>> {
+    let out = ec2
+        .describe_launch_templates()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", MACHINE_ID))
+                .values(machine_id)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            aws(
+                "finding the machine's launch templates by tag (DescribeLaunchTemplates)",
+                e,
+            )
+        })?;
+    Ok(out
+        .launch_templates()
+        .iter()
+        .filter_map(|t| t.launch_template_id().map(str::to_string))
+        .collect())
+}

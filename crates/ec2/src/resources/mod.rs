@@ -1,0 +1,20 @@
+//! The EC2 resources a machine is made of, one file per kind: how each is made (tagged as the
+//! machine's at creation), found (by id or by the machine's tag) and deleted. The create flow
+//! ([`create`](crate::create)) and the removal ([`remove`](crate::remove)) put them together.
+//!
+//! * [`instance`] — reading instances: by id or tag, their address, spot interruption notices.
+//! * [`run_instances`] — the launch: one `RunInstances` call with everything (market, tags,
+//!   block device, metadata options) and an idempotency token.
+//! * [`launch_template`] — the template a launch over several pools (EC2 Fleet) needs.
+//! * [`spot_request`] — spot requests: finding and cancelling them.
+//! * [`key_pair`] — the machine's SSH key pair.
+//! * [`security_group`] — security groups: resolved by name, created and opened when ours.
+//! * [`image`] — the default image (Ubuntu LTS) lookup.
+
+pub mod image;
+pub mod instance;
+pub mod key_pair;
+pub mod launch_template;
+pub mod run_instances;
+pub mod security_group;
+pub mod spot_request;

@@ -1,0 +1,424 @@
+//! Coalesced, cached state reads (in the agent). A question the cache cannot answer waits for
+//! a read already under way for that instance, or gathers with others for a short window into
+//! one `DescribeInstances` that also reads every other instance asked about lately whose entry
+//! is past half its life. While several machines are asked about within a TTL (a busy
+//! runner), all of them are read again shortly before their entries expire, so questions are
+//! answered from memory without waiting for a call; a quiet cache is only read on demand. A question that must see a newer
+//! state (a poll for a launch to finish) names how long it may wait: it rides along with any
+//! call that starts by then, so concurrent creates and refreshes share calls. When EC2
+//! throttles or cannot be reached, callers get the last known state with its age instead of an
+//! error that would make gitlab-runner think a healthy machine broke — but only while that
+//! state is younger than a bound, and never when EC2 refuses the credentials: a machine
+//! terminated meanwhile must not stay "Running" and get jobs. Entries of machines nobody asks
+//! about any more are dropped, and a closed cache stops reading.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{Filter, Instance};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::aws::error::{Error, Result, aws};
+use crate::resources::instance;
+use crate::state::observed::Observed;
+
+/// Most values one EC2 filter takes.
+const FILTER_VALUES: usize = 200;
+/// Most instances refreshed by one batch.
+const MAX_BATCH: usize = 1000;
+/// Entries older than this share of the TTL join any call made anyway.
+const JOIN_AGE: f64 = 0.5;
+/// The refresher reads every entry when the oldest reaches this share of the TTL...
+const REFRESH_AGE: f64 = 0.9;
+/// ...if at least this many machines were asked about within the last TTL: a read ahead then
+/// replaces the one their next questions would make, while for fewer it would only add one.
+const BUSY_MACHINES: usize = 2;
+
+type Answer = oneshot::Sender<Result<Observed>>;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    instance: Option<Instance>,
+    interruption: Option<String>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Instances asked about, with the last time: the refresher keeps these fresh.
+    asked: HashMap<String, Instant>,
+    /// Questions for the next call.
+    waiting: HashMap<String, Vec<Answer>>,
+    /// Instances being read now, with the questions that will take that read's answer.
+    reading: HashMap<String, Vec<Answer>>,
+    /// When `forget` dropped an instance: a read begun before must not bring it back.
+    forgotten: HashMap<String, Instant>,
+    /// When the earliest planned call starts.
+    next_call: Option<Instant>,
+    /// Whether the refresher runs.
+    refreshing: bool,
+    /// Set by `close`: the refresher stops.
+    closed: bool,
+}
+
+/// Shared state reads for one EC2 client.
+pub struct StateCache {
+    client: aws_sdk_ec2::Client,
+    ttl: Duration,
+    window: Duration,
+    keep: Duration,
+    max_stale: Duration,
+    inner: Mutex<Inner>,
+}
+
+/// How a [`StateCache`] answers.
+#[derive(Debug, Clone, Copy)]
+pub struct CachePolicy {
+    /// How long an observation answers questions.
+    pub ttl: Duration,
+    /// How long misses are gathered into one call.
+    pub window: Duration,
+    /// Instances asked about within this long are kept fresh (while the cache is busy) and
+    /// kept at all.
+    pub keep: Duration,
+    /// The oldest observation that may stand in when EC2 throttles or cannot be reached.
+    pub max_stale: Duration,
+}
+
+impl StateCache {
+    /// A cache reading through `client` as `policy` says.
+    pub fn new(client: aws_sdk_ec2::Client, policy: CachePolicy) -> Arc<Self> {
+        Arc::new(StateCache {
+            client,
+            ttl: policy.ttl,
+            window: policy.window,
+            keep: policy.keep,
+            max_stale: policy.max_stale,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// Stops the background refresher (the cache's client is being dropped); questions still
+    /// in flight are answered.
+    pub fn close(&self) {
+        self.inner.lock().expect("state cache").closed = true;
+    }
+
+    /// How many instance states the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("state cache").entries.len()
+    }
+
+    /// Whether the cache holds no state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Observes instance `id`, from the cache when fresh enough.
+    pub async fn observe(self: &Arc<Self>, id: &str) -> Result<Observed> {
+        self.ask(id, true, Instant::now()).await
+    }
+
+    /// Observes instance `id` in a call that starts after this question and no later than
+    /// `by` (or the batching window, when that ends later): the first call anyone makes.
+    pub async fn observe_fresh_by(self: &Arc<Self>, id: &str, by: Instant) -> Result<Observed> {
+        self.ask(id, false, by).await
+    }
+
+    async fn ask(self: &Arc<Self>, id: &str, cached_ok: bool, by: Instant) -> Result<Observed> {
+        let rx = 'question: {
+            let mut inner = self.inner.lock().expect("state cache");
+            let now = Instant::now();
+            inner.asked.insert(id.to_string(), now);
+            if !inner.refreshing && !inner.closed {
+                inner.refreshing = true;
+                tokio::spawn(Arc::clone(self).refresher());
+            }
+            let (tx, rx) = oneshot::channel();
+            if cached_ok {
+                if let Some(e) = inner.entries.get(id)
+                    && now.duration_since(e.at) < self.ttl
+                {
+                    return Ok(observed(e, now));
+                }
+                if let Some(late) = inner.reading.get_mut(id) {
+                    late.push(tx);
+                    break 'question rx;
+                }
+            }
+            inner.waiting.entry(id.to_string()).or_default().push(tx);
+            self.plan(&mut inner, by.max(now + self.window));
+            rx
+        };
+        answer(rx).await
+    }
+
+    /// Makes sure a call starts by `at`.
+    fn plan(self: &Arc<Self>, inner: &mut Inner, at: Instant) {
+        if inner.next_call.is_none_or(|next| at < next) {
+            inner.next_call = Some(at);
+            let cache = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                cache.call(Some(at)).await;
+            });
+        }
+    }
+
+    /// Forgets `id` (it was changed or removed).
+    pub fn forget(&self, id: &str) {
+        let mut inner = self.inner.lock().expect("state cache");
+        inner.entries.remove(id);
+        inner.asked.remove(id);
+        inner.forgotten.insert(id.to_string(), Instant::now());
+    }
+
+    /// Keeps every instance asked about within `keep` fresh while the cache is busy: one call
+    /// for all of them when the oldest entry nears the end of its life. Ends when nobody asked
+    /// for `keep`.
+    async fn refresher(self: Arc<Self>) {
+        loop {
+            let due = {
+                let mut inner = self.inner.lock().expect("state cache");
+                let now = Instant::now();
+                let keep = self.keep;
+                inner.asked.retain(|_, at| now.duration_since(*at) < keep);
+                // States of machines nobody asks about any more (removed, or served by
+                // another client now) go too.
+                let Inner { entries, asked, .. } = &mut *inner;
+                entries.retain(|id, e| asked.contains_key(id) || now.duration_since(e.at) < keep);
+                if inner.asked.is_empty() || inner.closed {
+                    inner.refreshing = false;
+                    return;
+                }
+                // Instances with a question waiting or a read under way are taken care of.
+                let oldest = inner
+                    .asked
+                    .iter()
+                    .filter(|(id, _)| {
+                        !inner.reading.contains_key(*id) && !inner.waiting.contains_key(*id)
+                    })
+                    .map(|(id, asked)| inner.entries.get(id).map_or(*asked, |e| e.at))
+                    .min();
+                let busy = inner
+                    .asked
+                    .values()
+                    .filter(|at| now.duration_since(**at) < self.ttl)
+                    .count()
+                    >= BUSY_MACHINES;
+                match oldest {
+                    // Quiet: look again later; questions meanwhile read on demand.
+                    Some(_) if !busy => Some(now + self.ttl.mul_f64(1.0 - REFRESH_AGE)),
+                    o => o.map(|at| at + self.ttl.mul_f64(REFRESH_AGE)),
+                }
+            };
+            match due {
+                Some(due) if due <= Instant::now() => {
+                    if !self.call(None).await {
+                        // EC2 refuses or fails: do not add to it.
+                        tokio::time::sleep(self.ttl / 2).await;
+                    }
+                }
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => tokio::time::sleep(self.ttl.mul_f64(1.0 - REFRESH_AGE)).await,
+            }
+        }
+    }
+
+    /// One call: the questions waiting now plus every entry past `JOIN_AGE` of its life. A
+    /// call planned (`planned`) for later than one that already answered everybody finds no
+    /// question and is not made. False when EC2 failed it.
+    async fn call(self: &Arc<Self>, planned: Option<Instant>) -> bool {
+        let (ids, left) = {
+            let mut inner = self.inner.lock().expect("state cache");
+            if let Some(at) = planned {
+                if inner.next_call.is_some_and(|next| next <= at) {
+                    inner.next_call = None;
+                }
+                if inner.waiting.is_empty() {
+                    return true;
+                }
+            }
+            let mut waiting = std::mem::take(&mut inner.waiting);
+            let now = Instant::now();
+            let (ttl, keep) = (self.ttl, self.keep);
+            inner
+                .forgotten
+                .retain(|_, at| now.duration_since(*at) < ttl + keep);
+            let mut ids: Vec<String> = waiting.keys().cloned().collect();
+            let join: Vec<String> = inner
+                .asked
+                .keys()
+                .filter(|id| !waiting.contains_key(*id) && !inner.reading.contains_key(*id))
+                .filter(|id| {
+                    inner
+                        .entries
+                        .get(*id)
+                        .is_none_or(|e| now.duration_since(e.at) >= ttl.mul_f64(JOIN_AGE))
+                })
+                .cloned()
+                .collect();
+            ids.extend(join);
+            if ids.is_empty() {
+                return true;
+            }
+            // Questions come first; beyond one call's worth they wait for the next call.
+            ids.truncate(MAX_BATCH);
+            for id in &ids {
+                let txs = waiting.remove(id).unwrap_or_default();
+                inner.reading.entry(id.clone()).or_default().extend(txs);
+            }
+            let left = waiting.len();
+            for (id, txs) in waiting {
+                inner.waiting.entry(id).or_default().extend(txs);
+            }
+            if left > 0 {
+                self.plan(&mut inner, now + self.window);
+            }
+            (ids, left)
+        };
+        let started = Instant::now();
+        let fetched = fetch(&self.client, &ids).await;
+        let now = Instant::now();
+        debug!(
+            "state call for {} instances took {} ms ({left} left for the next)",
+            ids.len(),
+            now.duration_since(started).as_millis()
+        );
+        let mut inner = self.inner.lock().expect("state cache");
+        let ok = fetched.is_ok();
+        for id in &ids {
+            // What this read saw, or on failure the last known state (EC2's error if none).
+            let seen = match &fetched {
+                Ok(found) => {
+                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
+                    let e = Entry {
+                        instance,
+                        interruption,
+                        at: now,
+                    };
+                    // A machine changed while the read was under way keeps no entry from it.
+                    if inner.forgotten.get(id).is_none_or(|at| *at < started) {
+                        inner.entries.insert(id.clone(), e.clone());
+                    }
+                    Ok(e)
+                }
+                // Throttled or unreachable: the last known state, if it is recent enough.
+                Err(err) => inner
+                    .entries
+                    .get(id)
+                    .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
+                    .cloned()
+                    .ok_or_else(|| err.clone()),
+            };
+            for tx in inner.reading.remove(id).unwrap_or_default() {
+                let _ = tx.send(
+                    seen.as_ref()
+                        .map(|e| observed(e, now))
+                        .map_err(Clone::clone),
+                );
+            }
+        }
+        if let Err(err) = &fetched {
+            debug!("state call for {} instances failed: {err}", ids.len());
+        }
+        ok
+    }
+}
+
+async fn answer(rx: oneshot::Receiver<Result<Observed>>) -> Result<Observed> {
+    rx.await
+        .unwrap_or_else(|_| Err(Error::Other("state cache dropped the question".into())))
+}
+
+fn observed(e: &Entry, now: Instant) -> Observed {
+    Observed {
+        instance: e.instance.clone(),
+        interruption: e.interruption.clone(),
+        age: now.duration_since(e.at),
+    }
+}
+
+type Found = HashMap<String, (Option<Instance>, Option<String>)>;
+
+/// One `DescribeInstances` by id list (up to 1000 ids).
+async fn describe_ids(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    found: &mut Found,
+) -> Result<()> {
+    let mut pages = client
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
+        for i in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let Some(id) = i.instance_id() {
+                found.insert(id.to_string(), (Some(i.clone()), None));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `DescribeInstances` for up to 1000 ids, then one spot-request look for the running spot
+/// instances among them.
+async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
+    let mut found: Found = HashMap::new();
+    let mut wanted: Vec<String> = ids.to_vec();
+    // An id list fails whole when one id is unknown (long terminated): drop the ids EC2 names
+    // as unknown and ask again; if it names none we can parse, ask by filter instead.
+    for _ in 0..3 {
+        if wanted.is_empty() {
+            break;
+        }
+        match describe_ids(client, &wanted, &mut found).await {
+            Ok(()) => {
+                wanted.clear();
+                break;
+            }
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
+                let text = e.to_string();
+                let before = wanted.len();
+                wanted.retain(|id| !text.contains(id.as_str()));
+                if wanted.len() == before {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for chunk in wanted.chunks(FILTER_VALUES) {
+        let mut pages = client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(id) = i.instance_id() {
+                    found.insert(id.to_string(), (Some(i.clone()), None));
+                }
+            }
+        }
+    }
+    let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
+    let marked = instance::interruptions(client, &instances).await?;
+    for (id, code) in marked {
+        if let Some(entry) = found.get_mut(&id) {
+            entry.1 = Some(code);
+        }
+    }
+    Ok(found)
+}

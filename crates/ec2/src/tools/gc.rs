@@ -1,0 +1,259 @@
+//! `gc`: finds what carries a manager's ownership tags but belongs to no machine of the
+//! docker-machine store (a `rm -f` after a failed `rm`, a store wiped by hand, …) and, when
+//! asked, removes it. Other bastions' resources (another manager id) are never touched. The
+//! manager id is the store's, or given (`gc --manager`) for a bastion whose store is lost:
+//! with no store, everything carrying that id is an orphan.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+
+use crate::aws::error::{Result, aws};
+use crate::resources::security_group::{self, Deleted};
+use crate::{manager, tags};
+
+/// One resource gc found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// `instance`, `volume`, `key pair`, `security group`, `launch template`, `spot request`.
+    pub kind: &'static str,
+    /// Its id (or name for key pairs).
+    pub id: String,
+    /// The machine it belonged to (name, from its tag).
+    pub machine: String,
+    /// What gc did or would do.
+    pub action: String,
+}
+
+/// The machine ids of the machines in `store` (from their config.json).
+pub fn known_machines(store: &Path) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let Ok(dirs) = std::fs::read_dir(store.join("machines")) else {
+        return ids;
+    };
+    for d in dirs.flatten() {
+        let Ok(raw) = std::fs::read(d.path().join("config.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+            continue;
+        };
+        if let Some(id) = v["Driver"]["MachineId"].as_str().filter(|s| !s.is_empty()) {
+            ids.insert(id.to_string());
+        }
+    }
+    ids
+}
+
+fn tag_value(tags: &[aws_sdk_ec2::types::Tag], key: &str) -> String {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn ours(manager: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{}", tags::MANAGER))
+        .values(manager)
+        .build()
+}
+
+/// The manager id gc works for: `given`, else the store's; `None` when neither exists (gc
+/// never creates one).
+pub fn manager_of(store: &Path, given: Option<&str>) -> Option<String> {
+    match given {
+        Some(id) => Some(id.to_string()),
+        None => manager::read(&store.to_string_lossy()),
+    }
+}
+
+/// Lists (and with `delete`, removes) in one region the orphans of `manager`: what carries
+/// its tag but belongs to no machine of `store`.
+pub async fn collect(
+    ec2: &aws_sdk_ec2::Client,
+    store: &Path,
+    manager: &str,
+    delete: bool,
+) -> Result<Vec<Orphan>> {
+    let known = known_machines(store);
+    let orphaned = |t: &[aws_sdk_ec2::types::Tag]| !known.contains(&tag_value(t, tags::MACHINE_ID));
+    let verb = |done: &str| {
+        if delete {
+            done.to_string()
+        } else {
+            format!("would be {done}")
+        }
+    };
+    let mut out = Vec::new();
+
+    let instances = ec2
+        .describe_instances()
+        .filters(ours(manager))
+        .filters(crate::resources::instance::not_terminated(false))
+        .send()
+        .await
+        .map_err(|e| aws("listing instances (DescribeInstances)", e))?;
+    // The orphaned instances gc terminates (or, in a dry run, would): they do not keep a
+    // security group of ours.
+    let mut terminated = Vec::new();
+    for i in instances
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| orphaned(i.tags()))
+    {
+        let id = i.instance_id().unwrap_or_default().to_string();
+        if delete {
+            ec2.terminate_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .map_err(|e| aws("terminating (TerminateInstances)", e))?;
+        }
+        terminated.push(id.clone());
+        out.push(Orphan {
+            kind: "instance",
+            id,
+            machine: tag_value(i.tags(), tags::MACHINE_NAME),
+            action: verb("terminated"),
+        });
+    }
+
+    let sirs = ec2
+        .describe_spot_instance_requests()
+        .filters(ours(manager))
+        .filters(crate::resources::spot_request::live())
+        .send()
+        .await
+        .map_err(|e| aws("listing spot requests (DescribeSpotInstanceRequests)", e))?;
+    for r in sirs
+        .spot_instance_requests()
+        .iter()
+        .filter(|r| orphaned(r.tags()))
+    {
+        let id = r.spot_instance_request_id().unwrap_or_default().to_string();
+        if delete {
+            ec2.cancel_spot_instance_requests()
+                .spot_instance_request_ids(&id)
+                .send()
+                .await
+                .map_err(|e| aws("cancelling (CancelSpotInstanceRequests)", e))?;
+        }
+        out.push(Orphan {
+            kind: "spot request",
+            id,
+            machine: tag_value(r.tags(), tags::MACHINE_NAME),
+            action: verb("cancelled"),
+        });
+    }
+
+    let keys = ec2
+        .describe_key_pairs()
+        .filters(ours(manager))
+        .send()
+        .await
+        .map_err(|e| aws("listing key pairs (DescribeKeyPairs)", e))?;
+    for k in keys.key_pairs().iter().filter(|k| orphaned(k.tags())) {
+        let name = k.key_name().unwrap_or_default().to_string();
+        if delete {
+            crate::resources::key_pair::delete(ec2, &name).await?;
+        }
+        out.push(Orphan {
+            kind: "key pair",
+            id: name,
+            machine: tag_value(k.tags(), tags::MACHINE_NAME),
+            action: verb("deleted"),
+        });
+    }
+
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(ours(manager))
+        .send()
+        .await
+        .map_err(|e| aws("listing launch templates (DescribeLaunchTemplates)", e))?;
+    for t in templates
+        .launch_templates()
+        .iter()
+        .filter(|t| orphaned(t.tags()))
+    {
+        let id = t.launch_template_id().unwrap_or_default().to_string();
+        if delete {
+            crate::resources::launch_template::delete(ec2, &id).await?;
+        }
+        out.push(Orphan {
+            kind: "launch template",
+            id,
+            machine: tag_value(t.tags(), tags::MACHINE_NAME),
+            action: verb("deleted"),
+        });
+    }
+
+    let volumes = ec2
+        .describe_volumes()
+        .filters(ours(manager))
+        .filters(Filter::builder().name("status").values("available").build())
+        .send()
+        .await
+        .map_err(|e| aws("listing volumes (DescribeVolumes)", e))?;
+    for v in volumes.volumes().iter().filter(|v| orphaned(v.tags())) {
+        let id = v.volume_id().unwrap_or_default().to_string();
+        if delete {
+            ec2.delete_volume()
+                .volume_id(&id)
+                .send()
+                .await
+                .map_err(|e| aws("deleting (DeleteVolume)", e))?;
+        }
+        out.push(Orphan {
+            kind: "volume",
+            id,
+            machine: tag_value(v.tags(), tags::MACHINE_NAME),
+            action: verb("deleted"),
+        });
+    }
+
+    // Security groups are shared by name between machines: one of ours goes only when no
+    // network interface (but those of instances gc is terminating) uses it.
+    let groups = ec2
+        .describe_security_groups()
+        .filters(ours(manager))
+        .send()
+        .await
+        .map_err(|e| aws("listing security groups (DescribeSecurityGroups)", e))?;
+    for g in groups.security_groups() {
+        let id = g.group_id().unwrap_or_default().to_string();
+        let users = security_group::users(ec2, &id).await?;
+        let others: Vec<&String> = users.iter().filter(|u| !terminated.contains(u)).collect();
+        let action = if !others.is_empty() {
+            format!(
+                "kept: used by {}",
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else if delete {
+            match security_group::delete_if_unused(ec2, &id, &terminated, Duration::from_secs(300))
+                .await?
+            {
+                Deleted::Yes => "deleted".to_string(),
+                Deleted::InUse(by) => format!("kept: used by {}", by.join(", ")),
+            }
+        } else {
+            verb("deleted")
+        };
+        out.push(Orphan {
+            kind: "security group",
+            id,
+            machine: g.group_name().unwrap_or_default().to_string(),
+            action,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,375 @@
+//! Every IAM permission ec2spot uses, with what needs it, and the least-privilege policy that
+//! grants them: the source of `examples/iam-policy.json` ([`policy`]; a test checks the two
+//! agree) and of `doctor`'s checks.
+//!
+//! The policy lets the runner change only what ec2spot made: every action that changes or
+//! deletes a resource requires ec2spot's ownership tag on it (`ec2:ResourceTag`), every
+//! action that creates one requires the tag in the same request (`aws:RequestTag`), and tags
+//! can be written only by those creating calls (`ec2:CreateAction`). References
+//! (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html>,
+//! <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html>,
+//! <https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html>).
+
+use serde_json::{Value, json};
+
+use crate::tags;
+
+/// One IAM action ec2spot calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    /// The IAM action (`ec2:RunInstances`).
+    pub action: &'static str,
+    /// Which commands need it.
+    pub used_by: &'static str,
+}
+
+const fn p(action: &'static str, used_by: &'static str) -> Permission {
+    Permission { action, used_by }
+}
+
+/// The permissions, reads first.
+pub const PERMISSIONS: &[Permission] = &[
+    p(
+        "ec2:DescribeImages",
+        "create (default AMI, --amazonec2-ami check)",
+    ),
+    p(
+        "ec2:DescribeInstanceTypes",
+        "create (architecture of the types)",
+    ),
+    p(
+        "ec2:DescribeInstanceTypeOfferings",
+        "create (which zones offer each type)",
+    ),
+    p("ec2:DescribeVpcs", "create (default VPC)"),
+    p("ec2:DescribeSubnets", "create (subnets and their zones)"),
+    p(
+        "ec2:DescribeKeyPairs",
+        "create (existing key pairs), rm, gc",
+    ),
+    p("ec2:DescribeSecurityGroups", "create, rm, gc"),
+    p(
+        "ec2:DescribeNetworkInterfaces",
+        "rm, gc (is a security group still used)",
+    ),
+    p(
+        "ec2:DescribeInstances",
+        "create, status, ip, url, ls, start, stop, rm, gc",
+    ),
+    p(
+        "ec2:DescribeSpotInstanceRequests",
+        "status (interruption notices), rm, gc",
+    ),
+    p("ec2:DescribeLaunchTemplates", "rm, gc (multi-pool spot)"),
+    p("ec2:DescribeVolumes", "gc"),
+    p("ec2:ImportKeyPair", "create (the machine's SSH key)"),
+    p("ec2:CreateSecurityGroup", "create (the named group, once)"),
+    p(
+        "ec2:AuthorizeSecurityGroupIngress",
+        "create (open SSH, Docker and --amazonec2-open-port ports)",
+    ),
+    p("ec2:RunInstances", "create"),
+    p(
+        "ec2:CreateTags",
+        "create (tags given at launch), update-labels (GitLab's fork: labels on the machine's instance, volumes, network interface)",
+    ),
+    p(
+        "ec2:CreateLaunchTemplate",
+        "create over several types or subnets (one EC2 Fleet request)",
+    ),
+    p("ec2:CreateFleet", "create over several types or subnets"),
+    p(
+        "ec2:DeleteLaunchTemplate",
+        "create over several pools, rm, gc",
+    ),
+    p("ec2:StartInstances", "start"),
+    p("ec2:StopInstances", "stop, kill"),
+    p("ec2:RebootInstances", "restart"),
+    p("ec2:TerminateInstances", "rm, gc"),
+    p("ec2:CancelSpotInstanceRequests", "rm, gc"),
+    p("ec2:DeleteKeyPair", "rm, gc"),
+    p("ec2:DeleteSecurityGroup", "rm, gc"),
+    p("ec2:DeleteVolume", "gc"),
+    p(
+        "iam:PassRole",
+        "create with --amazonec2-iam-instance-profile (the profile's role)",
+    ),
+    p(
+        "iam:CreateServiceLinkedRole",
+        "the first spot launch or EC2 Fleet of an account (AWSServiceRoleForEC2Spot, …Fleet)",
+    ),
+];
+
+/// What EC2 needs, on the caller's behalf, to encrypt a volume with a customer managed key
+/// (`amazonec2-volume-kms-key`): optional, in statements of their own.
+pub const KMS_PERMISSIONS: &[Permission] = &[
+    p(
+        "kms:CreateGrant",
+        "create with --amazonec2-volume-kms-key (EC2 lets EBS use the key)",
+    ),
+    p(
+        "kms:Decrypt",
+        "create with --amazonec2-volume-kms-key (EC2 on your behalf)",
+    ),
+    p(
+        "kms:DescribeKey",
+        "create with --amazonec2-volume-kms-key (EC2 on your behalf)",
+    ),
+    p(
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "create with --amazonec2-volume-kms-key (EC2 on your behalf)",
+    ),
+    p(
+        "kms:ReEncryptFrom",
+        "create with --amazonec2-volume-kms-key (EC2 on your behalf)",
+    ),
+    p(
+        "kms:ReEncryptTo",
+        "create with --amazonec2-volume-kms-key (EC2 on your behalf)",
+    ),
+];
+
+/// The permission named `action`.
+pub fn get(action: &str) -> Option<&'static Permission> {
+    PERMISSIONS
+        .iter()
+        .chain(KMS_PERMISSIONS)
+        .find(|p| p.action == action)
+}
+
+/// The tag whose presence the policy's conditions require: every resource ec2spot creates
+/// carries it from its creation on.
+pub const OWNERSHIP_TAG: &str = tags::MACHINE_ID;
+
+/// Stands for the role of `amazonec2-iam-instance-profile` in the policy (the user puts in
+/// its name).
+pub const ROLE_PLACEHOLDER: &str = "REPLACE-WITH-THE-ROLE-OF-THE-MACHINES-INSTANCE-PROFILE";
+
+/// Stands for the key id of `amazonec2-volume-kms-key` in the policy.
+pub const KMS_KEY_PLACEHOLDER: &str = "REPLACE-WITH-THE-KEY-ID-OF-amazonec2-volume-kms-key";
+
+/// The `Sid` prefix of the statements needed only with `amazonec2-volume-kms-key`.
+pub const OPTIONAL_SID_PREFIX: &str = "Ec2spotOptionalKms";
+
+/// The ARNs of EC2 resources of `types` (`instance`, `volume`, …; images have no account).
+fn ec2_arns(types: &[&str]) -> Value {
+    types
+        .iter()
+        .map(|t| {
+            let account = if *t == "image" { "" } else { "*" };
+            Value::String(format!("arn:aws:ec2:*:{account}:{t}/*"))
+        })
+        .collect()
+}
+
+/// The resources ec2spot creates (and tags at creation).
+const CREATED: &[&str] = &[
+    "key-pair",
+    "security-group",
+    "launch-template",
+    "instance",
+    "volume",
+    "network-interface",
+    "spot-instances-request",
+    "fleet",
+];
+
+/// The actions that create them.
+const CREATING: &[&str] = &[
+    "ImportKeyPair",
+    "CreateSecurityGroup",
+    "CreateLaunchTemplate",
+    "RunInstances",
+    "CreateFleet",
+];
+
+/// The actions that change or delete an existing resource, and the resources they act on.
+const CHANGING: &[&str] = &[
+    "AuthorizeSecurityGroupIngress",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "TerminateInstances",
+    "CancelSpotInstanceRequests",
+    "DeleteKeyPair",
+    "DeleteSecurityGroup",
+    "DeleteLaunchTemplate",
+    "DeleteVolume",
+];
+const CHANGED: &[&str] = &[
+    "instance",
+    "security-group",
+    "spot-instances-request",
+    "key-pair",
+    "launch-template",
+    "volume",
+];
+
+/// The resources a launch only refers to (EC2 authorises the caller on them too): the
+/// image, subnet, security groups and key pair it names, the fleet's launch template. Not
+/// changed by the launch, and often not ec2spot's (the user's key pair and groups).
+pub const REFERENCED: &[&str] = &[
+    "image",
+    "subnet",
+    "security-group",
+    "key-pair",
+    "launch-template",
+];
+
+/// One statement of the policy (fields in the order people read them).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    /// Its name.
+    pub sid: String,
+    /// Always `Allow`.
+    pub effect: &'static str,
+    /// The IAM actions.
+    pub action: Vec<String>,
+    /// The resource ARNs (or `*`).
+    pub resource: Value,
+    /// What must hold for the statement to apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+fn statement(
+    sid: &str,
+    action: Vec<String>,
+    resource: Value,
+    condition: Option<Value>,
+) -> Statement {
+    Statement {
+        sid: sid.into(),
+        effect: "Allow",
+        action,
+        resource,
+        condition,
+    }
+}
+
+fn actions(names: &[&str]) -> Vec<String> {
+    names.iter().map(|a| format!("ec2:{a}")).collect()
+}
+
+/// The statements of `examples/iam-policy.json`: every permission ec2spot needs, each as
+/// narrow as EC2's IAM allows.
+pub fn statements() -> Vec<Statement> {
+    let reads: Vec<String> = PERMISSIONS
+        .iter()
+        .filter(|p| p.action.starts_with("ec2:Describe"))
+        .map(|p| p.action.to_string())
+        .collect();
+    let request_tag = format!("aws:RequestTag/{OWNERSHIP_TAG}");
+    let resource_tag = format!("ec2:ResourceTag/{OWNERSHIP_TAG}");
+    let kms_key = Value::String(format!("arn:aws:kms:*:*:key/{KMS_KEY_PLACEHOLDER}"));
+    let kms_use: Vec<String> = KMS_PERMISSIONS
+        .iter()
+        .map(|p| p.action.to_string())
+        .filter(|a| a != "kms:CreateGrant")
+        .collect();
+    vec![
+        statement("Ec2spotReads", reads, "*".into(), None),
+        statement(
+            "Ec2spotCreateOnlyTagged",
+            actions(CREATING),
+            ec2_arns(CREATED),
+            Some(json!({ "Null": { request_tag: "false" } })),
+        ),
+        statement(
+            "Ec2spotLaunchReferences",
+            actions(&["RunInstances", "CreateFleet"]),
+            ec2_arns(REFERENCED),
+            None,
+        ),
+        statement(
+            "Ec2spotGroupsInVpcs",
+            actions(&["CreateSecurityGroup"]),
+            ec2_arns(&["vpc"]),
+            None,
+        ),
+        statement(
+            "Ec2spotTagOnlyWhenCreating",
+            actions(&["CreateTags"]),
+            ec2_arns(CREATED),
+            Some(json!({ "StringEquals": { "ec2:CreateAction": CREATING } })),
+        ),
+        statement(
+            "Ec2spotLabelOnlyOwned",
+            actions(&["CreateTags"]),
+            ec2_arns(&["instance", "volume", "network-interface"]),
+            Some(json!({
+                "Null": { resource_tag.clone(): "false" },
+                "ForAllValues:StringNotLike": { "aws:TagKeys": [format!("{}*", tags::PREFIX)] }
+            })),
+        ),
+        statement(
+            "Ec2spotChangeOnlyOwned",
+            actions(CHANGING),
+            ec2_arns(CHANGED),
+            Some(json!({ "Null": { resource_tag: "false" } })),
+        ),
+        statement(
+            "Ec2spotPassMachineRole",
+            vec!["iam:PassRole".into()],
+            format!("arn:aws:iam::*:role/{ROLE_PLACEHOLDER}").into(),
+            Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
+        ),
+        statement(
+            "Ec2spotSpotServiceRoles",
+            vec!["iam:CreateServiceLinkedRole".into()],
+            "*".into(),
+            Some(json!({
+                "StringEquals": {
+                    "iam:AWSServiceName": ["spot.amazonaws.com", "ec2fleet.amazonaws.com"]
+                }
+            })),
+        ),
+        statement(
+            &format!("{OPTIONAL_SID_PREFIX}Grant"),
+            vec!["kms:CreateGrant".into()],
+            kms_key.clone(),
+            Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
+        ),
+        statement(
+            &format!("{OPTIONAL_SID_PREFIX}Use"),
+            kms_use,
+            kms_key,
+            Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+        ),
+    ]
+}
+
+/// The policy as JSON text, as `examples/iam-policy.json` holds it.
+pub fn policy_json() -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Policy {
+        version: &'static str,
+        statement: Vec<Statement>,
+    }
+    let mut text = serde_json::to_string_pretty(&Policy {
+        version: "2012-10-17",
+        statement: statements(),
+    })
+    .expect("the policy serialises");
+    text.push('\n');
+    text
+}
+
+/// The policy as a JSON value.
+pub fn policy() -> Value {
+    serde_json::from_str(&policy_json()).expect("the policy is JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_changing_and_creating_action_is_one_ec2spot_calls() {
+        for a in CREATING.iter().chain(CHANGING).chain(&["CreateTags"]) {
+            assert!(get(&format!("ec2:{a}")).is_some(), "{a}");
+        }
+    }
+}
