@@ -13,9 +13,9 @@ fn main() {
 /// Links the binary with `-z pack-relative-relocs` (DT_RELR). The binary is a
 /// position-independent executable (Rust's default, kept on purpose: the long-lived agent
 /// receives every plugin's credentials, and its code should not sit at an address known in
-/// advance); the loader adjusts its ~30 000 relative relocations at every start. Packed, they
-/// take ~10 KB instead of ~700 KB, which every plugin process otherwise reads at start-up
-/// (start-up time and resident memory). Only for a native build against glibc 2.36 or newer,
+/// advance); the loader adjusts its relative relocations at every start. Packed, they take a
+/// small fraction of the space, which every plugin process otherwise reads at start-up
+/// (start-up time and resident memory; the sizes: TESTING.md, "Figures"). Only for a native build against glibc 2.36 or newer,
 /// the first whose loader understands DT_RELR (the linker then records that requirement);
 /// `EC2SPOT_NO_RELR=1` turns it off.
 fn pack_relative_relocations() {
@@ -65,9 +65,9 @@ fn link_map() {
 const HOT_FUNCTIONS: &str = "link/hot-functions.txt";
 
 /// Links a release binary with `HOT_FUNCTIONS` as lld's symbol-ordering file: those functions
-/// come first in `.text`, so the few hundred KB of code a plugin process runs fill a few
-/// hundred KB of pages instead of touching most of the binary's 7 MB (the kernel maps code in
-/// 64 KB blocks around each page a process touches: resident memory and start-up time).
+/// come first in `.text`, so the code a plugin process runs fills a few pages of its own
+/// instead of touching most of the binary (the kernel maps code in blocks around each page a
+/// process touches: resident memory and start-up time).
 /// Names missing from this build (another compiler, changed code) are skipped, so a stale
 /// list costs only the benefit. Only where the linker is surely rustc's own lld (x86_64 Linux
 /// with rustc >= 1.90 and no linker configured); `EC2SPOT_NO_ORDER=1` turns it off.
@@ -114,8 +114,8 @@ fn rustc_minor_version() -> u32 {
 
 /// Links GCC's unwinder (`libgcc_eh.a`) into the binary instead of loading `libgcc_s.so.1`
 /// at start: that library's constructor probes the CPU with `cpuid`, which in a virtual
-/// machine (where CI runners live) traps to the hypervisor; it was ~30% of the user-space
-/// time of a plugin's start-up. Rust's std asks the linker for `-lgcc_s`; a `libgcc_s.so`
+/// machine (where CI runners live) traps to the hypervisor, a large part of the user-space time
+/// of a plugin's start-up (TESTING.md, "Figures"). Rust's std asks the linker for `-lgcc_s`; a `libgcc_s.so`
 /// linker script in a directory searched first answers with the static archive. Panics,
 /// `catch_unwind` and backtraces work the same. Only for a native x86_64 Linux build whose C
 /// compiler has `libgcc_eh.a`; `EC2SPOT_SHARED_LIBGCC=1` turns it off.

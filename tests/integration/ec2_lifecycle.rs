@@ -1019,7 +1019,7 @@ async fn ec2_calls_of_a_spot_create_and_rm() {
     // No spot-request polling: at most one look at the request per state read (the create's
     // wait and docker-machine's GetState; they share one when close enough), for an
     // interruption notice — and only at the request the instance names, which moto's
-    // instances do not (tests/spot.rs replays EC2's answers for that).
+    // instances do not (tests/integration/spot.rs replays EC2's answers for that).
     let spot_looks = create
         .iter()
         .filter(|a| *a == "DescribeSpotInstanceRequests")

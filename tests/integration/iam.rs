@@ -1,6 +1,6 @@
 //! examples/iam-policy.json is the least-privilege policy ec2spot needs: it is the one
-//! src/ec2/permissions.rs generates, lists exactly the actions ec2spot calls, lets every
-//! action that creates a resource happen only with ec2spot's ownership tag in the request,
+//! crates/ec2/src/tools/permissions.rs generates, lists exactly the actions ec2spot calls, lets
+//! every action that creates a resource happen only with ec2spot's ownership tag in the request,
 //! every action that changes or deletes one only on resources that carry it, tags be written
 //! only by those creating calls, and passes only a named role to EC2; KMS for encrypted
 //! volumes is a separate, optional pair of statements. A full create / rm works against moto

@@ -10,6 +10,7 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_docker-machine-driver-ec2spot");
 
 mod agent;
 mod agent_bastion;
+mod architecture;
 mod bad_options;
 mod crash_matrix;
 mod ec2_lifecycle;

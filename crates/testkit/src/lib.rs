@@ -13,12 +13,15 @@
 //! * [`bastion`] — one test's world: moto, proxy, a docker-machine store, the plugin on PATH.
 //! * [`process`] — other processes by pid.
 //! * [`fuzzing`] — the fuzz targets' entry points, replayed over their corpus by the tests.
+//! * [`architecture`] — the checks that keep the layers apart: crate dependencies, names a
+//!   crate must not use, module import cycles, the declared `rust-version`.
 
 #![warn(missing_docs)]
 
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub mod architecture;
 pub mod bastion;
 pub mod ec2_proxy;
 pub mod forward_proxy;
