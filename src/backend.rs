@@ -1,7 +1,7 @@
 //! Where a plugin process's EC2 work runs: in the store's agent (the default: shared clients,
 //! rate limits and state reads) or in this process (`EC2SPOT_AGENT=off`, no store, or no
 //! agent to be had). The one place that knows both paths; either way the same
-//! [`ops::run`](ec2spot_ec2::ops::run) does the work.
+//! [`ec2spot_ec2::ops::run`] does the work.
 
 use std::time::Duration;
 

@@ -2,10 +2,13 @@
 //! operations of every plugin process (gRPC over a Unix socket in the store, mode 0600), so
 //! they share EC2 clients, token buckets and coalesced state reads.
 //!
+//! # Layout
 //! * [`server`] — the agent process: socket, lock, idle exit, the `Agent` gRPC service.
 //! * [`client`] — the plugin side: connect (starting the agent on first need) and run operations.
 //! * [`identity`] — what build a process is (the handshake: only the same build serves).
 //! * [`paths`] — where the socket, lock and log live.
+
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod identity;

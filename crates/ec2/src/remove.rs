@@ -3,8 +3,8 @@
 //! ownership tag (a create killed mid-way saved no ids). Idempotent: what is already gone
 //! counts as removed.
 //!
-//! The steps, in order: [`remove`] terminates the instances, then [`cancel_spot_requests`],
-//! [`delete_launch_templates`], [`delete_key_pairs`], [`delete_security_groups`]; each records
+//! The steps, in order: [`remove`] terminates the instances, then `cancel_spot_requests`,
+//! `delete_launch_templates`, `delete_key_pairs` and `delete_security_groups`; each records
 //! what it did in [`Removed`] and its failures, and the removal fails naming them all.
 
 use std::time::Duration;

@@ -11,6 +11,11 @@
 //! type definitions abort the process) and make it allocate gigabytes from a few hundred bytes
 //! (type trees built without a budget). This codec keeps types as an id table, decodes by
 //! walking the data, and only rebuilds the (budgeted) type of a received interface value.
+//!
+//! # Layout
+//! `wire.rs` (integers, lengths, messages), `types.rs` (type ids and definitions), `value.rs`
+//! (dynamic values), `decode.rs` and `stream.rs` (bytes → values), `encode.rs` (values →
+//! bytes), `error.rs`.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,17 @@
 //! docker-machine's driver-plugin contract: process launch (token, address line, heartbeat
 //! watchdog, `Close`), the RPC method table, mcnflag types and machine states. It talks to a
 //! [`Driver`] and knows nothing of AWS.
+//!
+//! # Layout
+//! * [`launch`] — what a plugin process does at start: the token check, the address line,
+//!   serving, the heartbeat watchdog, `Close`.
+//! * `service.rs` — [`DriverService`]: the RPC method table (`RPCServerDriver.*`), one call
+//!   at a time into the [`Driver`].
+//! * `driver.rs` — the [`Driver`] trait: what docker-machine asks of a driver.
+//! * [`mcnflag`] — create flags and the option values docker-machine sends back.
+//! * [`wire`] — those types as gob values.
+//! * `state.rs` — [`State`], docker-machine's machine states.
+//! * [`output`] — the plugin's output lines (plain, or JSON for GitLab's fork).
 
 #![warn(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! The create options as given (`amazonec2-*` name → value), before [`apply`](crate::options::apply)
-//! reads them into a [`Config`](crate::config::Config): what docker-machine sends with
+//! reads them into a [`Config`](crate::options::config::Config): what docker-machine sends with
 //! `SetConfigFromFlags` (converted by the binary) or what `doctor` parsed from its command
 //! line. Typed getters accept the forms docker-machine may send a value in.
 

@@ -5,7 +5,7 @@
 //! Why pinned: a lookup of "the newest LTS" switches every create to a new release the day
 //! Canonical publishes it, before Docker's installer and docker-machine's provisioning may
 //! support it — then every create fails and gitlab-runner retries in a loop. A release of
-//! ec2spot moves [`PINNED_RELEASE`] after checking the new LTS works.
+//! ec2spot moves [`PINNED_RELEASE`](crate::options::flags::PINNED_RELEASE) after checking the new LTS works.
 //!
 //! Canonical documents both ways to find its images
 //! (<https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/>):
