@@ -504,11 +504,12 @@ async fn a_burst_of_50_creates_queues_under_ec2s_token_buckets() {
     );
     assert!(status.throttle_waits > 0, "the burst had to queue");
     // Launches are paced at 2 a second by the RunInstances bucket and moto runs an instance at
-    // once, so few launch polls overlap here (measured 32-41 calls); sharing itself is shown by
-    // launch_polls_share_one_state_call.
+    // once, so launch polls overlap only when the machine is fast enough (measured 32-41 calls
+    // here, 50 on CI's 2 cores): what holds everywhere is that no wait asks twice. Sharing
+    // itself is shown by launch_polls_share_one_state_call.
     assert!(
-        describes < 50,
-        "{describes} DescribeInstances for 50 concurrent launch waits"
+        describes <= 50,
+        "{describes} DescribeInstances for 50 launch waits: a wait asked more than once"
     );
     assert_eq!(per_machine.len(), 50);
     assert!(per_machine.values().all(|n| *n == 1));
