@@ -44,7 +44,7 @@ DEBUGGING
   EC2SPOT_LOG=trace (tracing filter syntax) makes them more verbose.";
 
 #[derive(Parser, Debug)]
-#[command(name = "docker-machine-driver-ec2spot", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(name = "docker-machine-driver-ec2spot", version = ec2spot_agent::identity::VERSION_LINE, about = ABOUT, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

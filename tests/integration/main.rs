@@ -27,6 +27,7 @@ mod pie;
 mod plugin_protocol;
 mod process_start;
 mod readme;
+mod release;
 mod secrets;
 mod security_groups;
 mod spot;

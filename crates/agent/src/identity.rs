@@ -13,15 +13,16 @@ use super::proto::Build;
 /// Bumped when the agent's messages change meaning.
 pub const PROTOCOL: u32 = 2;
 
-/// The version line: `0.1.0 (commit 0123456789ab, built 2026-12-03)`.
-pub fn version_line() -> String {
-    format!(
-        "{} (commit {}, built {})",
-        env!("CARGO_PKG_VERSION"),
-        env!("EC2SPOT_COMMIT"),
-        env!("EC2SPOT_BUILD_DATE")
-    )
-}
+/// The version line `--version` prints: `0.1.0 (commit 0123456789ab, built 2026-12-03)`; the
+/// commit and date come from build.rs.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EC2SPOT_COMMIT"),
+    ", built ",
+    env!("EC2SPOT_BUILD_DATE"),
+    ")"
+);
 
 struct Exe {
     path: PathBuf,
