@@ -11,17 +11,20 @@ use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_mach
 use crate::procs::{
     AMI, HEARTBEAT, INSTANCE_TYPE, Kind, driver_name, find_agent, plugin_env, stop_agent,
 };
-use crate::stats::{median, mib, proc_status_kib};
+use crate::stats::{median, mib, proc_status_kib, pss_kib};
 use crate::table::Row;
 use ec2spot_testkit::ec2_proxy;
 
-pub(crate) const CREATE_RUNS: usize = 2;
+pub(crate) const CREATE_RUNS: usize = 7;
 
 #[derive(Default, Clone)]
 struct CreateRss {
     plugin_hwm_kib: Vec<f64>,
     plugin_anon_kib: Vec<f64>,
+    plugin_pss_kib: Vec<f64>,
     agent_hwm_kib: Vec<f64>,
+    /// The agent's PSS after the create: all of it is this one plugin's share.
+    agent_pss_kib: Vec<f64>,
     ec2_calls: Vec<f64>,
     seconds: Vec<f64>,
 }
@@ -77,10 +80,14 @@ async fn create_once(
         .push(proc_status_kib(pid, "VmHWM").expect("VmHWM") as f64);
     into.plugin_anon_kib
         .push(proc_status_kib(pid, "RssAnon").expect("RssAnon") as f64);
+    into.plugin_pss_kib.push(pss_kib(pid).expect("Pss") as f64);
     let agent_pid = if agent && kind == Kind::Ec2spot {
         let pid = find_agent(store.path());
-        match pid.and_then(|pid| proc_status_kib(pid, "VmHWM")) {
-            Some(kib) => into.agent_hwm_kib.push(kib as f64),
+        match pid.and_then(|pid| Some((proc_status_kib(pid, "VmHWM")?, pss_kib(pid)?))) {
+            Some((hwm, pss)) => {
+                into.agent_hwm_kib.push(hwm as f64);
+                into.agent_pss_kib.push(pss as f64);
+            }
             None => eprintln!("note: no agent process found for {}", store_s),
         }
         pid
@@ -93,7 +100,8 @@ async fn create_once(
     }
 }
 
-/// CREATE_RUNS creates of each variant (agent off, Go, agent on, in turn); the table rows.
+/// CREATE_RUNS creates of each variant (agent off, Go, agent on, in turn); the table rows
+/// (medians).
 pub(crate) async fn measure(ec2spot: &Path, go: &Path, proxy: &ec2_proxy::Ec2Proxy) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut direct = CreateRss::default();
@@ -153,6 +161,13 @@ pub(crate) async fn measure(ec2spot: &Path, go: &Path, proxy: &ec2_proxy::Ec2Pro
         measure: "create: plugin + agent peak RSS, agent on".into(),
         ec2spot: mib(median(&agent.plugin_hwm_kib) + median(&agent.agent_hwm_kib)),
         go: Some(go_hwm),
+        unit: "MiB",
+        target: None,
+    });
+    rows.push(Row {
+        measure: "create: plugin PSS + the agent's share (all of its PSS: it served this one plugin), agent on".into(),
+        ec2spot: mib(median(&agent.plugin_pss_kib) + median(&agent.agent_pss_kib)),
+        go: Some(mib(median(&gocr.plugin_pss_kib))),
         unit: "MiB",
         target: None,
     });

@@ -10,10 +10,12 @@ use ec2spot_testkit::plugin_client::PluginProcess;
 use crate::procs::{
     AMI, HEARTBEAT, INSTANCE_TYPE, Kind, driver_name, find_agent, plugin_env, stop_agent,
 };
-use crate::stats::{mib, proc_status_kib, pss_kib};
+use crate::stats::{median, mib, proc_status_kib, pss_kib};
 use crate::table::Row;
 
 pub(crate) const FAN_OUT: [usize; 2] = [10, 50];
+/// Fan-outs per N and variant; the rows are their medians.
+pub(crate) const FAN_OUT_RUNS: usize = 7;
 
 struct FanOut {
     wall_ms: f64,
@@ -21,6 +23,7 @@ struct FanOut {
     pss_kib: f64,
     anon_kib: f64,
     agent_rss_kib: Option<f64>,
+    agent_pss_kib: Option<f64>,
     failures: usize,
     first_error: Option<String>,
 }
@@ -77,10 +80,11 @@ async fn fan_out(
         .iter()
         .filter_map(|&pid| proc_status_kib(pid, "RssAnon"))
         .sum::<u64>() as f64;
-    let agent_rss_kib = agent_store
-        .and_then(find_agent)
+    let agent = agent_store.and_then(find_agent);
+    let agent_rss_kib = agent
         .and_then(|pid| proc_status_kib(pid, "VmRSS"))
         .map(|k| k as f64);
+    let agent_pss_kib = agent.and_then(crate::stats::pss_kib).map(|k| k as f64);
     let closes: Vec<_> = plugins
         .into_iter()
         .map(|p| tokio::spawn(p.close()))
@@ -94,8 +98,28 @@ async fn fan_out(
         pss_kib,
         anon_kib,
         agent_rss_kib,
+        agent_pss_kib,
         failures,
         first_error,
+    }
+}
+
+/// The median of each figure over `runs` (failures summed, the first error kept).
+fn medians(runs: Vec<FanOut>) -> FanOut {
+    let m = |f: &dyn Fn(&FanOut) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    let agent = |f: &dyn Fn(&FanOut) -> Option<f64>| {
+        let v: Vec<f64> = runs.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| median(&v))
+    };
+    FanOut {
+        wall_ms: m(&|r| r.wall_ms),
+        rss_kib: m(&|r| r.rss_kib),
+        pss_kib: m(&|r| r.pss_kib),
+        anon_kib: m(&|r| r.anon_kib),
+        agent_rss_kib: agent(&|r| r.agent_rss_kib),
+        agent_pss_kib: agent(&|r| r.agent_pss_kib),
+        failures: runs.iter().map(|r| r.failures).sum(),
+        first_error: runs.iter().find_map(|r| r.first_error.clone()),
     }
 }
 
@@ -145,18 +169,25 @@ pub(crate) async fn measure(
         let configs = fleet(ec2, n, &store.path().to_string_lossy()).await;
         let direct_env = plugin_env(moto_url, store.path(), false);
         let agent_env = plugin_env(moto_url, store.path(), true);
-        // Order: Go, ec2spot direct, ec2spot with a warm agent (started by one untimed GetURL).
-        let g = fan_out(go, Kind::Go, &direct_env, &configs, None).await;
-        let d = fan_out(ec2spot, Kind::Ec2spot, &direct_env, &configs, None).await;
+        // Each run: Go, ec2spot direct, ec2spot with a warm agent (started by one untimed
+        // GetURL before the first run).
         let _ = fan_out(ec2spot, Kind::Ec2spot, &agent_env, &configs[..1], None).await;
-        let a = fan_out(
-            ec2spot,
-            Kind::Ec2spot,
-            &agent_env,
-            &configs,
-            Some(store.path()),
-        )
-        .await;
+        let (mut gs, mut ds, mut as_) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..FAN_OUT_RUNS {
+            gs.push(fan_out(go, Kind::Go, &direct_env, &configs, None).await);
+            ds.push(fan_out(ec2spot, Kind::Ec2spot, &direct_env, &configs, None).await);
+            as_.push(
+                fan_out(
+                    ec2spot,
+                    Kind::Ec2spot,
+                    &agent_env,
+                    &configs,
+                    Some(store.path()),
+                )
+                .await,
+            );
+        }
+        let (g, d, a) = (medians(gs), medians(ds), medians(as_));
         if let Some(pid) = find_agent(store.path()) {
             stop_agent(pid);
         }
@@ -221,6 +252,23 @@ pub(crate) async fn measure(
             measure: format!("fan-out N={n}: {n} plugins + agent RSS, agent on"),
             ec2spot: mib(a.rss_kib + a.agent_rss_kib.unwrap_or(f64::NAN)),
             go: Some(mib(g.rss_kib)),
+            unit: "MiB",
+            target: Some(0.5),
+        });
+        let agent_pss = a.agent_pss_kib.unwrap_or(f64::NAN);
+        rows.push(Row {
+            measure: format!("fan-out N={n}: total PSS of the {n} plugins + the agent, agent on"),
+            ec2spot: mib(a.pss_kib + agent_pss),
+            go: Some(mib(g.pss_kib)),
+            unit: "MiB",
+            target: Some(0.5),
+        });
+        rows.push(Row {
+            measure: format!(
+                "fan-out N={n}: PSS per plugin with its share of the agent (agent PSS / {n}), agent on"
+            ),
+            ec2spot: mib((a.pss_kib + agent_pss) / n as f64),
+            go: Some(mib(g.pss_kib / n as f64)),
             unit: "MiB",
             target: Some(0.5),
         });

@@ -4,10 +4,15 @@
 //!
 //! 1. start-up: exec → first reply (`GetVersion` answered through net/rpc; interleaved starts);
 //! 2. RPC round trip: `RPCServerDriver.GetVersion` ×1000 on one connection;
-//! 3. peak RSS (VmHWM) of the plugin process over a create against moto — ec2spot with the
-//!    agent off (the plugin does the EC2 work) and on (the agent does it; its RSS too);
+//! 3. peak RSS (VmHWM) and PSS of the plugin process over a create against moto (median of 7)
+//!    — ec2spot with the agent off (the plugin does the EC2 work) and on (the agent does it:
+//!    its PSS counts as the plugin's share);
 //! 4. `ls`-style fan-out: N plugins started at once, each answering `GetURL` for an existing
-//!    moto instance; wall time to the last answer and the N processes' total RSS then.
+//!    moto instance; wall time to the last answer and the N processes' total RSS and PSS then,
+//!    with the agent's PSS split over the N plugins it served (median of 7 fan-outs).
+//!
+//! `VS_GO_README=1` rewrites README.md's benchmark table (between its `vs_go` markers) with
+//! this run's table; `VS_GO_MACHINE` names the machine in the line above it.
 //!
 //! Run: `MOTO_SERVER=$PWD/.venv/bin/moto_server cargo bench --bench vs_go --profile dev`.
 //! `EC2SPOT_BIN=<path>` measures another ec2spot binary (e.g. a release build) instead of the
@@ -30,7 +35,7 @@ use create_rss::CREATE_RUNS;
 use ec2spot_testkit::{ec2_proxy, moto};
 use procs::plugin_env;
 use round_trip::{ROUND_TRIP_ROUNDS, ROUND_TRIPS};
-use table::{describe_binary, describe_go, print_report};
+use table::{describe_binary, describe_go, markdown_table, print_report};
 
 const CARGO_PLUGIN: &str = env!("CARGO_BIN_EXE_docker-machine-driver-ec2spot");
 
@@ -91,5 +96,18 @@ async fn main() {
     drop(moto);
 
     print_report(&ec2spot, &go, &rows, &notes);
+    // VS_GO_README=1: the README's table is this run's (never edited by hand).
+    if std::env::var("VS_GO_README").as_deref() == Ok("1") {
+        let body = format!(
+            "Measured by `cargo bench --bench vs_go` on {} with {}:\n\n{}",
+            std::env::var("VS_GO_MACHINE").unwrap_or_else(|_| "this machine".into()),
+            describe_binary(&ec2spot),
+            markdown_table(&rows)
+        );
+        match ec2spot_testkit::readme::write_block("vs_go", &body) {
+            Ok(()) => eprintln!("README.md: the vs_go table was rewritten"),
+            Err(e) => eprintln!("README.md not rewritten: {e}"),
+        }
+    }
     eprintln!("bench took {:.0} s", began.elapsed().as_secs_f64());
 }

@@ -27,9 +27,11 @@ fn fmt_value(v: f64, unit: &str) -> String {
     format!("{v:.digits$} {unit}")
 }
 
-fn print_table(rows: &[Row]) {
-    println!("| measure | ec2spot | Go baseline | ratio ec2spot/Go | target | met? |");
-    println!("|---|---:|---:|---:|---:|:---:|");
+/// The results as a Markdown table.
+pub(crate) fn markdown_table(rows: &[Row]) -> String {
+    let mut t = String::new();
+    t.push_str("| measure | ec2spot | Go baseline | ratio ec2spot/Go | target | met? |\n");
+    t.push_str("|---|---:|---:|---:|---:|:---:|\n");
     for r in rows {
         let (go, ratio) = match r.go {
             Some(g) => (fmt_value(g, r.unit), Some(r.ec2spot / g)),
@@ -43,16 +45,17 @@ fn print_table(rows: &[Row]) {
             ),
             _ => ("—".into(), "—".into()),
         };
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
             r.measure,
             fmt_value(r.ec2spot, r.unit),
             go,
             ratio_s,
             target,
             met
-        );
+        ));
     }
+    t
 }
 
 pub(crate) fn describe_go(path: &Path) -> String {
@@ -100,7 +103,7 @@ pub(crate) fn print_report(ec2spot: &Path, go: &Path, rows: &[Row], notes: &[Str
         .trim()
     );
     println!();
-    print_table(rows);
+    print!("{}", markdown_table(rows));
     println!();
     for note in [
         "Baseline: tests/go/baseline is a minimal plugin in Go with only the standard library \

@@ -15,6 +15,7 @@ mod bad_options;
 mod crash_matrix;
 mod ec2_lifecycle;
 mod examples;
+mod fast_create;
 mod fault_matrix;
 mod fuzz_corpus;
 mod gc;

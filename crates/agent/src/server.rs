@@ -175,7 +175,7 @@ impl Shared {
                 max_stale: self.settings.max_stale,
             },
         );
-        let context = Context::cached(client, Arc::clone(&cache));
+        let context = Context::cached(client, Arc::clone(&cache), Arc::default());
         if let Some(old) = clients.insert(
             id,
             Client {

@@ -8,7 +8,7 @@ use tracing::debug;
 use crate::aws::error::{Error, Result, aws};
 use crate::create;
 use crate::create::resolve::{self, Resolved};
-use crate::create::tls_bootstrap::{self, TlsMaterial};
+use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
 use crate::options::config::Config;
 use crate::progress::Progress;
@@ -247,16 +247,18 @@ pub async fn pre_create_check(
         "Checking {} for network, image and instance type",
         config.region
     ));
-    let r = resolve::resolve(&ctx.client, config).await?;
-    if config.tls_bootstrap {
-        tls_bootstrap::check_image(&ctx.client, &r.ami).await?;
-    }
+    let (r, remembered) = resolve::remembered(ctx, config).await?;
     let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
     progress.say(&format!(
-        "Will launch {} from {} in {}: {}",
+        "Will launch {} from {} in {}{}: {}",
         r.architecture,
         r.ami,
         r.vpc_id,
+        if remembered {
+            " (as resolved for these options before)"
+        } else {
+            ""
+        },
         pools.join(", ")
     ));
     config.vpc_id = r.vpc_id.clone();

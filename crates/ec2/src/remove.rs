@@ -181,6 +181,10 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
         &mut errors,
     )
     .await;
+    // A create remembering a group this removal deleted would launch into nothing.
+    for g in &done.security_groups {
+        ctx.memory.forget_group(g);
+    }
 
     if errors.is_empty() {
         Ok(done)

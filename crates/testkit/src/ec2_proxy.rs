@@ -1,8 +1,11 @@
 //! A small HTTP proxy in front of moto: records every EC2 request (its `Action` and form
 //! body) and answers chosen actions with AWS-shaped errors (EC2 XML body, HTTP status, code)
-//! or holds them unanswered — fault injection without touching the SDK.
+//! or holds them unanswered — fault injection without touching the SDK. It can also delay
+//! every answer (a bastion's round trip to EC2) and records when each request came and was
+//! answered, so benchmarks can count the round trips a command waited for one after another.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,6 +52,11 @@ pub struct Request {
     pub faulted: bool,
     /// The HTTP header lines, lower-cased names.
     pub headers: Vec<(String, String)>,
+    /// When the proxy read it.
+    pub received: Instant,
+    /// When the proxy finished answering it (none yet, or held).
+    pub answered: Option<Instant>,
+    seq: u64,
 }
 
 impl Request {
@@ -74,6 +82,28 @@ struct State {
     rules: Vec<Rule>,
     log: Vec<Request>,
     buckets: Option<Arc<Buckets>>,
+    delay: Duration,
+    seq: u64,
+}
+
+/// The longest chain of `requests` each of which started after the one before it was
+/// answered: the round trips a command waited for one after another (its critical path),
+/// however many others ran beside them. Requests not answered are left out.
+pub fn sequential_round_trips(requests: &[Request]) -> Vec<Request> {
+    // Interval scheduling: always taking the request answered first among those that start
+    // after the chain's end gives the longest chain.
+    let mut done: Vec<&Request> = requests.iter().filter(|r| r.answered.is_some()).collect();
+    done.sort_by_key(|r| r.answered);
+    let mut chain: Vec<Request> = Vec::new();
+    for r in done {
+        if chain
+            .last()
+            .is_none_or(|last| r.received >= last.answered.expect("answered"))
+        {
+            chain.push(r.clone());
+        }
+    }
+    chain
 }
 
 /// The proxy; it runs until the test's runtime ends.
@@ -173,6 +203,11 @@ impl Ec2Proxy {
             .iter()
             .filter(|r| r.action == action)
             .count()
+    }
+
+    /// Delays every answer by `delay` (zero: none), as a bastion's round trip to EC2 would.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     /// Forgets the recorded requests.
@@ -293,14 +328,28 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
                 }
             }
         }
+        st.seq += 1;
         let req = Request {
             action: action.clone(),
             params,
             faulted: chosen.is_some(),
             headers,
+            received: Instant::now(),
+            answered: None,
+            seq: st.seq,
         };
         st.log.push(req.clone());
-        chosen.map(|f| (f, req))
+        (chosen.map(|f| (f, req.clone())), req.seq, st.delay)
+    };
+    let (fault, seq, delay) = fault;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let answered = |state: &Mutex<State>| {
+        let mut st = state.lock().unwrap();
+        if let Some(r) = st.log.iter_mut().rev().find(|r| r.seq == seq) {
+            r.answered = Some(Instant::now());
+        }
     };
     let fault = match fault {
         Some((Fault::Respond(f), req)) => {
@@ -311,6 +360,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
             );
             let _ = sock.write_all(resp.as_bytes()).await;
             let _ = sock.shutdown().await;
+            answered(&state);
             return;
         }
         other => other.map(|(f, _)| f),
@@ -360,6 +410,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
         }
     }
     let _ = sock.shutdown().await;
+    answered(&state);
 }
 
 /// AWS's request token buckets, emulated: an action whose bucket is empty is answered with
@@ -431,4 +482,55 @@ pub fn recorded(path: &str, set: &str, items: &[Vec<(&str, String)>]) -> String 
     }
     body.push_str(&text[end..]);
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(action: &str, at: Instant, from_ms: u64, to_ms: u64) -> Request {
+        Request {
+            action: action.into(),
+            params: Vec::new(),
+            faulted: false,
+            headers: Vec::new(),
+            received: at + Duration::from_millis(from_ms),
+            answered: Some(at + Duration::from_millis(to_ms)),
+            seq: from_ms,
+        }
+    }
+
+    #[test]
+    fn calls_side_by_side_count_once_calls_one_after_another_each() {
+        let t = Instant::now();
+        let log = [
+            req("DescribeInstanceTypes", t, 0, 80),
+            req("DescribeVpcs", t, 1, 81),
+            req("DescribeImages", t, 2, 82),
+            req("DescribeSubnets", t, 81, 161),
+            req("ImportKeyPair", t, 170, 250),
+            req("CreateLaunchTemplate", t, 171, 251),
+            req("CreateFleet", t, 251, 331),
+            req("DescribeInstances", t, 331, 411),
+            req("DeleteLaunchTemplate", t, 332, 412),
+        ];
+        let chain: Vec<String> = sequential_round_trips(&log)
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                "DescribeInstanceTypes",
+                "DescribeSubnets",
+                "ImportKeyPair",
+                "CreateFleet",
+                "DescribeInstances"
+            ]
+        );
+        // Unanswered requests are no part of a chain.
+        let mut held = req("RunInstances", t, 500, 0);
+        held.answered = None;
+        assert_eq!(sequential_round_trips(&[held]).len(), 0);
+    }
 }

@@ -13,6 +13,7 @@
 //! * [`bastion`] — one test's world: moto, proxy, a docker-machine store, the plugin on PATH.
 //! * [`process`] — other processes by pid.
 //! * [`fuzzing`] — the fuzz targets' entry points, replayed over their corpus by the tests.
+//! * [`readme`] — the README's generated blocks (benchmark tables).
 //! * [`architecture`] — the checks that keep the layers apart: crate dependencies, names a
 //!   crate must not use, module import cycles, the declared `rust-version`.
 
@@ -30,6 +31,7 @@ pub mod goclient;
 pub mod moto;
 pub mod plugin_client;
 pub mod process;
+pub mod readme;
 
 /// The repository (workspace) root.
 pub fn workspace_root() -> &'static Path {

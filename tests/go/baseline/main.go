@@ -8,19 +8,30 @@
 // first stdout line, serve net/rpc over HTTP, exit 1 after 10 s without a
 // Heartbeat and exit 0 after Close.
 //
-// Its EC2 work (Create, GetURL, GetState, Remove) is a deliberately small
-// stdlib client of EC2's Query API (form POST, XML answers) meant for moto:
-// requests carry a fixed, unsigned Authorization header whose credential
-// scope names the region. It is not aws-sdk-go.
+// Its EC2 work is a stdlib client of EC2's Query API (form POST, XML answers)
+// meant for moto: requests carry a fixed, unsigned Authorization header whose
+// credential scope names the region. It is not aws-sdk-go, but it makes
+// amazonec2's calls in amazonec2's order (../shared/reference/AMAZONEC2.md
+// §2.1-2.3): DescribeAccountAttributes in SetConfigFromFlags; DescribeKeyPairs
+// and DescribeSubnets in PreCreateCheck and again in Create; an RSA-2048 key,
+// ImportKeyPair, DescribeSecurityGroups (CreateSecurityGroup and
+// AuthorizeSecurityGroupIngress when missing), RunInstances, DescribeInstances
+// until it has an address and again until it runs (3 s apart, as amazonec2),
+// CreateTags. Remove terminates and deletes the key pair.
 package main
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/rpc"
@@ -75,6 +86,11 @@ type Config struct {
 	AMI            string
 	InstanceId     string
 	InstanceType   string
+	VpcId          string
+	SubnetId       string
+	KeyName        string
+	SecurityGroup  string
+	Zone           string
 }
 
 // RPCServerDriver answers docker-machine's driver methods.
@@ -143,24 +159,130 @@ func (r *RPCServerDriver) SetConfigFromFlags(v *interface{}, _ *struct{}) error 
 	if r.cfg.Region == "" {
 		r.cfg.Region = "us-east-1"
 	}
-	return nil
-}
-
-func (r *RPCServerDriver) PreCreateCheck(_ *struct{}, _ *struct{}) error {
-	if r.cfg.AMI == "" {
-		return errors.New("amazonec2-ami is required")
+	r.cfg.Zone = "a"
+	r.cfg.SecurityGroup = "docker-machine"
+	// amazonec2: without a VPC id, the account's default VPC.
+	var attrs struct {
+		Items []struct {
+			Name   string   `xml:"attributeName"`
+			Values []string `xml:"attributeValueSet>item>attributeValue"`
+		} `xml:"accountAttributeSet>item"`
+	}
+	if err := r.ec2(url.Values{"Action": {"DescribeAccountAttributes"}, "AttributeName.1": {"default-vpc"}}, &attrs); err != nil {
+		return err
+	}
+	for _, a := range attrs.Items {
+		if a.Name == "default-vpc" && len(a.Values) > 0 {
+			r.cfg.VpcId = a.Values[0]
+		}
+	}
+	// moto answers "none" where EC2 names the default VPC: the bench then
+	// hands over the id EC2 would have named.
+	if r.cfg.VpcId == "none" || r.cfg.VpcId == "" {
+		r.cfg.VpcId = os.Getenv("BASELINE_DEFAULT_VPC")
 	}
 	return nil
 }
 
+// checkPrereqs is amazonec2's pre-create check: the key pair must not exist
+// yet, and the zone's subnet in the VPC is looked up.
+func (r *RPCServerDriver) checkPrereqs() error {
+	if r.cfg.AMI == "" {
+		return errors.New("amazonec2-ami is required")
+	}
+	var keys struct {
+		Names []string `xml:"keySet>item>keyName"`
+	}
+	err := r.ec2(url.Values{"Action": {"DescribeKeyPairs"}, "KeyName.1": {r.cfg.MachineName}}, &keys)
+	if err == nil && len(keys.Names) > 0 {
+		return fmt.Errorf("There is already a keypair with the name %s", r.cfg.MachineName)
+	}
+	var subnets struct {
+		Items []struct {
+			ID      string `xml:"subnetId"`
+			Default bool   `xml:"defaultForAz"`
+		} `xml:"subnetSet>item"`
+	}
+	if err := r.ec2(url.Values{
+		"Action":           {"DescribeSubnets"},
+		"Filter.1.Name":    {"availability-zone"},
+		"Filter.1.Value.1": {r.cfg.Region + r.cfg.Zone},
+		"Filter.2.Name":    {"vpc-id"},
+		"Filter.2.Value.1": {r.cfg.VpcId},
+	}, &subnets); err != nil {
+		return err
+	}
+	if len(subnets.Items) == 0 {
+		return fmt.Errorf("unable to find a subnet in the zone %s%s", r.cfg.Region, r.cfg.Zone)
+	}
+	r.cfg.SubnetId = subnets.Items[0].ID
+	for _, s := range subnets.Items {
+		if s.Default {
+			r.cfg.SubnetId = s.ID
+		}
+	}
+	return nil
+}
+
+func (r *RPCServerDriver) PreCreateCheck(_ *struct{}, _ *struct{}) error {
+	return r.checkPrereqs()
+}
+
+// sshPublicKey is the OpenSSH "ssh-rsa" line of k (RFC 4253 §6.6).
+func sshPublicKey(k *rsa.PublicKey) string {
+	var b []byte
+	put := func(p []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		b = append(b, n[:]...)
+		b = append(b, p...)
+	}
+	mpint := func(i *big.Int) []byte {
+		p := i.Bytes()
+		if len(p) > 0 && p[0]&0x80 != 0 {
+			p = append([]byte{0}, p...)
+		}
+		return p
+	}
+	put([]byte("ssh-rsa"))
+	put(mpint(big.NewInt(int64(k.E))))
+	put(mpint(k.N))
+	return "ssh-rsa " + base64.StdEncoding.EncodeToString(b)
+}
+
 func (r *RPCServerDriver) Create(_ *struct{}, _ *struct{}) error {
+	if err := r.checkPrereqs(); err != nil {
+		return err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	if err := r.ec2(url.Values{
+		"Action":            {"ImportKeyPair"},
+		"KeyName":           {r.cfg.MachineName},
+		"PublicKeyMaterial": {base64.StdEncoding.EncodeToString([]byte(sshPublicKey(&key.PublicKey)))},
+	}, nil); err != nil {
+		return err
+	}
+	r.cfg.KeyName = r.cfg.MachineName
+	groupID, err := r.ensureGroup()
+	if err != nil {
+		return err
+	}
 	var run runInstancesResponse
 	if err := r.ec2(url.Values{
-		"Action":       {"RunInstances"},
-		"ImageId":      {r.cfg.AMI},
-		"MinCount":     {"1"},
-		"MaxCount":     {"1"},
-		"InstanceType": {r.cfg.InstanceType},
+		"Action":                               {"RunInstances"},
+		"ImageId":                              {r.cfg.AMI},
+		"MinCount":                             {"1"},
+		"MaxCount":                             {"1"},
+		"InstanceType":                         {r.cfg.InstanceType},
+		"KeyName":                              {r.cfg.KeyName},
+		"Placement.AvailabilityZone":           {r.cfg.Region + r.cfg.Zone},
+		"NetworkInterface.1.DeviceIndex":       {"0"},
+		"NetworkInterface.1.SubnetId":          {r.cfg.SubnetId},
+		"NetworkInterface.1.SecurityGroupId.1": {groupID},
+		"NetworkInterface.1.AssociatePublicIpAddress": {"true"},
 	}, &run); err != nil {
 		return err
 	}
@@ -168,28 +290,110 @@ func (r *RPCServerDriver) Create(_ *struct{}, _ *struct{}) error {
 		return fmt.Errorf("RunInstances launched %d instances", len(run.Instances))
 	}
 	r.cfg.InstanceId = run.Instances[0].InstanceID
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		inst, err := r.describe()
-		if err != nil {
-			return err
-		}
-		if inst.State.Name == "running" {
+	// amazonec2: wait for an IP, then for running (mcnutils.WaitFor: at once,
+	// then every 3 s, 60 times).
+	for _, done := range []func(instance) bool{
+		func(i instance) bool { return i.IPAddress != "" },
+		func(i instance) bool { return i.State.Name == "running" },
+	} {
+		ok := false
+		for try := 0; try < 60 && !ok; try++ {
+			if try > 0 {
+				time.Sleep(3 * time.Second)
+			}
+			inst, err := r.describe()
+			if err != nil {
+				continue
+			}
 			r.cfg.IPAddress = inst.IPAddress
-			return nil
+			ok = done(inst)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("instance %s still %s", r.cfg.InstanceId, inst.State.Name)
+		if !ok {
+			return fmt.Errorf("instance %s did not come up", r.cfg.InstanceId)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	return r.ec2(url.Values{
+		"Action":       {"CreateTags"},
+		"ResourceId.1": {r.cfg.InstanceId},
+		"Tag.1.Key":    {"Name"},
+		"Tag.1.Value":  {r.cfg.MachineName},
+	}, nil)
+}
+
+// ensureGroup is amazonec2's configureSecurityGroupPermissions: the group by
+// name in the VPC (made when missing), with SSH and Docker let in.
+func (r *RPCServerDriver) ensureGroup() (string, error) {
+	var groups struct {
+		Items []struct {
+			ID    string `xml:"groupId"`
+			Ports []int  `xml:"ipPermissions>item>fromPort"`
+		} `xml:"securityGroupInfo>item"`
+	}
+	if err := r.ec2(url.Values{
+		"Action":           {"DescribeSecurityGroups"},
+		"Filter.1.Name":    {"group-name"},
+		"Filter.1.Value.1": {r.cfg.SecurityGroup},
+		"Filter.2.Name":    {"vpc-id"},
+		"Filter.2.Value.1": {r.cfg.VpcId},
+	}, &groups); err != nil {
+		return "", err
+	}
+	var id string
+	var ports []int
+	if len(groups.Items) > 0 {
+		id, ports = groups.Items[0].ID, groups.Items[0].Ports
+	} else {
+		var made struct {
+			ID string `xml:"groupId"`
+		}
+		if err := r.ec2(url.Values{
+			"Action":           {"CreateSecurityGroup"},
+			"GroupName":        {r.cfg.SecurityGroup},
+			"GroupDescription": {"Docker Machine"},
+			"VpcId":            {r.cfg.VpcId},
+		}, &made); err != nil {
+			return "", err
+		}
+		id = made.ID
+		if err := r.ec2(url.Values{"Action": {"DescribeSecurityGroups"}, "GroupId.1": {id}}, nil); err != nil {
+			return "", err
+		}
+	}
+	form := url.Values{"Action": {"AuthorizeSecurityGroupIngress"}, "GroupId": {id}}
+	n := 0
+	for _, port := range []int{22, dockerPort} {
+		have := false
+		for _, p := range ports {
+			have = have || p == port
+		}
+		if have {
+			continue
+		}
+		n++
+		k := fmt.Sprintf("IpPermissions.%d.", n)
+		form.Set(k+"IpProtocol", "tcp")
+		form.Set(k+"FromPort", fmt.Sprint(port))
+		form.Set(k+"ToPort", fmt.Sprint(port))
+		form.Set(k+"IpRanges.1.CidrIp", "0.0.0.0/0")
+	}
+	if n > 0 {
+		if err := r.ec2(form, nil); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
 }
 
 func (r *RPCServerDriver) Remove(_ *struct{}, _ *struct{}) error {
-	if r.cfg.InstanceId == "" {
-		return nil
+	if r.cfg.InstanceId != "" {
+		if err := r.ec2(url.Values{"Action": {"TerminateInstances"}, "InstanceId.1": {r.cfg.InstanceId}}, nil); err != nil {
+			return err
+		}
 	}
-	return r.ec2(url.Values{"Action": {"TerminateInstances"}, "InstanceId.1": {r.cfg.InstanceId}}, nil)
+	if r.cfg.KeyName != "" {
+		return r.ec2(url.Values{"Action": {"DeleteKeyPair"}, "KeyName": {r.cfg.KeyName}}, nil)
+	}
+	return nil
 }
 
 // GetURL asks EC2 for the instance, as amazonec2 does (one DescribeInstances

@@ -83,6 +83,35 @@ type dm struct {
 
 	mu     sync.Mutex
 	opened []*Driver
+
+	// started and marks: milestones of the command (ms since it started), written as
+	// JSON to $DMCLIENT_TIMES when set (benches/create_latency reads them).
+	started time.Time
+	marks   map[string]float64
+}
+
+// mark records milestone name once, in ms since the command started.
+func (m *dm) mark(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.marks == nil {
+		m.marks = map[string]float64{}
+	}
+	if _, seen := m.marks[name]; !seen {
+		m.marks[name] = float64(time.Since(m.started).Microseconds()) / 1000
+	}
+}
+
+// writeMarks writes the milestones to $DMCLIENT_TIMES, if set.
+func (m *dm) writeMarks() {
+	path := os.Getenv("DMCLIENT_TIMES")
+	if path == "" {
+		return
+	}
+	m.mu.Lock()
+	b, _ := json.Marshal(m.marks)
+	m.mu.Unlock()
+	_ = os.WriteFile(path, b, 0o644)
 }
 
 var globalFlags = []cliFlag{
@@ -141,7 +170,8 @@ func runDM(args []string) int {
 		return 1
 	}
 	m := &dm{
-		log: newConsole(gfs.Bool("debug")),
+		started: time.Now(),
+		log:     newConsole(gfs.Bool("debug")),
 		store: newStore(gfs.String("storage-path"), gfs.String("tls-ca-cert"), gfs.String("tls-ca-key"),
 			gfs.String("tls-client-cert"), gfs.String("tls-client-key")),
 	}
@@ -186,7 +216,10 @@ func runDM(args []string) int {
 		fmt.Fprintf(os.Stderr, "docker-machine: '%s' is not a docker-machine command.\nSee 'dmclient dm --help'.\n", rest[0])
 		return 1
 	}
-	return m.finish(cmd(rest[1:]))
+	err = cmd(rest[1:])
+	m.mark("command_done")
+	m.writeMarks()
+	return m.finish(err)
 }
 
 // finish mirrors runCommand: on success every opened driver is closed; on
@@ -349,6 +382,7 @@ func (m *dm) runAction(name string, args []string, action func(*Host) error) err
 func (m *dm) machineInState(h *Host, want State) func() bool {
 	return func() bool {
 		st, err := h.drv.GetState()
+		m.mark("first_get_state")
 		if err != nil {
 			m.log.Debugf("Error getting machine state: %s", err)
 		}

@@ -179,6 +179,7 @@ func (m *dm) apiCreate(h *Host, d *Driver, fs *flagSet) error {
 		return fmt.Errorf("Error generating certificates: %s", err)
 	}
 	m.log.Infof("Running pre-create checks...")
+	m.mark("pre_create_called")
 	if err := d.Void("PreCreateCheck"); err != nil {
 		return errPreCreate{Cause: err}
 	}
@@ -203,7 +204,10 @@ func (m *dm) apiCreate(h *Host, d *Driver, fs *flagSet) error {
 // performCreate is libmachine's Client.performCreate up to the SSH wait (or,
 // for a TLS-bootstrapped machine of GitLab's fork, the TLS wait).
 func (m *dm) performCreate(h *Host, d *Driver, bootstrapped bool) error {
-	if err := d.Void("Create"); err != nil {
+	m.mark("create_called")
+	err := d.Void("Create")
+	m.mark("create_returned")
+	if err != nil {
 		if m.fork {
 			// GitLab's fork saves the host after a failed create: one more
 			// GetConfigRaw, and config.json holds what the driver reports now.

@@ -14,7 +14,7 @@ use crate::options::config::Config;
 use crate::options::validate::{parse_port, parse_tags};
 use crate::progress::Progress;
 use crate::resources::run_instances::{Launch, Market};
-use crate::resources::security_group::DOCKER_PORT;
+use crate::resources::security_group::{self, DOCKER_PORT, Groups};
 use crate::resources::{instance, key_pair};
 use crate::state::context::Context;
 use crate::{manager, remove, tags};
@@ -49,28 +49,49 @@ pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
     ports
 }
 
-/// Resolves (and creates, opens) the machine's security groups; records what it created.
+/// The machine's security groups: as found complete by an earlier create of this process
+/// (when `remembered_ok`), else resolved (created, opened) and then remembered.
 async fn ensure_groups(
-    ec2: &aws_sdk_ec2::Client,
-    config: &mut Config,
+    ctx: &Context,
+    config: &Config,
     resolved: &Resolved,
     tag_list: &[(String, String)],
     progress: &Progress,
-) -> Result<Vec<String>> {
-    let groups = crate::resources::security_group::ensure(
-        ec2,
+    remembered_ok: bool,
+) -> Result<Groups> {
+    let ports = ingress_ports(config);
+    let key = format!(
+        "{}|{:?}|{:?}|{}",
+        resolved.vpc_id,
+        config.security_group_names,
+        security_group::plan(config, &ports),
+        config.security_group_read_only
+    );
+    if remembered_ok && let Some(ids) = ctx.memory.groups(&key) {
+        return Ok(Groups {
+            ids,
+            created: Vec::new(),
+        });
+    }
+    let groups = security_group::ensure(
+        &ctx.client,
         &resolved.vpc_id,
         config,
-        &ingress_ports(config),
+        &ports,
         tag_list,
         progress,
     )
     .await?;
+    ctx.memory.remember_groups(&key, groups.ids.clone());
+    Ok(groups)
+}
+
+/// Records the groups a launch uses, and those it created (for `rm`).
+fn record_groups(config: &mut Config, groups: &Groups) {
     config
         .created_security_group_ids
         .extend(groups.created.iter().cloned());
     config.security_group_ids = groups.ids.clone();
-    Ok(groups.ids)
 }
 
 /// Creates the machine described by `config` (already resolved by the pre-create check);
@@ -130,14 +151,6 @@ async fn create_steps(
         .then(|| PathBuf::from(&config.ssh_private_key_path));
     let (key_path, public_line) = key_pair::install(&dir, user_key.as_deref())?;
     config.ssh_key_path = key_path.to_string_lossy().into_owned();
-    if !config.existing_key {
-        progress.say("Importing the SSH key as key pair");
-        key_pair::import(ec2, &config.machine_name, &public_line, &tag_list).await?;
-        config.key_name = config.machine_name.clone();
-        config.key_pair_imported = true;
-    }
-
-    let groups = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
     match (config.tls_bootstrap, tls) {
         (true, Some(_)) => progress.say(
             "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
@@ -147,34 +160,77 @@ async fn create_steps(
         ),
         _ => {}
     }
+    let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+    let key_name = if config.existing_key {
+        config.key_name.clone()
+    } else {
+        config.machine_name.clone()
+    };
     let mut launch = Launch {
         ami: resolved.ami.clone(),
         instance_type: String::new(),
         subnet_id: String::new(),
-        group_ids: groups,
-        key_name: config.key_name.clone(),
+        group_ids: Vec::new(),
+        key_name: key_name.clone(),
         user_data,
         tags: tag_list.clone(),
         market: Market::OnDemand,
         client_token: String::new(),
     };
-    let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+    // The key pair, and the groups then the launch template (several pools), at once: a
+    // template may name a key pair that does not exist yet — EC2 checks its parameters at the
+    // launch, not when it is made
+    // (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-template-restrictions.html).
+    let import = async {
+        if config.existing_key {
+            return Ok(false);
+        }
+        progress.say("Importing the SSH key as key pair");
+        key_pair::import(ec2, &key_name, &public_line, &tag_list)
+            .await
+            .map(|()| true)
+    };
+    let groups_then_template = async {
+        let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, true).await?;
+        if resume {
+            return Ok::<_, Error>((groups, Ok(None))); // made below, unless there is an instance
+        }
+        let mut l = launch.clone();
+        l.group_ids = groups.ids.clone();
+        let template = market::template(ec2, config, &l, &resolved.pools, &ownership).await;
+        Ok((groups, template))
+    };
+    let (imported, groups) = tokio::join!(import, groups_then_template);
+    // What was made is recorded before any error returns, so the cleanup removes it.
+    if let Ok(true) = imported {
+        config.key_name = key_name.clone();
+        config.key_pair_imported = true;
+    }
+    let (groups, template) = groups?;
+    record_groups(config, &groups);
+    imported?;
+    let mut template = template?;
+    launch.group_ids = groups.ids;
     // An earlier attempt of this create (in an agent that died) may have launched already:
-    // adopt that instance instead of launching a second one.
-    if resume
-        && let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
+    // adopt that instance instead of launching a second one. (The key pair and groups above
+    // are recorded either way, so `rm` removes them.)
+    if resume {
+        if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
             .await?
             .into_iter()
             .next()
-    {
-        return adopt(ctx, config, &i, progress).await;
+        {
+            return adopt(ctx, config, &i, progress).await;
+        }
+        template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
     }
+
     let placed = match market::launch(
         ec2,
         config,
         &launch,
         &resolved.pools,
-        &ownership,
+        template.as_deref(),
         "",
         progress,
     )
@@ -184,6 +240,7 @@ async fn create_steps(
         // attempt of this create (in an agent that died) launched already. Adopt what it
         // launched — never launch a second instance.
         Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+            market::drop_template(ec2, template, progress).await;
             return match adoptable(ctx, config).await? {
                 Some(i) => adopt(ctx, config, &i, progress).await,
                 None => Err(e.context(
@@ -191,23 +248,38 @@ async fn create_steps(
                 )),
             };
         }
-        // The last machine sharing a group deleted it between our lookup and the launch:
-        // make it again and launch once more (with new tokens: the first call made nothing).
+        // A group deleted since it was looked up (the last machine sharing it took it away,
+        // or it was remembered from an earlier create): look again, make it if need be, and
+        // launch once more (with new tokens: the first call made nothing).
         Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
             progress.say("A security group vanished meanwhile; resolving the groups again");
-            launch.group_ids = ensure_groups(ec2, config, resolved, &tag_list, progress).await?;
+            for id in &launch.group_ids {
+                ctx.memory.forget_group(id);
+            }
+            market::drop_template(ec2, template.take(), progress).await;
+            let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, false).await?;
+            record_groups(config, &groups);
+            launch.group_ids = groups.ids;
+            template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
             market::launch(
                 ec2,
                 config,
                 &launch,
                 &resolved.pools,
-                &ownership,
+                template.as_deref(),
                 "-2",
                 progress,
             )
-            .await?
+            .await
         }
-        other => other?,
+        other => other,
+    };
+    let placed = match placed {
+        Ok(p) => p,
+        Err(e) => {
+            market::drop_template(ec2, template, progress).await;
+            return Err(e);
+        }
     };
     let id = placed.instance_id.clone();
     config.instance_id = id.clone();
@@ -222,8 +294,12 @@ async fn create_steps(
         placed.market.as_str(),
         placed.pool
     ));
-
-    wait(ctx, config, &id, progress).await
+    // The template served its one launch: it goes while the instance boots.
+    let (waited, ()) = tokio::join!(
+        wait(ctx, config, &id, progress),
+        market::drop_template(ec2, template, progress)
+    );
+    waited
 }
 
 /// Waits for the launched instance `id` to run and records its addresses.

@@ -21,47 +21,46 @@ pub struct Placed {
     pub pool: Pool,
 }
 
-/// Launches one instance for `config` over `pools`: on spot when asked, falling back to
-/// on-demand when every spot pool failed for capacity, price or spot-quota reasons and
-/// `amazonec2-spot-fallback-on-demand` allows it. `token_suffix` distinguishes a relaunch
-/// (the idempotency token of a successful launch must never be reused for a different one).
-pub async fn launch(
+/// The launch template a launch over `pools` needs: one for several pools (tagged as the
+/// machine's, see `launch_template::create`), none for one.
+pub async fn template(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
     base: &Launch,
     pools: &[Pool],
     ownership: &[(String, String)],
-    token_suffix: &str,
-    progress: &Progress,
-) -> Result<Placed> {
-    // Several pools need a launch template; one serves both markets and goes right after.
-    let template = if pools.len() > 1 {
-        Some(launch_template::create(ec2, config, base, ownership).await?)
+) -> Result<Option<String>> {
+    if pools.len() > 1 {
+        Ok(Some(
+            launch_template::create(ec2, config, base, ownership).await?,
+        ))
     } else {
-        None
-    };
-    let result = launch_markets(
-        ec2,
-        config,
-        base,
-        pools,
-        template.as_deref(),
-        token_suffix,
-        progress,
-    )
-    .await;
-    if let Some(t) = &template
-        && let Err(e) = launch_template::delete(ec2, t).await
+        Ok(None)
+    }
+}
+
+/// Deletes the launch template once its launch is done; one that cannot be deleted now is
+/// left to `rm`, which finds a machine's templates by tag.
+pub async fn drop_template(
+    ec2: &aws_sdk_ec2::Client,
+    template: Option<String>,
+    progress: &Progress,
+) {
+    if let Some(t) = template
+        && let Err(e) = launch_template::delete(ec2, &t).await
     {
-        // `rm` looks for a multi-pool machine's templates by tag, so this one is not lost.
         progress.say(&format!(
             "Could not delete launch template {t} yet ({e}); rm will"
         ));
     }
-    result
 }
 
-async fn launch_markets(
+/// Launches one instance for `config` over `pools`: on spot when asked, falling back to
+/// on-demand when every spot pool failed for capacity, price or spot-quota reasons and
+/// `amazonec2-spot-fallback-on-demand` allows it. Several pools launch from `template` (made by
+/// [`template`]; one serves both markets). `token_suffix` distinguishes a relaunch (the
+/// idempotency token of a successful launch must never be reused for a different one).
+pub async fn launch(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
     base: &Launch,

@@ -1,6 +1,10 @@
 //! The pre-create check: resolves everything a launch needs — VPC, subnet and availability
 //! zone, instance type (architecture, spot support, offered in the zone), image and key pair —
 //! so that a wrong option fails in seconds, naming the option, before anything is created.
+//! Lookups that do not need another's answer go at once (each is a round trip from the
+//! bastion): the instance types, the VPC or subnets, the zone offerings, the image and the key
+//! pair in the first round; the image (by architecture) and the subnets (by VPC) in the second.
+//! [`remembered`] answers from what the process remembers when it can.
 
 use aws_sdk_ec2::types::{Filter, LocationType};
 
@@ -8,21 +12,10 @@ use crate::aws::error::{Error, Result, aws};
 use crate::options::config::{Config, Pool};
 use crate::options::error::OptionError;
 use crate::options::flags::name;
+pub use crate::options::resolved::Resolved;
 use crate::resources::image;
+use crate::state::context::Context;
 use crate::tags;
-
-/// What a create will use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    /// VPC id.
-    pub vpc_id: String,
-    /// The pools to launch in (instance types × subnets offered there), in preference order.
-    pub pools: Vec<Pool>,
-    /// Image id.
-    pub ami: String,
-    /// `x86_64` or `arm64`.
-    pub architecture: String,
-}
 
 fn option(flag: &'static str, message: String) -> Error {
     Error::Option(OptionError { flag, message })
@@ -66,37 +59,156 @@ fn zones(config: &Config) -> Vec<String> {
     }
 }
 
-/// Resolves `config`'s options against EC2.
+/// Resolves `config`'s options against EC2: every lookup that does not need another's answer
+/// at once; errors are reported in the order the options are checked (types, network, image,
+/// key pair), whichever lookup failed first.
 pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
     let types = instance_types(config);
-    let architecture = architecture(ec2, config, &types).await?;
-    let (vpc_id, subnets) = network(ec2, config).await?;
-    let pools = offered_pools(ec2, &types, &subnets).await?;
-    let ami = if config.ami.is_empty() {
-        let release = if config.ubuntu_release.is_empty() {
-            crate::options::flags::PINNED_RELEASE // a config saved before the option existed
+    // Without subnets given, the zones are known before any call: their offerings go at once.
+    let upfront_azs = subnet_ids(config).is_empty().then(|| network_zones(config));
+    let machine = async {
+        if config.ami.is_empty() {
+            let architecture = architecture(ec2, config, &types).await?;
+            let ami = default_image(ec2, config, &architecture).await?;
+            Ok::<_, Error>((architecture, ami, Ok(())))
         } else {
-            config.ubuntu_release.as_str()
-        };
-        image::find_default(
-            ec2,
-            &crate::aws::endpoint(config),
-            &config.region,
-            &architecture,
-            release,
-        )
-        .await?
-    } else {
-        check_image(ec2, &config.ami, &architecture, &types[0]).await?;
-        config.ami.clone()
+            let (architecture, image) = tokio::join!(
+                architecture(ec2, config, &types),
+                check_image(ec2, &config.ami)
+            );
+            let architecture = architecture?;
+            let image = image.and_then(|image_arch| match image_arch {
+                Some(a) if a != architecture => Err(option(
+                    name::AMI,
+                    format!(
+                        "{} is a {a} image but --{} {} is {architecture}",
+                        config.ami,
+                        name::INSTANCE_TYPE,
+                        types[0]
+                    ),
+                )),
+                _ => Ok(()),
+            });
+            Ok((architecture, config.ami.clone(), image))
+        }
     };
-    check_key_pair(ec2, config).await?;
+    let place = async {
+        let upfront = async {
+            match &upfront_azs {
+                Some(azs) => offerings(ec2, &types, azs).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (net, offered) = tokio::join!(network(ec2, config), upfront);
+        let (vpc_id, subnets) = net?;
+        let offered = match offered? {
+            Some(o) => o,
+            None => {
+                let azs: Vec<String> = subnets.iter().map(|(_, az)| az.clone()).collect();
+                offerings(ec2, &types, &azs).await?
+            }
+        };
+        Ok::<_, Error>((vpc_id, pools(&types, &subnets, &offered)?))
+    };
+    let (machine, place, key) = tokio::join!(machine, place, check_key_pair(ec2, config));
+    let (architecture, ami, image) = machine?;
+    let (vpc_id, pools) = place?;
+    image?;
+    key?;
     Ok(Resolved {
         vpc_id,
         pools,
         ami,
         architecture,
     })
+}
+
+/// The option set a pre-create answer depends on (the memory's key): everything [`resolve`]
+/// and the TLS bootstrap's image check read, except the machine's own name and id.
+pub fn option_key(config: &Config) -> String {
+    format!(
+        "{:?}",
+        (
+            (&config.region, crate::aws::endpoint(config)),
+            (instance_types(config), subnet_ids(config), zones(config)),
+            (&config.vpc_id, &config.ami, &config.ubuntu_release),
+            (config.request_spot_instance, config.tls_bootstrap),
+            (config.existing_key, &config.key_name),
+        )
+    )
+}
+
+/// The pre-create answer: from what `ctx` remembers for these options when it can (the key
+/// pair named after the machine is then checked by its import), else from EC2 — and then
+/// remembered. A remembered answer older than a minute is refreshed in the background.
+/// Returns whether it was remembered.
+pub async fn remembered(ctx: &Context, config: &Config) -> Result<(Resolved, bool)> {
+    let key = option_key(config);
+    if let Some(r) = ctx.memory.recall(&key) {
+        if r.refresh {
+            let (ec2, memory, config) = (
+                ctx.client.clone(),
+                std::sync::Arc::clone(&ctx.memory),
+                config.clone(),
+            );
+            tokio::spawn(async move {
+                match checked(&ec2, &config).await {
+                    Ok(fresh) => memory.remember(&key, fresh),
+                    // What no longer resolves is looked up again by the next create, which
+                    // then reports it.
+                    Err(_) => memory.forget(&key),
+                }
+            });
+        }
+        return Ok((r.resolved, true));
+    }
+    let fresh = checked(&ctx.client, config).await?;
+    ctx.memory.remember(&key, fresh.clone());
+    Ok((fresh, false))
+}
+
+/// [`resolve`], then the TLS bootstrap's image check when it is asked for.
+async fn checked(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
+    let r = resolve(ec2, config).await?;
+    if config.tls_bootstrap {
+        crate::create::tls_bootstrap::check_image(ec2, &r.ami).await?;
+    }
+    Ok(r)
+}
+
+/// The default Ubuntu image for `architecture` and the configured release.
+async fn default_image(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    architecture: &str,
+) -> Result<String> {
+    let release = if config.ubuntu_release.is_empty() {
+        crate::options::flags::PINNED_RELEASE // a config saved before the option existed
+    } else {
+        config.ubuntu_release.as_str()
+    };
+    image::find_default(
+        ec2,
+        &crate::aws::endpoint(config),
+        &config.region,
+        architecture,
+        release,
+    )
+    .await
+}
+
+/// The zones a machine without given subnets launches in: the given ones, else the region's
+/// first.
+fn network_zones(config: &Config) -> Vec<String> {
+    let wanted: Vec<String> = zones(config)
+        .iter()
+        .filter_map(|z| zone_name(z, &config.region))
+        .collect();
+    if wanted.is_empty() {
+        vec![format!("{}a", config.region)]
+    } else {
+        wanted
+    }
 }
 
 /// The common architecture of the instance types; fails if a type does not exist, cannot be
@@ -309,11 +421,7 @@ async fn network(
         }
         config.vpc_id.clone()
     };
-    let azs = if wanted.is_empty() {
-        vec![format!("{}a", config.region)]
-    } else {
-        wanted
-    };
+    let azs = network_zones(config);
     let out = ec2
         .describe_subnets()
         .filters(filter("vpc-id", &vpc))
@@ -354,20 +462,19 @@ async fn network(
     Ok((vpc, pairs))
 }
 
-/// Every (type, subnet) pool whose type is offered in the subnet's zone; an error if none is.
-async fn offered_pools(
+/// The (instance type, zone) pairs EC2 offers among `types` × `azs`.
+async fn offerings(
     ec2: &aws_sdk_ec2::Client,
     types: &[String],
-    subnets: &[(String, String)],
-) -> Result<Vec<Pool>> {
-    let azs: Vec<String> = subnets.iter().map(|(_, az)| az.clone()).collect();
+    azs: &[String],
+) -> Result<Vec<(String, String)>> {
     let out = ec2
         .describe_instance_type_offerings()
         .location_type(LocationType::AvailabilityZone)
         .filters(
             Filter::builder()
                 .name("location")
-                .set_values(Some(azs.clone()))
+                .set_values(Some(azs.to_vec()))
                 .build(),
         )
         .filters(
@@ -384,15 +491,29 @@ async fn offered_pools(
                 e,
             )
         })?;
-    let offered = |t: &str, az: &str| {
-        out.instance_type_offerings()
-            .iter()
-            .any(|o| o.instance_type().map(|x| x.as_str()) == Some(t) && o.location() == Some(az))
-    };
+    Ok(out
+        .instance_type_offerings()
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o.instance_type()?.as_str().to_string(),
+                o.location()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Every (type, subnet) pool whose type is `offered` in the subnet's zone; an error if none is.
+fn pools(
+    types: &[String],
+    subnets: &[(String, String)],
+    offered: &[(String, String)],
+) -> Result<Vec<Pool>> {
+    let is_offered = |t: &str, az: &str| offered.iter().any(|(ot, oaz)| ot == t && oaz == az);
     let mut pools = Vec::new();
     for t in types {
         for (subnet, az) in subnets {
-            if offered(t, az) {
+            if is_offered(t, az) {
                 pools.push(Pool {
                     instance_type: t.clone(),
                     subnet_id: subnet.clone(),
@@ -402,21 +523,17 @@ async fn offered_pools(
         }
     }
     if pools.is_empty() {
-        let where_ = azs.join(", ");
+        let azs: Vec<&str> = subnets.iter().map(|(_, az)| az.as_str()).collect();
         return Err(option(
             name::INSTANCE_TYPE,
-            format!("{} is not offered in {where_}", types.join(", ")),
+            format!("{} is not offered in {}", types.join(", "), azs.join(", ")),
         ));
     }
     Ok(pools)
 }
 
-async fn check_image(
-    ec2: &aws_sdk_ec2::Client,
-    ami: &str,
-    arch: &str,
-    instance_type: &str,
-) -> Result<()> {
+/// Checks image `ami` exists; returns its architecture when EC2 names one.
+async fn check_image(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<Option<String>> {
     let out = ec2
         .describe_images()
         .image_ids(ami)
@@ -443,19 +560,7 @@ async fn check_image(
             format!("{ami} does not exist or is not visible to this account"),
         )
     })?;
-    if let Some(image_arch) = image.architecture()
-        && image_arch.as_str() != arch
-    {
-        return Err(option(
-            name::AMI,
-            format!(
-                "{ami} is a {} image but --{} {instance_type} is {arch}",
-                image_arch.as_str(),
-                name::INSTANCE_TYPE
-            ),
-        ));
-    }
-    Ok(())
+    Ok(image.architecture().map(|a| a.as_str().to_string()))
 }
 
 async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()> {

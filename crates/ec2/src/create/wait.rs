@@ -12,9 +12,10 @@ use crate::state::context::Context;
 /// How long a running instance may lack the address SSH needs before the wait gives up.
 pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
 
-/// Polls until the instance runs and has the address SSH will use. The first look is 250 ms
-/// after the launch (no instance runs sooner) and the interval grows to 2 s (amazonec2: a
-/// fixed 3 s), so docker-machine's own checks pass at their first try. Each look may happen
+/// Polls until the instance runs and has the address SSH will use. The first look goes at
+/// once (the launch answer says "pending"; an instance may run by the time it is asked), the
+/// next 250 ms later, and the interval grows to 2 s (amazonec2: a fixed 3 s), so
+/// docker-machine's own checks pass at their first try. Each look may happen
 /// early, in a call the agent makes anyway (see `Context::observe_fresh_by`). An instance that
 /// ends up stopped or terminated (e.g. a spot instance reclaimed at once) fails the wait with
 /// EC2's reason.
@@ -25,12 +26,12 @@ pub async fn wait_running(
     timeout: Duration,
 ) -> Result<Instance> {
     let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
+    let mut delay = Duration::ZERO;
     let mut running_since: Option<Instant> = None;
     loop {
         // Right after a launch EC2 may not know the id yet (eventual consistency): keep polling.
         let by = Instant::now() + delay;
-        delay = (delay * 2).min(Duration::from_secs(2));
+        delay = (delay * 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
         if let Some(instance) = ctx.observe_fresh_by(id, by).await?.instance {
             let state = instance.state().and_then(|s| s.name()).cloned();
             match state {

@@ -10,11 +10,13 @@
 //! * [`error`] — [`OptionError`]: a refused option, naming its flag.
 //! * [`config`] — the persisted config (`config.json`'s `Driver`), with the launch pools the
 //!   pre-create check found.
+//! * [`resolved`] — what the pre-create check resolved the options to.
 
 mod apply;
 pub mod config;
 pub mod error;
 pub mod flags;
+pub mod resolved;
 pub mod validate;
 pub mod values;
 

@@ -150,7 +150,15 @@ impl StateCache {
                 }
             }
             inner.waiting.entry(id.to_string()).or_default().push(tx);
-            self.plan(&mut inner, by.max(now + self.window));
+            let soon = by.max(now + self.window);
+            let at = match inner.next_call {
+                // A state question waits the window for others to share its call.
+                _ if cached_ok => soon,
+                // A launch poll rides a call planned by then; else it goes when it asked to.
+                Some(next) if next <= soon => next,
+                _ => by.max(now),
+            };
+            self.plan(&mut inner, at);
             rx
         };
         answer(rx).await

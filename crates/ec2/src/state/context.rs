@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::aws::error::Result;
 use crate::resources::instance;
 use crate::state::cache::StateCache;
+use crate::state::memory::Memory;
 use crate::state::observed::Observed;
 
 /// The EC2 client and state reader of an operation.
@@ -15,6 +16,8 @@ pub struct Context {
     /// The SDK client (rate-limited in the agent).
     pub client: aws_sdk_ec2::Client,
     cache: Option<Arc<StateCache>>,
+    /// What this process remembers between creates.
+    pub memory: Arc<Memory>,
 }
 
 impl Context {
@@ -23,14 +26,21 @@ impl Context {
         Context {
             client,
             cache: None,
+            memory: Arc::default(),
         }
     }
 
-    /// Reads state through `cache` (coalesced, shared, tolerant of throttling).
-    pub fn cached(client: aws_sdk_ec2::Client, cache: Arc<StateCache>) -> Self {
+    /// Reads state through `cache` (coalesced, shared, tolerant of throttling), and
+    /// remembers between creates in `memory` (the agent keeps both per EC2 client).
+    pub fn cached(
+        client: aws_sdk_ec2::Client,
+        cache: Arc<StateCache>,
+        memory: Arc<Memory>,
+    ) -> Self {
         Context {
             client,
             cache: Some(cache),
+            memory,
         }
     }
 

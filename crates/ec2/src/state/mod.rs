@@ -7,8 +7,11 @@
 //! * [`context`] — [`Context`](context::Context): the EC2 client and state reader an operation
 //!   runs with (direct or cached).
 //! * [`cache`] — [`StateCache`](cache::StateCache): the agent's coalesced, cached reads.
+//! * [`memory`] — [`Memory`](memory::Memory): what a process remembers between creates (the
+//!   pre-create answers, the security groups found complete).
 
 pub mod cache;
 pub mod context;
 pub mod machine_state;
+pub mod memory;
 pub mod observed;

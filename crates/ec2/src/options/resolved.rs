@@ -1,0 +1,17 @@
+//! What the pre-create check resolves the options to: the VPC, the pools, the image and its
+//! architecture (found by `create::resolve`, remembered between creates by `state::memory`).
+
+use crate::options::config::Pool;
+
+/// What a create will use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// VPC id.
+    pub vpc_id: String,
+    /// The pools to launch in (instance types × subnets offered there), in preference order.
+    pub pools: Vec<Pool>,
+    /// Image id.
+    pub ami: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+}
