@@ -170,7 +170,8 @@ async fn a_remembered_group_deleted_meanwhile_is_made_again() {
     // moto launches into a deleted group; EC2 refuses with InvalidGroup.NotFound
     // (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html): the
     // proxy answers the launch as EC2 would.
-    b.proxy.fail("RunInstances", 400, "InvalidGroup.NotFound", 1);
+    b.proxy
+        .fail("RunInstances", 400, "InvalidGroup.NotFound", 1);
     let second = create(&b, "group-2", "t3.micro", b.env()).await;
     let second_actions = actions(&second);
     assert!(
@@ -181,7 +182,10 @@ async fn a_remembered_group_deleted_meanwhile_is_made_again() {
         .iter()
         .filter(|a| **a == "RunInstances")
         .count();
-    assert_eq!(launches, 2, "refused once, then launched: {second_actions:?}");
+    assert_eq!(
+        launches, 2,
+        "refused once, then launched: {second_actions:?}"
+    );
     let rm = b.dm(&["rm", "-y", "group-2"]).await;
     assert!(
         rm.status.success(),
