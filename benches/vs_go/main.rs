@@ -86,6 +86,20 @@ async fn main() {
     // Warm moto's us-east-1 backend so the first measured create pays no set-up.
     let ec2 = moto.ec2().await;
     let _ = ec2.describe_instances().send().await;
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    if let Some(v) = vpcs.vpcs().first().and_then(|v| v.vpc_id()) {
+        let _ = procs::DEFAULT_VPC.set(v.to_string());
+    }
     rows.extend(create_rss::measure(&ec2spot, &go, &proxy).await);
 
     // 4. Fan-out against moto directly.
@@ -98,10 +112,24 @@ async fn main() {
     print_report(&ec2spot, &go, &rows, &notes);
     // VS_GO_README=1: the README's table is this run's (never edited by hand).
     if std::env::var("VS_GO_README").as_deref() == Ok("1") {
+        let version = std::process::Command::new(&ec2spot)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let size = std::fs::metadata(&ec2spot).map(|m| m.len()).unwrap_or(0);
         let body = format!(
-            "Measured by `cargo bench --bench vs_go` on {} with {}:\n\n{}",
+            "Measured by `cargo bench --bench vs_go` on {} with `{version}` ({}, {:.1} MB{}):\n\n{}",
             std::env::var("VS_GO_MACHINE").unwrap_or_else(|_| "this machine".into()),
-            describe_binary(&ec2spot),
+            if ec2spot.to_string_lossy().contains("/release/") {
+                "release profile"
+            } else {
+                "debug build"
+            },
+            size as f64 / 1e6,
+            std::env::var("VS_GO_BINARY_NOTE")
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default(),
             markdown_table(&rows)
         );
         match ec2spot_testkit::readme::write_block("vs_go", &body) {

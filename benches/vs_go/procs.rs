@@ -8,6 +8,10 @@ pub(crate) const AMI: &str = "ami-0e86e20dae9224db8";
 pub(crate) const INSTANCE_TYPE: &str = "t3.micro";
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// moto's default VPC: moto answers `default-vpc: none` to DescribeAccountAttributes where EC2
+/// names it, so the Go baseline (which makes amazonec2's calls) is handed the id EC2 would name.
+pub(crate) static DEFAULT_VPC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
     Ec2spot,
@@ -79,6 +83,9 @@ pub(crate) fn plugin_env(endpoint: &str, store: &Path, agent: bool) -> Vec<(Stri
     ];
     if !agent {
         env.push(("EC2SPOT_AGENT".into(), "off".into()));
+    }
+    if let Some(vpc) = DEFAULT_VPC.get() {
+        env.push(("BASELINE_DEFAULT_VPC".into(), vpc.clone()));
     }
     env
 }

@@ -106,12 +106,13 @@ pub(crate) fn print_report(ec2spot: &Path, go: &Path, rows: &[Row], notes: &[Str
     print!("{}", markdown_table(rows));
     println!();
     for note in [
-        "Baseline: tests/go/baseline is a minimal plugin in Go with only the standard library \
+        "Baseline: tests/go/baseline is a plugin in Go with only the standard library \
 (net/rpc + encoding/gob over HTTP CONNECT, docker-machine's plugin lifecycle). It is NOT \
-docker-machine's amazonec2 driver and NOT aws-sdk-go: its Create is a minimal stdlib EC2 Query \
-client (RunInstances, then DescribeInstances until running; unsigned requests that only moto \
-accepts). ec2spot's create does its full work with aws-sdk-ec2 (pre-create checks, key pair, \
-security group, tagged launch, waits): compare the EC2-call row.",
+docker-machine's amazonec2 driver and NOT aws-sdk-go, but its EC2 work makes amazonec2's calls in \
+amazonec2's order with a stdlib EC2 Query client (DescribeAccountAttributes, DescribeKeyPairs and \
+DescribeSubnets twice, an RSA-2048 key and ImportKeyPair, DescribeSecurityGroups, RunInstances, \
+DescribeInstances for the address and for running, CreateTags; unsigned requests that only moto \
+accepts). ec2spot's create does its work with aws-sdk-ec2: compare the EC2-call row.",
         "GetURL: ec2spot's asks EC2 in a fresh process (only GetIP answers from the stored \
 IPAddress), so the fan-out runs against moto with N existing instances; the baseline's GetURL \
 makes one DescribeInstances as well (amazonec2 makes two).",
