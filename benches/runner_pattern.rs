@@ -4,6 +4,9 @@
 //! Run: `cargo bench --bench runner_pattern --profile dev` (or without `--profile dev` for a
 //! release build). Arguments after `--`: machine counts (default `10 50 200`).
 //!
+//! `RUNNER_PATTERN_CALLS=1` also prints what the EC2 calls were, per action (DescribeInstances
+//! by how many ids it asked and which filters).
+//!
 //! `-- --soak [N]` (default 200): the agent alone for a compressed hour with credentials that
 //! rotate every 5 simulated minutes (as an instance role's do, much faster): the agent's
 //! resident memory and what it holds (EC2 clients, HTTPS clients, cached states, machine locks)
@@ -352,6 +355,32 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
     }
     row.calls = proxy.requests().len();
     row.describe_instances = proxy.count("DescribeInstances");
+    if std::env::var_os("RUNNER_PATTERN_CALLS").is_some() {
+        // What the calls were: per action, and DescribeInstances by shape (ids asked, filters).
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in proxy.requests() {
+            let key = if r.action == "DescribeInstances" {
+                let ids = r
+                    .params
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("InstanceId."))
+                    .count();
+                let filters: Vec<&str> = r
+                    .params
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("Filter.") && k.ends_with(".Name"))
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                format!("DescribeInstances ids={} filters={filters:?}", ids.min(2))
+            } else {
+                r.action.clone()
+            };
+            *by.entry(key).or_default() += 1;
+        }
+        for (k, n) in by {
+            eprintln!("  N={n:<5} {} {k}", row.mode);
+        }
+    }
     if took > wall + Duration::from_secs(30) {
         eprintln!(
             "note: N={n} {} ran {:.0}s for a {:.0}s schedule (the machine was saturated)",
