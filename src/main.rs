@@ -1,13 +1,5 @@
 //! `docker-machine-driver-ec2spot`: a docker-machine driver plugin when started by
 //! docker-machine (`MACHINE_PLUGIN_TOKEN=42`), a small CLI otherwise.
-//!
-//! `#![no_main]`: Rust's start-up code (`lang_start`) reads `/proc/self/maps` to find the
-//! main thread's stack guard, which is a tenth of a plugin process's start-up and ~0.5 MB of
-//! pages it touches; gitlab-runner starts one plugin process per docker-machine command. The
-//! entry point below does the rest of what `lang_start` does that matters here. A test build
-//! keeps libtest's own `main` (and so leaves the plugin's code unreached).
-#![cfg_attr(not(test), no_main)]
-#![cfg_attr(test, allow(dead_code))]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -352,38 +344,12 @@ fn run_gc(args: GcArgs) -> ! {
     std::process::exit(code)
 }
 
-/// The process entry point, called by the C runtime. Like Rust's own: SIGPIPE is ignored
-/// (a closed pipe is an error to handle, not death), standard descriptors that are closed are
-/// opened on /dev/null (so a socket never becomes "stdout"), and a panic exits with 101.
-/// It leaves through `std::process::exit`, which flushes stdout.
-#[cfg(not(test))]
-#[unsafe(no_mangle)]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    // SAFETY: single-threaded here; the calls only change this process's signal disposition
-    // and descriptors 0-2.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        for fd in 0..3 {
-            if libc::fcntl(fd, libc::F_GETFD) == -1 {
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            }
-        }
-    }
-    match std::panic::catch_unwind(run) {
-        Ok(()) => std::process::exit(0),
-        Err(_) => std::process::exit(101),
-    }
-}
-
-/// `pow` from the `libm` crate (Rust's port of musl's), so that the binary needs no libm.so:
-/// tokio's scheduler statistics and the AWS SDK's retry backoff are its only callers, and the
-/// shared library would be mapped, relocated and its IFUNC resolvers run at every plugin
-/// start (~300 KB of each plugin process's resident memory). The linker resolves the
-/// compiler's calls to `pow` here first, and then drops libm.so (`--as-needed`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[unsafe(no_mangle)]
-pub extern "C" fn pow(x: f64, y: f64) -> f64 {
-    libm::pow(x, y)
+/// Rust's own start-up already ignores SIGPIPE (a closed pipe is an error to handle, not
+/// death), opens closed standard descriptors on /dev/null (so a socket never becomes
+/// "stdout"), and exits with 101 on a panic.
+fn main() {
+    run();
+    std::process::exit(0)
 }
 
 /// What the binary does: serve docker-machine, or run a subcommand.

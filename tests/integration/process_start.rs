@@ -1,6 +1,6 @@
-//! The binary's own entry point (`#![no_main]` in src/main.rs) does what Rust's start-up code
-//! would have done that matters to a process docker-machine or a shell starts: closed standard
-//! descriptors are opened on /dev/null, and a closed stdout is an error, not a SIGPIPE death.
+//! What matters to a process docker-machine or a shell starts, as Rust's start-up code
+//! provides it: closed standard descriptors are opened on /dev/null, and a closed stdout is an
+//! error, not a SIGPIPE death.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
