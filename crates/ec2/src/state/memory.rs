@@ -121,11 +121,6 @@ impl Memory {
             .retain(|_, e| !e.value.iter().any(|g| g == id));
     }
 
-    /// Forgets the group set `key`.
-    pub fn forget_groups(&self, key: &str) {
-        self.inner.lock().expect("memory").groups.remove(key);
-    }
-
     /// How many answers are remembered (pre-create answers, group sets).
     pub fn len(&self) -> (usize, usize) {
         let inner = self.inner.lock().expect("memory");
@@ -177,7 +172,7 @@ mod tests {
         m.forget_group("sg-2");
         assert_eq!(m.groups("x"), None);
         assert_eq!(m.groups("y"), Some(vec!["sg-3".into()]));
-        m.forget_groups("y");
+        m.forget_group("sg-3");
         assert_eq!(m.len(), (0, 0));
     }
 }
