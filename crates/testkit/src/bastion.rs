@@ -22,7 +22,7 @@ pub struct Bastion {
 }
 
 impl Bastion {
-    /// Starts moto (with extra moto settings) and the proxy.
+    /// Starts moto (with extra moto settings, warmed: see [`Moto::warm`]) and the proxy.
     pub async fn start_with(moto_env: &[(&str, &str)]) -> Bastion {
         let moto = tokio::task::spawn_blocking({
             let env: Vec<(String, String)> = moto_env
@@ -37,6 +37,7 @@ impl Bastion {
         })
         .await
         .unwrap();
+        moto.warm().await;
         let proxy = Ec2Proxy::start(&moto.url).await;
         Bastion {
             moto,

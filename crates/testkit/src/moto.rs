@@ -125,6 +125,24 @@ impl Moto {
     pub async fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
         ec2_client(&self.url, region)
     }
+
+    /// Makes moto load what a pre-create check reads (instance types, offerings, images,
+    /// network) once, untimed: a cold moto on a loaded machine takes seconds for the first of
+    /// these, longer than a test's short attempt timeout. Straight to moto, so a proxy in
+    /// front counts none of it.
+    pub async fn warm(&self) {
+        let ec2 = self.ec2().await;
+        // Only the loading matters; a test that needs these answers asks for them itself.
+        let _ = tokio::join!(
+            ec2.describe_instance_types()
+                .instance_types("t3.micro".into())
+                .send(),
+            ec2.describe_instance_type_offerings().send(),
+            ec2.describe_images().owners("099720109477").send(),
+            ec2.describe_vpcs().send(),
+            ec2.describe_subnets().send(),
+        );
+    }
 }
 
 /// An SDK client for `region` of the EC2 endpoint at `url` (moto, or a proxy in front of it).
