@@ -4,6 +4,7 @@
 //! agent on (the default: the work, the retries and the state reads happen in the agent) and
 //! with the agent off (the plugin works on its own).
 
+use std::path::Path;
 use std::process::Output;
 
 use ec2spot_testkit::bastion::Bastion;
@@ -32,12 +33,14 @@ const CREATE: &[&str] = &[
     "AuthorizeSecurityGroupIngress",
     "RunInstances",
     "DescribeInstances",
-    "DescribeSpotInstanceRequests",
 ];
+// (No DescribeSpotInstanceRequests: moto's spot instances name no spot request, so neither the
+// create nor the state reads ask about interruptions here; `spot::spot_machines_marked_…`
+// covers that read.)
 const STOP: &[&str] = &["StopInstances", "DescribeInstances"];
 const START: &[&str] = &["StartInstances", "DescribeInstances"];
+/// (`rm` terminates the saved instance without reading it first.)
 const RM: &[&str] = &[
-    "DescribeInstances",
     "TerminateInstances",
     "DeleteKeyPair",
     "DescribeSecurityGroups",
@@ -52,13 +55,21 @@ enum Mode {
     Direct,
 }
 
+/// The environment of the command under test: a 1 s attempt timeout, so `hold` faults end soon.
 fn env(b: &Bastion, mode: Mode) -> Vec<(String, String)> {
-    let mut e = match mode {
-        Mode::Agent => b.env(),
-        Mode::Direct => b.env_direct(),
-    };
+    let mut e = setup_env(b, mode);
     e.push(("EC2SPOT_AWS_TIMEOUT".into(), "1".into()));
     e
+}
+
+/// The environment of a cell's setup (the create before a `stop`, the `stop` before a
+/// `start`): no fault is injected there, so the default timeout — a loaded machine's moto may
+/// be slow, and a setup that fails says nothing about the cell.
+fn setup_env(b: &Bastion, mode: Mode) -> Vec<(String, String)> {
+    match mode {
+        Mode::Agent => b.env(),
+        Mode::Direct => b.env_direct(),
+    }
 }
 
 fn text(o: &Output) -> String {
@@ -78,8 +89,19 @@ fn inject(b: &Bastion, action: &str, fault: &(&str, u16, &str, usize)) {
     }
 }
 
-/// The command's result is acceptable: success, or an error naming the action and the code.
-fn judge(o: &Output, action: &str, code: &str) -> Result<(), String> {
+/// The command's result is acceptable: success, or an error naming the action and the code —
+/// and the fault was injected at all (a command that never makes `action` tests nothing).
+fn judge(b: &Bastion, o: &Output, action: &str, code: &str) -> Result<(), String> {
+    if !b
+        .proxy
+        .requests()
+        .iter()
+        .any(|r| r.action == action && r.faulted)
+    {
+        return Err(format!(
+            "the command made no {action}: the fault was never injected"
+        ));
+    }
     if o.status.success() {
         return Ok(());
     }
@@ -91,12 +113,26 @@ fn judge(o: &Output, action: &str, code: &str) -> Result<(), String> {
     }
 }
 
+/// `docker-machine <args>` on the cell's own store: with the agent on, each cell has its own
+/// agent, which remembers nothing of the cells before, so a create makes every call.
+async fn dm(b: &Bastion, store: &Path, args: &[&str], mut env: Vec<(String, String)>) -> Output {
+    env.retain(|(k, _)| k != "MACHINE_STORAGE_PATH");
+    env.push((
+        "MACHINE_STORAGE_PATH".into(),
+        store.to_string_lossy().into_owned(),
+    ));
+    let plugins = Path::new(ec2spot_testkit::plugin_binary())
+        .parent()
+        .unwrap();
+    b.dm_at(store, plugins, None, args, env).await
+}
+
 /// `rm -y`, retried like gitlab-runner (here at once) until it succeeds.
-async fn rm(b: &Bastion, mode: Mode, name: &str) -> Result<(), String> {
+async fn rm(b: &Bastion, store: &Path, mode: Mode, name: &str) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..3 {
-        let o = b.dm_env(&["rm", "-y", name], env(b, mode)).await;
-        if o.status.success() || !b.store().join("machines").join(name).exists() {
+        let o = dm(b, store, &["rm", "-y", name], setup_env(b, mode)).await;
+        if o.status.success() || !store.join("machines").join(name).exists() {
             return Ok(());
         }
         last = text(&o);
@@ -113,6 +149,8 @@ async fn cell(
     n: usize,
 ) -> Result<(), String> {
     let name = format!("fm{n}");
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path();
     let spot = command == "create";
     let mut create: Vec<&str> = vec!["create", "-d", "ec2spot", "--amazonec2-retries", "2"];
     if spot {
@@ -120,36 +158,34 @@ async fn cell(
     }
     create.push(&name);
     let result = if command == "create" {
+        b.proxy.reset_log();
         inject(b, action, fault);
-        let o = b.dm_env(&create, env(b, mode)).await;
+        let o = dm(b, store, &create, env(b, mode)).await;
         b.proxy.clear();
-        judge(&o, action, fault.2)
+        judge(b, &o, action, fault.2)
     } else {
-        let o = b.dm_env(&create, env(b, mode)).await;
+        let o = dm(b, store, &create, setup_env(b, mode)).await;
         if !o.status.success() {
             return Err(format!("setup create failed: {}", text(&o)));
         }
         if command == "start" {
-            let o = b.dm_env(&["stop", &name], env(b, mode)).await;
+            let o = dm(b, store, &["stop", &name], setup_env(b, mode)).await;
             if !o.status.success() {
                 return Err(format!("setup stop failed: {}", text(&o)));
             }
         }
+        b.proxy.reset_log();
         inject(b, action, fault);
-        let o = b
-            .dm_env(
-                &[command, "-y", &name]
-                    .iter()
-                    .filter(|a| command == "rm" || **a != "-y")
-                    .copied()
-                    .collect::<Vec<_>>(),
-                env(b, mode),
-            )
-            .await;
+        let args: Vec<&str> = [command, "-y", &name]
+            .iter()
+            .filter(|a| command == "rm" || **a != "-y")
+            .copied()
+            .collect();
+        let o = dm(b, store, &args, env(b, mode)).await;
         b.proxy.clear();
-        judge(&o, action, fault.2)
+        judge(b, &o, action, fault.2)
     };
-    let cleanup = rm(b, mode, &name).await;
+    let cleanup = rm(b, store, mode, &name).await;
     let left = b.leftovers().await;
     result?;
     cleanup?;

@@ -72,28 +72,46 @@ fn merge(into: &mut Vec<Instance>, found: Vec<Instance>) {
     }
 }
 
-/// Terminates the instances not terminated yet; true when EC2 said one of them does not exist.
+/// Ids of `instances` not terminated yet.
+fn live_ids(instances: &[Instance]) -> Vec<String> {
+    instances
+        .iter()
+        .filter(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .is_none_or(|s| s.as_str() != "terminated")
+        })
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+/// Terminates instances `ids`; true when EC2 said one of them does not exist. Terminating is
+/// idempotent in EC2 ("if you terminate an instance more than once, each call succeeds",
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_TerminateInstances.html>); an
+/// emulator may still fail a second termination (moto: `InvalidNetworkInterfaceID.NotFound`),
+/// so a failure is checked against the instance's state: one already on its way out counts.
 async fn terminate_all(
-    ec2: &aws_sdk_ec2::Client,
-    instances: &[Instance],
+    ctx: &Context,
+    ids: &[String],
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) -> bool {
     let mut not_found = false;
-    for i in instances {
-        let id = i.instance_id().unwrap_or_default();
-        if i.state()
-            .and_then(|s| s.name())
-            .is_some_and(|s| s.as_str() == "terminated")
+    for id in ids {
+        match ctx
+            .client
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
         {
-            continue;
-        }
-        match ec2.terminate_instances().instance_ids(id).send().await {
             Ok(_) => push_unique(&mut done.instances, id),
             Err(e) => {
                 let e = aws("terminating the instance (TerminateInstances)", e);
                 if e.is_code(&["InvalidInstanceID.NotFound"]) {
                     not_found = true;
+                } else if leaving(ctx, id).await {
+                    push_unique(&mut done.instances, id);
                 } else {
                     errors.push(e);
                 }
@@ -101,6 +119,16 @@ async fn terminate_all(
         }
     }
     not_found
+}
+
+/// Whether instance `id` is shutting down or terminated (false when that cannot be read).
+async fn leaving(ctx: &Context, id: &str) -> bool {
+    ctx.forget(id);
+    ctx.observe(id).await.is_ok_and(|seen| {
+        seen.instance
+            .and_then(|i| i.state().and_then(|s| s.name()).cloned())
+            .is_some_and(|s| matches!(s.as_str(), "shutting-down" | "terminated"))
+    })
 }
 
 /// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
@@ -112,34 +140,38 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     // A create that finished saved every id; one that died mid-way is found by its tag.
     let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
 
-    // Instances: the saved id, plus whatever carries the machine's tag. "Not found" for an id
-    // EC2 launched moments ago can be eventual consistency rather than absence: then the
+    // Instances: the saved id is terminated without reading it first — terminating a
+    // terminated instance succeeds, and what `rm` needs to know of it (its spot request) was
+    // saved when it ran — plus whatever carries the machine's tag. "Not found" for an id EC2
+    // launched moments ago can be eventual consistency rather than absence: then the
     // machine's tag decides.
     let mut instances = Vec::new();
     let mut unsure = false;
     if !config.instance_id.is_empty() {
-        match ctx.observe(&config.instance_id).await {
-            Ok(seen) => {
-                unsure |= seen.instance.is_none();
-                instances.extend(seen.instance);
+        unsure |= terminate_all(
+            ctx,
+            std::slice::from_ref(&config.instance_id),
+            &mut done,
+            &mut errors,
+        )
+        .await;
+    }
+    if search_tags {
+        match instance::find_by_machine_id(ec2, &config.machine_id).await {
+            Ok(found) => {
+                unsure |= terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
+                merge(&mut instances, found);
             }
             Err(e) => errors.push(e),
         }
     }
-    if search_tags {
-        match instance::find_by_machine_id(ec2, &config.machine_id).await {
-            Ok(found) => merge(&mut instances, found),
-            Err(e) => errors.push(e),
-        }
-    }
-    unsure |= terminate_all(ec2, &instances, &mut done, &mut errors).await;
     if unsure && !config.machine_id.is_empty() {
         // EC2 said "no such instance": the machine's tag decides. An instance it still lists
         // is retried a few times (a launch moments ago is not visible everywhere at once).
         for attempt in 1..=4u32 {
             match instance::find_by_machine_id(ec2, &config.machine_id).await {
                 Ok(found) => {
-                    let again = terminate_all(ec2, &found, &mut done, &mut errors).await;
+                    let again = terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
                     let listed: Vec<String> = found
                         .iter()
                         .filter_map(|i| i.instance_id().map(str::to_string))
@@ -205,7 +237,9 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
 /// Cancels the spot requests of the machine's instances, and (for a create killed mid-way)
 /// the live ones carrying its tag. One-time requests close when their instance goes;
 /// cancelling them anyway is harmless, and one a killed create left open must not launch
-/// later.
+/// later. The saved instance's request is the one saved with it; a spot instance saved
+/// without one (EC2 Fleet's, in moto, or a machine an older ec2spot made) has its request
+/// found by instance id.
 async fn cancel_spot_requests(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
@@ -215,18 +249,25 @@ async fn cancel_spot_requests(
     errors: &mut Vec<Error>,
 ) {
     let mut ids = Vec::new();
+    push_unique(&mut ids, &config.spot_request_id);
     for i in instances {
         if let Some(sir) = i.spot_instance_request_id() {
             push_unique(&mut ids, sir);
         }
     }
-    // Spot requests of spot instances that do not name theirs (EC2 Fleet's, in moto), found
-    // by instance id.
-    let unnamed: Vec<String> = instances
+    let mut unnamed: Vec<String> = instances
         .iter()
         .filter(|i| instance::is_spot(i) && i.spot_instance_request_id().is_none())
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
+    if config.spot_request_id.is_empty()
+        && config.market == "spot"
+        && !instances
+            .iter()
+            .any(|i| i.instance_id() == Some(config.instance_id.as_str()))
+    {
+        push_unique(&mut unnamed, &config.instance_id);
+    }
     if !unnamed.is_empty() {
         match spot_request::of_instances(ec2, unnamed).await {
             Ok(found) => found.iter().for_each(|id| push_unique(&mut ids, id)),

@@ -115,6 +115,7 @@ pub async fn create(
                 Ok(done) => {
                     progress.say(&format!("Cleanup: {}", done.summary()));
                     config.instance_id.clear();
+                    config.spot_request_id.clear();
                     Err(e)
                 }
                 Err(cleanup) => Err(Error::Other(format!(
@@ -307,6 +308,10 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
     let running = wait_running(ctx, id, config, RUN_TIMEOUT).await?;
     config.ip_address = instance::address(&running, config).unwrap_or_default();
     config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
+    config.spot_request_id = running
+        .spot_instance_request_id()
+        .unwrap_or_default()
+        .to_string();
     progress.say(&format!("Running at {}", config.ip_address));
     Ok(())
 }

@@ -133,6 +133,13 @@ pub struct Config {
     /// `spot` or `on-demand` once launched.
     #[serde(rename = "Market")]
     pub market: String,
+    /// The spot request of the machine's instance, as EC2 named it when the instance ran:
+    /// `rm` cancels it without reading the instance first.
+    #[serde(
+        rename = "SpotInstanceRequestId",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub spot_request_id: String,
     /// Security groups this machine created (deleted with it when nothing else uses them).
     #[serde(rename = "CreatedSecurityGroupIds")]
     pub created_security_group_ids: Vec<String>,
