@@ -5,7 +5,12 @@
 //! release build). Arguments after `--`: machine counts (default `10 50 200`).
 //!
 //! `RUNNER_PATTERN_CALLS=1` also prints what the EC2 calls were, per action (DescribeInstances
-//! by how many ids it asked and which filters).
+//! by how many ids it asked and which filters); `RUNNER_PATTERN_CALLS=timeline` adds every
+//! DescribeInstances, RunInstances and TerminateInstances with its time (s) and its id, or how
+//! many ids it asked.
+//!
+//! `RUNNER_PATTERN_STATE_TTL=<simulated seconds>` runs the agent with another state TTL than
+//! its default 15 s (compressed like the rest): what staler answers would save.
 //!
 //! `-- --soak [N]` (default 200): the agent alone for a compressed hour with credentials that
 //! rotate every 5 simulated minutes (as an instance role's do, much faster): the agent's
@@ -152,8 +157,10 @@ async fn create(env: &[(String, String)], store: &str, name: &str) -> Result<Vec
     Ok(cfg)
 }
 
-/// N running spot machines made straight in moto, with the configs ec2spot would have saved.
+/// N running spot machines made straight in moto, with the configs ec2spot would have saved
+/// and the store's manager tag it would have set.
 async fn fleet(ec2: &aws_sdk_ec2::Client, n: usize, store: &str) -> Vec<Vec<u8>> {
+    let manager = ec2spot_ec2::manager::manager_id(store);
     let mut configs = Vec::new();
     let mut made = 0;
     while made < n {
@@ -173,6 +180,12 @@ async fn fleet(ec2: &aws_sdk_ec2::Client, n: usize, store: &str) -> Vec<Vec<u8>>
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
                     .tags(Tag::builder().key("ec2spot:bench").value("1").build())
+                    .tags(
+                        Tag::builder()
+                            .key(ec2spot_ec2::tags::MANAGER)
+                            .value(&manager)
+                            .build(),
+                    )
                     .build(),
             )
             .send()
@@ -197,6 +210,14 @@ async fn fleet(ec2: &aws_sdk_ec2::Client, n: usize, store: &str) -> Vec<Vec<u8>>
     configs
 }
 
+/// The agent's state TTL in simulated seconds (its default, or `RUNNER_PATTERN_STATE_TTL`).
+fn state_ttl_secs() -> f64 {
+    std::env::var("RUNNER_PATTERN_STATE_TTL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15.0)
+}
+
 /// Time compression for `n` machines: at most about 20 plugin processes a second.
 fn compression(n: usize) -> f64 {
     (1500.0 / n as f64).min(30.0)
@@ -218,7 +239,7 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
         ("EC2SPOT_AGENT_IDLE".into(), "5s".into()),
         (
             "EC2SPOT_AGENT_STATE_TTL".into(),
-            format!("{}ms", (15_000.0 / c) as u64),
+            format!("{}ms", (state_ttl_secs() * 1000.0 / c) as u64),
         ),
         // The agent's other clocks compressed alike.
         (
@@ -380,6 +401,33 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
         for (k, n) in by {
             eprintln!("  N={n:<5} {} {k}", row.mode);
         }
+        if std::env::var("RUNNER_PATTERN_CALLS").as_deref() == Ok("timeline") {
+            let t0 = proxy.requests().first().map(|r| r.received);
+            for r in proxy.requests() {
+                if r.action == "DescribeInstances"
+                    || r.action == "RunInstances"
+                    || r.action == "TerminateInstances"
+                {
+                    let ids: Vec<&str> = r
+                        .params
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("InstanceId."))
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    eprintln!(
+                        "TL {} {:8.3} {} {}",
+                        row.mode,
+                        r.received.duration_since(t0.unwrap()).as_secs_f64(),
+                        r.action,
+                        if ids.len() == 1 {
+                            ids[0].to_string()
+                        } else {
+                            ids.len().to_string()
+                        }
+                    );
+                }
+            }
+        }
     }
     if took > wall + Duration::from_secs(30) {
         eprintln!(
@@ -410,7 +458,8 @@ async fn main() {
     let ns = if ns.is_empty() { vec![10, 50, 200] } else { ns };
     let hours = SIM_MINUTES / 60.0;
     println!(
-        "gitlab-runner pattern: a job per machine every 5 min (config ×2, url, inspect), 1 in 10 jobs replaces its machine (stop, rm, create); {SIM_MINUTES} simulated minutes, compressed up to 30×\n"
+        "gitlab-runner pattern: a job per machine every 5 min (config ×2, url, inspect), 1 in 10 jobs replaces its machine (stop, rm, create); {SIM_MINUTES} simulated minutes, compressed up to 30×; agent state TTL {} s\n",
+        state_ttl_secs()
     );
     println!(
         "{:>5} {:>7} {:>6} {:>5} {:>9} {:>8} {:>14} {:>12} {:>8} {:>8}",

@@ -263,6 +263,73 @@ async fn state_questions_are_coalesced_and_cached() {
     assert_eq!(b.leftovers().await, Vec::<String>::new());
 }
 
+/// An agent that starts next to machines of its store (a restart, an upgrade, a bastion
+/// reboot) reads them all by the store's manager tag at its first question, beside that
+/// question's own read: the other machines' first questions are answered from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_agent_reads_its_stores_machines_at_its_first_question() {
+    let b = Bastion::start().await;
+    let mut configs = Vec::new();
+    for i in 0..4 {
+        configs.push(create(&b, b.env(), &format!("m{i}"), &[]).await.unwrap());
+    }
+    let old = AgentClient::connect_running(b.store())
+        .await
+        .unwrap()
+        .status()
+        .await
+        .unwrap()
+        .pid;
+    kill_hard(old);
+    wait_until("the old agent to go", Duration::from_secs(10), || {
+        !alive(old)
+    })
+    .await;
+    b.proxy.reset_log();
+    assert!(
+        run(&b, b.env(), &configs[0], "GetURL")
+            .await
+            .unwrap()
+            .starts_with("tcp://")
+    );
+    let by_tag = |b: &Bastion| {
+        b.proxy
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.action == "DescribeInstances"
+                    && r.params.iter().any(|(_, v)| v == "tag:ec2spot:manager")
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_until("the store's machines read", Duration::from_secs(10), || {
+        by_tag(&b).iter().any(|r| r.answered.is_some())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for c in &configs[1..] {
+        assert!(
+            run(&b, b.env(), c, "GetURL")
+                .await
+                .unwrap()
+                .starts_with("tcp://")
+        );
+    }
+    let calls = b.proxy.count("DescribeInstances");
+    println!("4 machines' first questions to a new agent: {calls} DescribeInstances");
+    assert_eq!(by_tag(&b).len(), 1, "one read by the manager tag");
+    assert_eq!(
+        calls,
+        2,
+        "the first question's read and the store's: {:?}",
+        b.proxy.actions()
+    );
+    for c in &configs {
+        run(&b, b.env(), c, "Remove").await.unwrap();
+    }
+    assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
 async fn futures_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     join_all(fs.into_iter().map(Box::pin).collect()).await
 }
@@ -320,6 +387,7 @@ async fn launch_polls_share_one_state_call() {
             keep: Duration::from_secs(600),
             max_stale: Duration::from_secs(60),
         },
+        None,
     );
     b.proxy.reset_log();
     let by = Instant::now() + Duration::from_millis(600);

@@ -174,6 +174,8 @@ impl Shared {
                 keep: Duration::from_secs(600),
                 max_stale: self.settings.max_stale,
             },
+            // Read now: a fresh store gets its id with its first create.
+            ec2spot_ec2::manager::read(&self.settings.store.to_string_lossy()),
         );
         let context = Context::cached(client, Arc::clone(&cache), Arc::default());
         if let Some(old) = clients.insert(

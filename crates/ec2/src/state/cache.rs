@@ -1,16 +1,19 @@
 //! Coalesced, cached state reads (in the agent). A question the cache cannot answer waits for
 //! a read already under way for that instance, or gathers with others for a short window into
-//! one `DescribeInstances` that also reads every other instance asked about lately whose entry
-//! is past half its life. While several machines are asked about within a TTL (a busy
-//! runner), all of them are read again shortly before their entries expire, so questions are
-//! answered from memory without waiting for a call; a quiet cache is only read on demand. A question that must see a newer
-//! state (a poll for a launch to finish) names how long it may wait: it rides along with any
-//! call that starts by then, so concurrent creates and refreshes share calls. When EC2
-//! throttles or cannot be reached, callers get the last known state with its age instead of an
-//! error that would make gitlab-runner think a healthy machine broke — but only while that
-//! state is younger than a bound, and never when EC2 refuses the credentials: a machine
-//! terminated meanwhile must not stay "Running" and get jobs. Entries of machines nobody asks
-//! about any more are dropped, and a closed cache stops reading.
+//! one `DescribeInstances`, which reads every other instance asked about lately too (a call
+//! costs the same for one id or a thousand, and each one postpones the next). While several
+//! machines are asked about within a TTL (a busy runner), all of them are read again shortly
+//! before their entries expire, so questions are answered from memory without waiting for a
+//! call; a quiet cache is only read on demand. The first question of a cache that knows its
+//! store's manager id also reads, once and beside it, every live machine carrying that id, so
+//! an agent that starts next to many machines does not meet each one with a miss. A question
+//! that must see a newer state (a poll for a launch to finish) names how long it may wait: it
+//! rides along with any call that starts by then, so concurrent creates and refreshes share
+//! calls. When EC2 throttles or cannot be reached, callers get the last known state with its
+//! age instead of an error that would make gitlab-runner think a healthy machine broke — but
+//! only while that state is younger than a bound, and never when EC2 refuses the credentials:
+//! a machine terminated meanwhile must not stay "Running" and get jobs. Entries of machines
+//! nobody asks about any more are dropped, and a closed cache stops reading.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +31,6 @@ use crate::state::observed::Observed;
 const FILTER_VALUES: usize = 200;
 /// Most instances refreshed by one batch.
 const MAX_BATCH: usize = 1000;
-/// Entries older than this share of the TTL join any call made anyway.
-const JOIN_AGE: f64 = 0.5;
 /// The refresher reads every entry when the oldest reaches this share of the TTL...
 const REFRESH_AGE: f64 = 0.9;
 /// ...if at least this many machines were asked about within the last TTL: a read ahead then
@@ -62,6 +63,8 @@ struct Inner {
     refreshing: bool,
     /// Set by `close`: the refresher stops.
     closed: bool,
+    /// The store's machines were read by their manager tag (or are being read).
+    seeded: bool,
 }
 
 /// Shared state reads for one EC2 client.
@@ -71,6 +74,8 @@ pub struct StateCache {
     window: Duration,
     keep: Duration,
     max_stale: Duration,
+    /// The manager id of the agent's store: its machines carry it as a tag.
+    manager: Option<String>,
     inner: Mutex<Inner>,
 }
 
@@ -88,15 +93,32 @@ pub struct CachePolicy {
     pub max_stale: Duration,
 }
 
+/// The manager tag's filter and the live states: every machine of one store.
+fn of_manager(manager: &str) -> Vec<Filter> {
+    vec![
+        Filter::builder()
+            .name(format!("tag:{}", crate::tags::MANAGER))
+            .values(manager)
+            .build(),
+        instance::not_terminated(false),
+    ]
+}
+
 impl StateCache {
-    /// A cache reading through `client` as `policy` says.
-    pub fn new(client: aws_sdk_ec2::Client, policy: CachePolicy) -> Arc<Self> {
+    /// A cache reading through `client` as `policy` says, for the store whose manager id is
+    /// `manager` (when it has one).
+    pub fn new(
+        client: aws_sdk_ec2::Client,
+        policy: CachePolicy,
+        manager: Option<String>,
+    ) -> Arc<Self> {
         Arc::new(StateCache {
             client,
             ttl: policy.ttl,
             window: policy.window,
             keep: policy.keep,
             max_stale: policy.max_stale,
+            manager,
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -137,6 +159,12 @@ impl StateCache {
                 inner.refreshing = true;
                 tokio::spawn(Arc::clone(self).refresher());
             }
+            if cached_ok && !inner.seeded {
+                inner.seeded = true;
+                if let Some(manager) = self.manager.clone() {
+                    tokio::spawn(Arc::clone(self).seed(manager));
+                }
+            }
             let (tx, rx) = oneshot::channel();
             if cached_ok {
                 if let Some(e) = inner.entries.get(id)
@@ -174,6 +202,61 @@ impl StateCache {
                 cache.call(Some(at)).await;
             });
         }
+    }
+
+    /// Reads every live machine carrying the store's manager tag and keeps them as if asked
+    /// about: the runner asks about each of its machines every job, and this one call answers
+    /// their first questions. An entry newer than this read, or forgotten meanwhile, stays.
+    async fn seed(self: Arc<Self>, manager: String) {
+        let started = Instant::now();
+        let mut found: Found = HashMap::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(of_manager(&manager)))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let Ok(page) = page else {
+                // Not needed for any answer: the questions read on demand instead.
+                debug!("reading the store's machines by their manager tag failed");
+                return;
+            };
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(id) = i.instance_id() {
+                    found.insert(id.to_string(), (Some(i.clone()), None));
+                }
+            }
+        }
+        let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
+        let Ok(marked) = instance::interruptions(&self.client, &instances).await else {
+            return;
+        };
+        for (id, code) in marked {
+            if let Some(entry) = found.get_mut(&id) {
+                entry.1 = Some(code);
+            }
+        }
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("state cache");
+        let n = found.len();
+        for (id, (instance, interruption)) in found {
+            let newer = inner.entries.get(&id).is_some_and(|e| e.at >= started);
+            let forgotten = inner.forgotten.get(&id).is_some_and(|at| *at >= started);
+            if newer || forgotten {
+                continue;
+            }
+            inner.asked.entry(id.clone()).or_insert(now);
+            inner.entries.insert(
+                id,
+                Entry {
+                    instance,
+                    interruption,
+                    at: now,
+                },
+            );
+        }
+        debug!("read the store's {n} machines by their manager tag");
     }
 
     /// Forgets `id` (it was changed or removed).
@@ -236,8 +319,7 @@ impl StateCache {
         }
     }
 
-    /// One call: the questions waiting now plus every entry past `JOIN_AGE` of its life. A
-    /// call planned (`planned`) for later than one that already answered everybody finds no
+    /// One call: the questions waiting now plus every instance kept fresh. A call planned (`planned`) for later than one that already answered everybody finds no
     /// question and is not made. False when EC2 failed it.
     async fn call(self: &Arc<Self>, planned: Option<Instant>) -> bool {
         let (ids, left) = {
@@ -261,12 +343,6 @@ impl StateCache {
                 .asked
                 .keys()
                 .filter(|id| !waiting.contains_key(*id) && !inner.reading.contains_key(*id))
-                .filter(|id| {
-                    inner
-                        .entries
-                        .get(*id)
-                        .is_none_or(|e| now.duration_since(e.at) >= ttl.mul_f64(JOIN_AGE))
-                })
                 .cloned()
                 .collect();
             ids.extend(join);
