@@ -888,10 +888,17 @@ async fn json_logs_are_json_and_url_prints_only_the_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_create_is_saved_and_rm_leaves_nothing() {
     let b = Bastion::start().await;
-    // Every instance read fails from the launch on: the wait for Running fails, and so does
-    // the create's own cleanup, which needs to read the instance too.
+    // Every instance read fails from the launch on: the wait for Running fails; and so does
+    // the create's own cleanup, as terminating is refused too.
     b.proxy
         .fail_after("DescribeInstances", 0, 403, "UnauthorizedOperation", 10_000);
+    b.proxy.fail_after(
+        "TerminateInstances",
+        0,
+        403,
+        "UnauthorizedOperation",
+        10_000,
+    );
     let o = fork_dm(
         &b,
         b.env(),
