@@ -126,8 +126,10 @@ struct AgentArgs {
     /// Scale of every bucket (below 1 leaves room for other clients of the account).
     #[arg(long, default_value_t = 0.9)]
     rate_factor: f64,
-    /// How long one EC2 observation answers state questions.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    /// How long one EC2 observation answers state questions. 30 s: gitlab-runner's `config`
+    /// checks the machine's Docker daemon itself over TLS and keeps a positive answer for 5 min,
+    /// and EC2 posts a spot interruption notice 2 min ahead — read within this.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     state_ttl: Duration,
     /// While EC2 throttles or cannot be reached, answer the last known state only if it is
     /// younger than this (never when EC2 refuses the credentials).

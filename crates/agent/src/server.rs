@@ -65,7 +65,7 @@ impl Settings {
             idle: Duration::from_secs(600),
             rates: Vec::new(),
             rate_factor: 0.9,
-            state_ttl: Duration::from_secs(15),
+            state_ttl: Duration::from_secs(30),
             state_window: Duration::from_millis(50),
             max_stale: Duration::from_secs(60),
             client_idle: Duration::from_secs(120),
