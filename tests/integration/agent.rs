@@ -302,11 +302,26 @@ async fn a_new_agent_reads_its_stores_machines_at_its_first_question() {
             })
             .collect::<Vec<_>>()
     };
-    wait_until("the store's machines read", Duration::from_secs(10), || {
-        by_tag(&b).iter().any(|r| r.answered.is_some())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The agent holds the four states once it has taken in the read by tag.
+    let t = Instant::now();
+    loop {
+        let held = AgentClient::connect_running(b.store())
+            .await
+            .unwrap()
+            .status()
+            .await
+            .unwrap()
+            .cached_states;
+        if held >= 4 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the store's machines were not read: {held} states held, {:?}",
+            b.proxy.actions()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for c in &configs[1..] {
         assert!(
             run(&b, b.env(), c, "GetURL")
