@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::PLUGIN;
+use crate::{PLUGIN, agent_status};
 use ec2spot_agent::client::AgentClient;
 use ec2spot_agent::paths;
 use ec2spot_ec2::state::cache::{CachePolicy, StateCache};
@@ -95,12 +95,7 @@ async fn plugins_share_one_private_agent_that_leaves_when_idle() {
     assert_eq!(status.ec2_calls.get("RunInstances"), Some(&1));
     // A second plugin process uses the same agent.
     assert_eq!(run(&b, b.env(), &cfg, "GetState").await.unwrap(), "Running");
-    let again = AgentClient::connect_running(b.store())
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap();
+    let again = agent_status(b.store()).await;
     assert_eq!(again.pid, pid);
     assert!(again.operations > status.operations);
     // Idle (5 s in tests): the agent goes, and with it its socket.
@@ -111,12 +106,7 @@ async fn plugins_share_one_private_agent_that_leaves_when_idle() {
     assert!(!socket.exists());
     // The next plugin starts a new one.
     run(&b, b.env(), &cfg, "Remove").await.unwrap();
-    let third = AgentClient::connect_running(b.store())
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap();
+    let third = agent_status(b.store()).await;
     assert_ne!(third.pid, pid);
     assert_eq!(b.leftovers().await, Vec::<String>::new());
 }
@@ -273,13 +263,7 @@ async fn a_new_agent_reads_its_stores_machines_at_its_first_question() {
     for i in 0..4 {
         configs.push(create(&b, b.env(), &format!("m{i}"), &[]).await.unwrap());
     }
-    let old = AgentClient::connect_running(b.store())
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap()
-        .pid;
+    let old = agent_status(b.store()).await.pid;
     kill_hard(old);
     wait_until("the old agent to go", Duration::from_secs(10), || {
         !alive(old)
@@ -305,13 +289,7 @@ async fn a_new_agent_reads_its_stores_machines_at_its_first_question() {
     // The agent holds the four states once it has taken in the read by tag.
     let t = Instant::now();
     loop {
-        let held = AgentClient::connect_running(b.store())
-            .await
-            .unwrap()
-            .status()
-            .await
-            .unwrap()
-            .cached_states;
+        let held = agent_status(b.store()).await.cached_states;
         if held >= 4 {
             break;
         }
@@ -510,13 +488,7 @@ async fn burst(
                 b.proxy.count("RunInstances") >= after
             })
             .await;
-            let pid = AgentClient::connect_running(b.store())
-                .await
-                .unwrap()
-                .status()
-                .await
-                .unwrap()
-                .pid;
+            let pid = agent_status(b.store()).await.pid;
             kill_hard(pid);
             println!(
                 "killed agent {pid} after {} launches",
@@ -557,12 +529,7 @@ async fn a_burst_of_50_creates_queues_under_ec2s_token_buckets() {
     let b = Bastion::start().await;
     let t = Instant::now();
     let (failures, refused, per_machine, describes) = burst(&b, None).await;
-    let status = AgentClient::connect_running(b.store())
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap();
+    let status = agent_status(b.store()).await;
     println!(
         "50 creates + 50 rm: {:.1}s, {} requests refused by the emulated buckets, {} calls waited for a token, {} DescribeInstances for 50 launch waits",
         t.elapsed().as_secs_f64(),

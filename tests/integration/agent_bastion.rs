@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::PLUGIN;
-use ec2spot_agent::client::AgentClient;
-use ec2spot_agent::proto::StatusReply;
+use crate::agent_status;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::forward_proxy::ForwardProxy;
 
@@ -37,15 +36,6 @@ fn text(o: &std::process::Output) -> String {
 fn ok(o: &std::process::Output, what: &str) -> String {
     assert!(o.status.success(), "{what} failed: {}", text(o));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-async fn agent_status(store: &Path) -> StatusReply {
-    AgentClient::connect_running(store)
-        .await
-        .expect("an agent answers")
-        .status()
-        .await
-        .expect("status")
 }
 
 /// Copies the plugin into `dir` as a new file (as `install` and package upgrades do: write

@@ -4,9 +4,9 @@
 //! fresh `rm` from the config docker-machine saved before Create leaves nothing, and nothing
 //! was launched twice.
 
+use crate::agent_status;
 use std::time::{Duration, Instant};
 
-use ec2spot_agent::client::AgentClient;
 use ec2spot_plugin::FlagValue;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_machine_values};
@@ -207,13 +207,7 @@ async fn agent_killed_after_each_ec2_call_of_create() {
         });
         wait_for_requests(&b, k).await;
         let action = b.proxy.actions()[k - 1].clone();
-        let pid = AgentClient::connect_running(b.store())
-            .await
-            .unwrap()
-            .status()
-            .await
-            .unwrap()
-            .pid;
+        let pid = agent_status(b.store()).await.pid;
         kill_hard(pid);
         b.proxy.clear();
         // The plugin replaces the agent and resumes its create.

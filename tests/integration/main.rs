@@ -34,6 +34,16 @@ mod security_groups;
 mod spot;
 mod wire_fixtures;
 
+/// The status of the agent serving `store` (one must be running).
+async fn agent_status(store: &std::path::Path) -> ec2spot_agent::proto::StatusReply {
+    ec2spot_agent::client::AgentClient::connect_running(store)
+        .await
+        .expect("an agent answers")
+        .status()
+        .await
+        .expect("status")
+}
+
 /// The harness finds the binary this test binary was built with (bastions start it).
 #[test]
 fn the_harness_drives_the_binary_cargo_built() {

@@ -209,33 +209,16 @@ impl StateCache {
     /// their first questions. An entry newer than this read, or forgotten meanwhile, stays.
     async fn seed(self: Arc<Self>, manager: String) {
         let started = Instant::now();
-        let mut found: Found = HashMap::new();
-        let mut pages = self
+        let read = self
             .client
             .describe_instances()
-            .set_filters(Some(of_manager(&manager)))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let Ok(page) = page else {
-                // Not needed for any answer: the questions read on demand instead.
-                debug!("reading the store's machines by their manager tag failed");
-                return;
-            };
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let Some(id) = i.instance_id() {
-                    found.insert(id.to_string(), (Some(i.clone()), None));
-                }
-            }
-        }
-        let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
-        let Ok(marked) = instance::interruptions(&self.client, &instances).await else {
+            .set_filters(Some(of_manager(&manager)));
+        let mut found: Found = HashMap::new();
+        let read = read_into(read, &mut found).await;
+        if read.is_err() || mark_interruptions(&self.client, &mut found).await.is_err() {
+            // Not needed for any answer: the questions read on demand instead.
+            debug!("reading the store's machines by their manager tag failed");
             return;
-        };
-        for (id, code) in marked {
-            if let Some(entry) = found.get_mut(&id) {
-                entry.1 = Some(code);
-            }
         }
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("state cache");
@@ -428,23 +411,30 @@ fn observed(e: &Entry, now: Instant) -> Observed {
 
 type Found = HashMap<String, (Option<Instance>, Option<String>)>;
 
-/// One `DescribeInstances` by id list (up to 1000 ids).
-async fn describe_ids(
-    client: &aws_sdk_ec2::Client,
-    ids: &[String],
+/// Every page of `read` into `found`.
+async fn read_into(
+    read: aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluentBuilder,
     found: &mut Found,
 ) -> Result<()> {
-    let mut pages = client
-        .describe_instances()
-        .set_instance_ids(Some(ids.to_vec()))
-        .into_paginator()
-        .send();
+    let mut pages = read.into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
         for i in page.reservations().iter().flat_map(|r| r.instances()) {
             if let Some(id) = i.instance_id() {
                 found.insert(id.to_string(), (Some(i.clone()), None));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Notes in `found` the running spot instances whose spot request AWS marked for interruption.
+async fn mark_interruptions(client: &aws_sdk_ec2::Client, found: &mut Found) -> Result<()> {
+    let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
+    let marked = instance::interruptions(client, &instances).await?;
+    for (id, code) in marked {
+        if let Some(entry) = found.get_mut(&id) {
+            entry.1 = Some(code);
         }
     }
     Ok(())
@@ -461,7 +451,10 @@ async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
         if wanted.is_empty() {
             break;
         }
-        match describe_ids(client, &wanted, &mut found).await {
+        let read = client
+            .describe_instances()
+            .set_instance_ids(Some(wanted.clone()));
+        match read_into(read, &mut found).await {
             Ok(()) => {
                 wanted.clear();
                 break;
@@ -478,31 +471,14 @@ async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
         }
     }
     for chunk in wanted.chunks(FILTER_VALUES) {
-        let mut pages = client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(chunk.to_vec()))
-                    .build(),
-            )
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws("reading instance states (DescribeInstances)", e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let Some(id) = i.instance_id() {
-                    found.insert(id.to_string(), (Some(i.clone()), None));
-                }
-            }
-        }
+        let read = client.describe_instances().filters(
+            Filter::builder()
+                .name("instance-id")
+                .set_values(Some(chunk.to_vec()))
+                .build(),
+        );
+        read_into(read, &mut found).await?;
     }
-    let instances: Vec<&Instance> = found.values().filter_map(|(i, _)| i.as_ref()).collect();
-    let marked = instance::interruptions(client, &instances).await?;
-    for (id, code) in marked {
-        if let Some(entry) = found.get_mut(&id) {
-            entry.1 = Some(code);
-        }
-    }
+    mark_interruptions(client, &mut found).await?;
     Ok(found)
 }
