@@ -9,6 +9,32 @@
 //! (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html>,
 //! <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html>,
 //! <https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html>).
+//!
+//! **Every partition.** The region check accepts the `aws`, `aws-us-gov` and `aws-cn`
+//! partitions, and one policy serves all three: its ARNs put a wildcard in the partition
+//! segment (`arn:*:ec2:*:*:instance/*`), which IAM allows in every segment but the service's
+//! ("IAM JSON policy elements: Resource", *Using wildcards in resource ARNs*:
+//! <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html>).
+//! The values of service conditions name both forms of the endpoint: `kms:ViaService` is
+//! `ec2.<region>.amazonaws.com`, and `ec2.<region>.amazonaws.com.cn` in China; EC2's service
+//! principal for `iam:PassedToService` is `ec2.amazonaws.com`, and `ec2.amazonaws.com.cn` in
+//! China (as AWS's own `AWSEC2SpotServiceRolePolicy` lists it:
+//! <https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSEC2SpotServiceRolePolicy.html>).
+//! The test harness's IAM layer evaluates a create's requests as GovCloud and China too.
+//!
+//! **Spot and a customer managed KMS key.** Spot instances are launched and managed by the
+//! service-linked role `AWSServiceRoleForEC2Spot` (created by the first spot launch, hence
+//! `iam:CreateServiceLinkedRole`), not by the runner's identity. With
+//! `--amazonec2-volume-kms-key` naming a customer managed key, the runner's policy (the
+//! optional `Ec2spotOptionalKms*` statements) is not enough: the key's own policy must let
+//! that role use the key — `kms:Encrypt`, `kms:Decrypt`, `kms:ReEncrypt*`,
+//! `kms:GenerateDataKey*`, `kms:DescribeKey`, and `kms:CreateGrant` with
+//! `kms:GrantIsForAWSResource` — or spot launches with encrypted volumes fail
+//! ("Service-linked role for Spot Instance requests", *Grant access to customer managed keys
+//! for use with encrypted AMIs and EBS snapshots*:
+//! <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/service-linked-roles-spot-instance-requests.html>).
+//! The principal is `arn:<partition>:iam::<account>:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot`.
+//! Not needed with the AWS managed key `aws/ebs`.
 
 use serde_json::{Value, json};
 
@@ -151,13 +177,23 @@ pub const KMS_KEY_PLACEHOLDER: &str = "REPLACE-WITH-THE-KEY-ID-OF-amazonec2-volu
 /// The `Sid` prefix of the statements needed only with `amazonec2-volume-kms-key`.
 pub const OPTIONAL_SID_PREFIX: &str = "Ec2spotOptionalKms";
 
+/// The partition segment of the policy's ARNs: any (see the module's docs).
+pub const PARTITION: &str = "*";
+
+/// The endpoints of EC2 as `kms:ViaService` names them, in the standard and GovCloud
+/// partitions and in China.
+pub const EC2_VIA_SERVICE: &[&str] = &["ec2.*.amazonaws.com", "ec2.*.amazonaws.com.cn"];
+
+/// EC2's service principal, and China's.
+pub const EC2_PRINCIPALS: &[&str] = &["ec2.amazonaws.com", "ec2.amazonaws.com.cn"];
+
 /// The ARNs of EC2 resources of `types` (`instance`, `volume`, …; images have no account).
 fn ec2_arns(types: &[&str]) -> Value {
     types
         .iter()
         .map(|t| {
             let account = if *t == "image" { "" } else { "*" };
-            Value::String(format!("arn:aws:ec2:*:{account}:{t}/*"))
+            Value::String(format!("arn:{PARTITION}:ec2:*:{account}:{t}/*"))
         })
         .collect()
 }
@@ -262,7 +298,7 @@ pub fn statements() -> Vec<Statement> {
         .collect();
     let request_tag = format!("aws:RequestTag/{OWNERSHIP_TAG}");
     let resource_tag = format!("ec2:ResourceTag/{OWNERSHIP_TAG}");
-    let kms_key = Value::String(format!("arn:aws:kms:*:*:key/{KMS_KEY_PLACEHOLDER}"));
+    let kms_key = Value::String(format!("arn:{PARTITION}:kms:*:*:key/{KMS_KEY_PLACEHOLDER}"));
     let kms_use: Vec<String> = KMS_PERMISSIONS
         .iter()
         .map(|p| p.action.to_string())
@@ -312,8 +348,8 @@ pub fn statements() -> Vec<Statement> {
         statement(
             "Ec2spotPassMachineRole",
             vec!["iam:PassRole".into()],
-            format!("arn:aws:iam::*:role/{ROLE_PLACEHOLDER}").into(),
-            Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
+            format!("arn:{PARTITION}:iam::*:role/{ROLE_PLACEHOLDER}").into(),
+            Some(json!({ "StringEquals": { "iam:PassedToService": EC2_PRINCIPALS } })),
         ),
         statement(
             "Ec2spotSpotServiceRoles",
@@ -335,7 +371,7 @@ pub fn statements() -> Vec<Statement> {
             &format!("{OPTIONAL_SID_PREFIX}Use"),
             kms_use,
             kms_key,
-            Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+            Some(json!({ "StringLike": { "kms:ViaService": EC2_VIA_SERVICE } })),
         ),
     ]
 }

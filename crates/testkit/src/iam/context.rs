@@ -22,10 +22,14 @@
 //! * `ec2:CreateAction`: on tag-on-create, EC2 authorises `ec2:CreateTags` on each tagged
 //!   resource with `ec2:CreateAction` = the creating action (same page).
 //! * `ec2:ResourceTag/<k>` (and `aws:ResourceTag/<k>`): the tags an existing resource has,
-//!   read from moto as EC2 holds them.
+//!   read from moto as EC2 holds them — except spot requests, which moto does not keep (the
+//!   strict layer makes them, `crate::strict::spot_requests`): their tags are learned from
+//!   the answers that name them (a `RunInstances` spot launch's request carries its
+//!   `spot-instances-request` tag specification, an instant fleet's none; see
+//!   `IamLayer::after`).
 //! * `aws:RequestedRegion` and `ec2:Region`: the request's region.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
@@ -163,7 +167,7 @@ pub async fn existing(
 
 /// The tags a launch applies, per resource type: the template's, then the request's (which
 /// win per key).
-fn launch_tags(
+pub fn launch_tags(
     req: &Request,
     template: Option<&TemplateData>,
 ) -> BTreeMap<String, Vec<(String, String)>> {
@@ -188,6 +192,7 @@ pub async fn checks(
     req: &Request,
     place: &Place,
     template: Option<&TemplateData>,
+    spot: &HashMap<String, Vec<(String, String)>>,
     ec2: &Client,
 ) -> Vec<Check> {
     let action = format!("ec2:{}", req.action);
@@ -233,7 +238,14 @@ pub async fn checks(
         let arn_id = if created || id == "*" {
             id.clone()
         } else {
-            match existing(ec2, rtype, &id).await {
+            let known = (rtype == "spot-instances-request")
+                .then(|| spot.get(&id).map(|tags| (id.clone(), tags.clone())))
+                .flatten();
+            let found = match known {
+                Some(k) => Some(k),
+                None => existing(ec2, rtype, &id).await,
+            };
+            match found {
                 Some((arn_id, tags)) => {
                     resource_tags(&mut ctx, &tags);
                     arn_id

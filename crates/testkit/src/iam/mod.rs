@@ -50,6 +50,9 @@ pub struct IamLayer {
     /// Launch templates seen created: id and name → what IAM reads of them at a launch.
     templates: Mutex<HashMap<String, TemplateData>>,
     clients: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    /// Spot requests as the test EC2 holds them (moto keeps none): id → tags, learned from
+    /// the answers that name them.
+    spot: Mutex<HashMap<String, Vec<(String, String)>>>,
     denials: Mutex<Vec<Denial>>,
 }
 
@@ -95,6 +98,7 @@ impl IamLayer {
             as_place,
             templates: Mutex::default(),
             clients: Mutex::default(),
+            spot: Mutex::default(),
             denials: Mutex::default(),
         }
     }
@@ -155,7 +159,8 @@ impl IamLayer {
         };
         let template = self.template_of(req);
         let ec2 = self.client(&region);
-        for check in context::checks(req, &place, template.as_ref(), &ec2).await {
+        let spot = self.spot.lock().unwrap().clone();
+        for check in context::checks(req, &place, template.as_ref(), &spot, &ec2).await {
             let why = match self
                 .policy
                 .evaluate(&check.action, &check.resource, &check.context)
@@ -271,7 +276,224 @@ impl Layer for IamLayer {
                 }
                 t.insert(id.to_string(), data);
             }
+            if status < 300 {
+                self.learn_spot_requests(req, &body);
+            }
+            // moto leaves a launch's network interfaces untagged whatever the tag
+            // specifications say (measured with moto 5.2; instances and volumes it tags);
+            // EC2 tags them, and later calls are judged on those tags (`update-labels` tags
+            // the interface under `ec2:ResourceTag`). Apply them as EC2 would.
+            if matches!(req.action.as_str(), "RunInstances" | "CreateFleet") && status < 300 {
+                let template = self.template_of(req);
+                let tags = context::launch_tags(req, template.as_ref())
+                    .remove("network-interface")
+                    .unwrap_or_default();
+                let ids = instance_ids(&body);
+                if !tags.is_empty() && !ids.is_empty() {
+                    let ec2 = self.client(&Self::region_of(req));
+                    tag_interfaces(&ec2, &ids, &tags).await;
+                }
+            }
             (status, body)
         })
+    }
+}
+
+impl IamLayer {
+    /// Learns the spot requests an answer names and their tags: a spot `RunInstances`
+    /// launch's carry its `spot-instances-request` tag specification (EC2 applies it); a
+    /// `DescribeSpotInstanceRequests` answer says each one's tags; one first seen on an
+    /// instance (`DescribeInstances`: an instant EC2 Fleet's) has none.
+    fn learn_spot_requests(&self, req: &Request, body: &str) {
+        let action = req.action.as_str();
+        if !matches!(
+            action,
+            "RunInstances" | "DescribeSpotInstanceRequests" | "DescribeInstances"
+        ) {
+            return;
+        }
+        let Some(root) = crate::strict::xml::parse(body) else {
+            return;
+        };
+        let mut found = Vec::new();
+        spot_items(&root, &mut found);
+        if found.is_empty() {
+            return;
+        }
+        let launch_tags = (action == "RunInstances").then(|| {
+            let template = self.template_of(req);
+            context::launch_tags(req, template.as_ref())
+                .remove("spot-instances-request")
+                .unwrap_or_default()
+        });
+        let mut spot = self.spot.lock().unwrap();
+        for (id, item) in found {
+            match action {
+                "RunInstances" => {
+                    spot.insert(id, launch_tags.clone().unwrap_or_default());
+                }
+                "DescribeSpotInstanceRequests" => {
+                    let tags = item
+                        .child("tagSet")
+                        .map(|set| {
+                            set.elements()
+                                .map(|t| {
+                                    (
+                                        t.text_at("key").unwrap_or_default(),
+                                        t.text_at("value").unwrap_or_default(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    spot.insert(id, tags);
+                }
+                _ => {
+                    spot.entry(id).or_default();
+                }
+            }
+        }
+    }
+}
+
+/// Every element under `e` that names a spot request (`spotInstanceRequestId` child).
+fn spot_items<'a>(
+    e: &'a crate::strict::xml::Element,
+    out: &mut Vec<(String, &'a crate::strict::xml::Element)>,
+) {
+    if let Some(id) = e.child("spotInstanceRequestId").map(|c| c.text())
+        && id.starts_with("sir-")
+    {
+        out.push((id, e));
+    }
+    for c in e.elements() {
+        spot_items(c, out);
+    }
+}
+
+/// The instance ids an answer names (`>i-…<`).
+fn instance_ids(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = body
+        .split('>')
+        .filter_map(|p| p.split('<').next())
+        .filter(|t| {
+            t.strip_prefix("i-")
+                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .map(String::from)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Tags the network interfaces of `instances` with `tags` in moto.
+async fn tag_interfaces(
+    ec2: &aws_sdk_ec2::Client,
+    instances: &[String],
+    tags: &[(String, String)],
+) {
+    let Ok(r) = ec2
+        .describe_instances()
+        .set_instance_ids(Some(instances.to_vec()))
+        .send()
+        .await
+    else {
+        return;
+    };
+    let enis: Vec<String> = r
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.network_interfaces())
+        .filter_map(|n| n.network_interface_id().map(String::from))
+        .collect();
+    if enis.is_empty() {
+        return;
+    }
+    let _ = ec2
+        .create_tags()
+        .set_resources(Some(enis))
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .send()
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use ec2spot_ec2::tools::permissions::{self, KMS_KEY_PLACEHOLDER, ROLE_PLACEHOLDER};
+
+    use super::policy::Context;
+    use super::*;
+
+    /// What EC2 asks of KMS and IAM on the caller's behalf (`kms:ViaService`, the passed
+    /// role) holds in each partition under the shipped policy, and nowhere else.
+    #[test]
+    fn the_shipped_kms_and_pass_role_statements_hold_in_every_partition() {
+        let p = Policy::parse(&permissions::policy()).unwrap();
+        for (partition, region, suffix) in [
+            ("aws", "us-east-1", ""),
+            ("aws-us-gov", "us-gov-west-1", ""),
+            ("aws-cn", "cn-north-1", ".cn"),
+        ] {
+            let key = format!("arn:{partition}:kms:{region}:{ACCOUNT}:key/{KMS_KEY_PLACEHOLDER}");
+            let mut via = Context::new();
+            via.set(
+                "kms:ViaService",
+                format!("ec2.{region}.amazonaws.com{suffix}"),
+            );
+            for a in [
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+            ] {
+                assert!(p.evaluate(a, &key, &via).allowed(), "{partition} {a}");
+            }
+            let mut other = Context::new();
+            other.set(
+                "kms:ViaService",
+                format!("s3.{region}.amazonaws.com{suffix}"),
+            );
+            assert!(
+                !p.evaluate("kms:Decrypt", &key, &other).allowed(),
+                "{partition}: only through EC2"
+            );
+            let mut grant = Context::new();
+            grant.set("kms:GrantIsForAWSResource", "true");
+            assert!(
+                p.evaluate("kms:CreateGrant", &key, &grant).allowed(),
+                "{partition}"
+            );
+            let role = format!("arn:{partition}:iam::{ACCOUNT}:role/{ROLE_PLACEHOLDER}");
+            let mut pass = Context::new();
+            pass.set("iam:PassedToService", format!("ec2.amazonaws.com{suffix}"));
+            assert!(
+                p.evaluate("iam:PassRole", &role, &pass).allowed(),
+                "{partition}"
+            );
+            let arn = format!("arn:{partition}:ec2:{region}:{ACCOUNT}:instance/i-1");
+            let mut owned = Context::new();
+            owned.set("ec2:ResourceTag/ec2spot:machine-id", "m");
+            assert!(
+                p.evaluate("ec2:TerminateInstances", &arn, &owned).allowed(),
+                "{partition}"
+            );
+            assert!(
+                !p.evaluate("ec2:TerminateInstances", &arn, &Context::new())
+                    .allowed(),
+                "{partition}"
+            );
+        }
+    }
+
+    #[test]
+    fn instance_ids_are_read_from_answers() {
+        let body = "<instancesSet><item><instanceId>i-0abc</instanceId></item></instancesSet><instanceIds><item>i-0def</item><item>i-0abc</item></instanceIds><x>i-zz</x>";
+        assert_eq!(instance_ids(body), ["i-0abc", "i-0def"]);
     }
 }

@@ -148,7 +148,7 @@ impl Cond {
             // A single-valued key missing: `...IfExists` holds, a negated operator holds, a
             // positive one does not.
             (None, None) => self.if_exists || op.negated(),
-            (None, Some(vs)) if vs.is_empty() => self.if_exists || op.negated(),
+            (None, Some([])) => self.if_exists || op.negated(),
             (None, Some(vs)) => {
                 if op.negated() {
                     vs.iter().all(|v| one(v))
