@@ -550,6 +550,11 @@ async fn the_policy_with_one_condition_narrowed_denies_naming_the_action() {
     assert!(denied(&text(&o)), "{}", text(&o));
     assert!(text(&o).contains("RunInstances"), "{}", text(&o));
     assert!(
+        text(&o).contains("is not authorized to perform: ec2:CreateTags on resource: arn:aws:ec2:us-east-1:123456789012:"),
+        "{}",
+        text(&o)
+    );
+    assert!(
         b.proxy
             .answered_by("iam")
             .iter()
@@ -613,4 +618,95 @@ async fn doctor_names_a_missing_permission() {
         "{}",
         text(&o)
     );
+}
+
+/// An EC2 client through the proxy signed as the plugin is (`testing`): judged by the layer.
+fn judged_client(b: &Bastion) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .endpoint_url(&b.proxy.url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// The spot request of `machine`'s instance.
+async fn spot_request_of(b: &Bastion, machine: &str) -> String {
+    let id = b.driver(machine)["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = b
+        .ec2_proxied()
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .spot_instance_request_id()
+        .expect("a spot instance names its request")
+        .to_string()
+}
+
+/// Why the policy keeps `ec2:ResourceTag/ec2spot:machine-id` on `CancelSpotInstanceRequests`
+/// and `rm` must not cancel an instant fleet's requests: the request a single-pool spot launch
+/// makes carries the launch's tags and may be cancelled; the one an instant EC2 Fleet makes
+/// carries none, and cancelling it is refused with EC2's error naming action and resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_spot_requests_ec2spot_tagged_may_be_cancelled() {
+    let b = Bastion::start().await;
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-request-spot-instance",
+        "one",
+    ])
+    .await;
+    b.dm_ok(&[
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-request-spot-instance",
+        "--amazonec2-instance-type",
+        "m5.large,c5.large",
+        "--amazonec2-use-private-address",
+        "fleet",
+    ])
+    .await;
+    assert_never_denied(&b, "the creates");
+    let (tagged, untagged) = (
+        spot_request_of(&b, "one").await,
+        spot_request_of(&b, "fleet").await,
+    );
+    let ec2 = judged_client(&b);
+    let e = ec2
+        .cancel_spot_instance_requests()
+        .spot_instance_request_ids(&untagged)
+        .send()
+        .await
+        .expect_err("an untagged request");
+    let e = format!("{:?}", aws_sdk_ec2::error::DisplayErrorContext(&e));
+    assert!(denied(&e), "{e}");
+    assert!(
+        e.contains(&format!(
+            "is not authorized to perform: ec2:CancelSpotInstanceRequests on resource: \
+             arn:aws:ec2:us-east-1:123456789012:spot-instances-request/{untagged}"
+        )),
+        "{e}"
+    );
+    ec2.cancel_spot_instance_requests()
+        .spot_instance_request_ids(&tagged)
+        .send()
+        .await
+        .expect("the launch's own request carries ec2spot's tag");
+    assert_eq!(b.proxy.answered_by("iam").len(), 1);
+    for m in ["one", "fleet"] {
+        b.dm_ok(&["rm", "-y", m]).await;
+    }
 }
