@@ -39,6 +39,7 @@ impl Bastion {
         .unwrap();
         moto.warm().await;
         let proxy = Ec2Proxy::start(&moto.url).await;
+        crate::strict::install(&proxy, &moto.url, crate::strict::Strictness::from_env());
         Bastion {
             moto,
             proxy,

@@ -4,11 +4,50 @@
 //! every answer (a bastion's round trip to EC2) and records when each request came and was
 //! answered, so benchmarks can count the round trips a command waited for one after another.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// A future a [`Layer`] returns.
+pub type LayerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a [`Layer`] decides about a request before moto sees it.
+pub enum Verdict {
+    /// Let it through unchanged.
+    Pass,
+    /// Answer it here (HTTP status, XML body) as EC2 would; moto never sees it.
+    Answer(u16, String),
+    /// Refuse it as EC2 would (HTTP status, XML body: an error, or a fleet that launched
+    /// nothing); moto never sees it, and the request is marked [`Request::refused`].
+    Refuse(u16, String),
+    /// Send moto these form parameters instead (e.g. a filter the layer applies itself).
+    Rewrite(Vec<(String, String)>),
+}
+
+/// A stage between the proxy's fault rules and moto that makes the test EC2 behave more like
+/// EC2 (consistency, timing, IAM): it sees every request not answered by a fault rule, may
+/// answer or rewrite it, and sees (and may change) moto's answer. Layers run in the order
+/// they were added; answers pass back through them in reverse.
+pub trait Layer: Send + Sync + 'static {
+    /// A short name, recorded on the requests this layer answers.
+    fn name(&self) -> &'static str;
+    /// Decides about `req` before moto sees it.
+    fn before<'a>(&'a self, req: &'a Request) -> LayerFuture<'a, Verdict>;
+    /// Sees moto's answer (HTTP status, body) to `req`, returns what the client gets.
+    fn after<'a>(
+        &'a self,
+        req: &'a Request,
+        status: u16,
+        body: String,
+    ) -> LayerFuture<'a, (u16, String)> {
+        let _ = req;
+        Box::pin(async move { (status, body) })
+    }
+}
 
 /// Builds a canned answer (HTTP status, XML body) from the request it answers.
 pub type Responder = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
@@ -50,6 +89,10 @@ pub struct Request {
     pub params: Vec<(String, String)>,
     /// Whether a fault answered it.
     pub faulted: bool,
+    /// The [`Layer`] that answered it instead of moto (its name), if one did.
+    pub answered_by: Option<&'static str>,
+    /// Whether that layer refused it (see [`Verdict::Refuse`]).
+    pub refused: bool,
     /// The HTTP header lines, lower-cased names.
     pub headers: Vec<(String, String)>,
     /// When the proxy read it.
@@ -68,6 +111,41 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The access key id the request was signed with (SigV4's `Credential=AKID/…`).
+    pub fn access_key_id(&self) -> Option<&str> {
+        let auth = self.header("authorization")?;
+        let cred = auth.split("Credential=").nth(1)?;
+        cred.split('/').next()
+    }
+
+    /// The region the request was signed for (SigV4's credential scope), `us-east-1` if none.
+    pub fn region(&self) -> &str {
+        self.header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(2))
+            .unwrap_or("us-east-1")
+    }
+
+    /// When the proxy read it (also on the copy a [`Layer`] rewrote: it names the request).
+    pub fn id(&self) -> Instant {
+        self.received
+    }
+
+    /// Every value of the parameters named `prefix` followed by `.N` (`InstanceId.1`, …) or
+    /// equal to it, in order.
+    pub fn list(&self, prefix: &str) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|(k, _)| {
+                k == prefix
+                    || k.strip_prefix(prefix)
+                        .and_then(|r| r.strip_prefix('.'))
+                        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+            })
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The first value of parameter `key`.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
@@ -82,6 +160,7 @@ struct State {
     rules: Vec<Rule>,
     log: Vec<Request>,
     buckets: Option<Arc<Buckets>>,
+    layers: Vec<Arc<dyn Layer>>,
     delay: Duration,
     seq: u64,
 }
@@ -214,6 +293,34 @@ impl Ec2Proxy {
     pub fn reset_log(&self) {
         self.state.lock().unwrap().log.clear();
     }
+
+    /// Adds `layer` after those added before (see [`Layer`]).
+    pub fn add_layer(&self, layer: Arc<dyn Layer>) {
+        self.state.lock().unwrap().layers.push(layer);
+    }
+
+    /// The actions so far that EC2 took up: neither a fault nor a layer's refusal answered
+    /// them (a call the strict layer refused as "not found yet" and its retry count once).
+    pub fn actions_taken(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.faulted && !r.refused)
+            .map(|r| r.action)
+            .collect()
+    }
+
+    /// How many calls of `action` EC2 took up (see [`actions_taken`](Self::actions_taken)).
+    pub fn taken(&self, action: &str) -> usize {
+        self.actions_taken().iter().filter(|a| *a == action).count()
+    }
+
+    /// The requests the layer named `name` answered instead of moto.
+    pub fn answered_by(&self, name: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.answered_by == Some(name))
+            .collect()
+    }
 }
 
 fn url_decode(s: &str) -> String {
@@ -333,15 +440,23 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
             action: action.clone(),
             params,
             faulted: chosen.is_some(),
+            answered_by: None,
+            refused: false,
             headers,
             received: Instant::now(),
             answered: None,
             seq: st.seq,
         };
         st.log.push(req.clone());
-        (chosen.map(|f| (f, req.clone())), req.seq, st.delay)
+        let layers = if chosen.is_some() {
+            Vec::new()
+        } else {
+            st.layers.clone()
+        };
+        (chosen.map(|f| (f, req.clone())), req, st.delay, layers)
     };
-    let (fault, seq, delay) = fault;
+    let (fault, logged, delay, layers) = fault;
+    let seq = logged.seq;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -351,6 +466,19 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
             r.answered = Some(Instant::now());
         }
     };
+    if fault.is_none() && !layers.is_empty() {
+        let (status, body) =
+            through_layers(&layers, &logged, &req, head_end, &upstream, &state).await;
+        let reason = if status < 300 { "OK" } else { "Error" };
+        let resp = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(resp.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        answered(&state);
+        return;
+    }
     let fault = match fault {
         Some((Fault::Respond(f), req)) => {
             let (status, body) = f(&req);
@@ -371,9 +499,7 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
             code,
             message,
         }) => {
-            let body = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
-            );
+            let body = error_body(&code, &message);
             let reason = match status {
                 400 => "Bad Request",
                 403 => "Forbidden",
@@ -411,6 +537,160 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
     }
     let _ = sock.shutdown().await;
     answered(&state);
+}
+
+/// EC2's XML error answer with `code` and `message` (escaped here).
+pub fn error_body(code: &str, message: &str) -> String {
+    let message = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+    )
+}
+
+/// Runs `req` through `layers` and (unless one answers) moto: the answer the client gets.
+async fn through_layers(
+    layers: &[Arc<dyn Layer>],
+    logged: &Request,
+    raw: &[u8],
+    head_end: usize,
+    upstream: &str,
+    state: &Mutex<State>,
+) -> (u16, String) {
+    let mut sent = logged.clone();
+    let mut passed = 0;
+    let mut answer = None;
+    for layer in layers {
+        match layer.before(&sent).await {
+            Verdict::Pass => {}
+            Verdict::Rewrite(params) => sent.params = params,
+            v @ (Verdict::Answer(..) | Verdict::Refuse(..)) => {
+                let (refused, status, body) = match v {
+                    Verdict::Refuse(s, b) => (true, s, b),
+                    Verdict::Answer(s, b) => (false, s, b),
+                    _ => unreachable!("matched above"),
+                };
+                let mut st = state.lock().unwrap();
+                if let Some(r) = st.log.iter_mut().rev().find(|r| r.seq == logged.seq) {
+                    r.answered_by = Some(layer.name());
+                    r.refused = refused;
+                }
+                answer = Some((status, body));
+                break;
+            }
+        }
+        passed += 1;
+    }
+    let (mut status, mut body) = match answer {
+        Some(a) => a,
+        None => {
+            let raw = if sent.params == logged.params {
+                raw.to_vec()
+            } else {
+                with_form(&raw[..head_end], &sent.params)
+            };
+            forward(upstream, &raw).await
+        }
+    };
+    for layer in layers[..passed].iter().rev() {
+        (status, body) = layer.after(&sent, status, body).await;
+    }
+    (status, body)
+}
+
+/// The request with head `head` and `params` as its form body (Content-Length fixed).
+fn with_form(head: &[u8], params: &[(String, String)]) -> Vec<u8> {
+    let body = encode_form(params);
+    let head = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        if line.is_empty() {
+            continue;
+        }
+        if line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    let mut raw = out.into_bytes();
+    raw.extend_from_slice(body.as_bytes());
+    raw
+}
+
+/// Form-encodes `params`.
+pub fn encode_form(params: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Sends `raw` to moto and reads its answer: (HTTP status, body).
+async fn forward(upstream: &str, raw: &[u8]) -> (u16, String) {
+    let failed = (502, "<Response><Errors><Error><Code>InternalError</Code><Message>moto unreachable</Message></Error></Errors></Response>".to_string());
+    let Ok(mut up) = TcpStream::connect(upstream).await else {
+        return failed;
+    };
+    if up.write_all(raw).await.is_err() {
+        return failed;
+    }
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp).await;
+    parse_response(&resp).unwrap_or(failed)
+}
+
+/// (status, body) of a raw HTTP/1.1 answer (Content-Length, chunked, or to the end).
+fn parse_response(resp: &[u8]) -> Option<(u16, String)> {
+    let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&resp[..head_end]).to_ascii_lowercase();
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = &resp[head_end..];
+    let decoded;
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = body;
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..line_end])
+                    .split(';')
+                    .next()?
+                    .trim(),
+                16,
+            )
+            .ok()?;
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        decoded = out;
+        body = &decoded;
+    } else if let Some(len) = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    }) {
+        body = body.get(..len)?;
+    }
+    Some((status, String::from_utf8_lossy(body).into_owned()))
 }
 
 /// AWS's request token buckets, emulated: an action whose bucket is empty is answered with
@@ -493,6 +773,8 @@ mod tests {
             action: action.into(),
             params: Vec::new(),
             faulted: false,
+            answered_by: None,
+            refused: false,
             headers: Vec::new(),
             received: at + Duration::from_millis(from_ms),
             answered: Some(at + Duration::from_millis(to_ms)),

@@ -9,6 +9,11 @@
 //! * [`moto`] — a private moto server (the local EC2 emulator).
 //! * [`ec2_proxy`] — the fault proxy between the plugin and moto: records calls, injects
 //!   failures, emulates EC2's token buckets, answers with recorded EC2 responses.
+//! * [`strict`] — the layer of the proxy that makes the test EC2 as strict as EC2 where moto
+//!   forgives (eventual consistency, termination and launch timing, spot rules); on unless
+//!   `EC2SPOT_TEST_STRICT=off`.
+//! * [`iam`] — the layer of the proxy that evaluates every plugin call against an IAM policy
+//!   (the shipped one by default), conditions included.
 //! * [`forward_proxy`] — an HTTP forward proxy (`HTTPS_PROXY`) that counts what goes through.
 //! * [`bastion`] — one test's world: moto, proxy, a docker-machine store, the plugin on PATH.
 //! * [`process`] — other processes by pid.
@@ -28,10 +33,12 @@ pub mod ec2_proxy;
 pub mod forward_proxy;
 pub mod fuzzing;
 pub mod goclient;
+pub mod iam;
 pub mod moto;
 pub mod plugin_client;
 pub mod process;
 pub mod readme;
+pub mod strict;
 
 /// The repository (workspace) root.
 pub fn workspace_root() -> &'static Path {

@@ -145,14 +145,23 @@ impl Moto {
     }
 }
 
-/// An SDK client for `region` of the EC2 endpoint at `url` (moto, or a proxy in front of it).
+/// The access key id of the harness's own SDK clients ([`ec2_client`]): a test's setup and
+/// assertions, which the IAM layer lets through (it judges the plugin's calls only).
+pub const HARNESS_ACCESS_KEY: &str = "harness";
+
+/// An SDK client for `region` of the EC2 endpoint at `url` (moto, or a proxy in front of it),
+/// signed with [`HARNESS_ACCESS_KEY`].
 pub fn ec2_client(url: &str, region: &str) -> aws_sdk_ec2::Client {
     let conf = aws_sdk_ec2::Config::builder()
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new(region.to_string()))
         .endpoint_url(url)
         .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "test",
+            HARNESS_ACCESS_KEY,
+            "testing",
+            None,
+            None,
+            "test",
         ))
         .build();
     aws_sdk_ec2::Client::from_conf(conf)
