@@ -140,7 +140,7 @@ pub async fn run(
                 progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
                 return Ok(Outcome::done());
             }
-            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
+            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT, true).await;
             // Whatever the removal got to, what was known of the instance is out of date.
             ctx.forget(&config.instance_id);
             let done = done?;
@@ -261,14 +261,7 @@ pub async fn pre_create_check(
         },
         pools.join(", ")
     ));
-    config.vpc_id = r.vpc_id.clone();
-    if let [pool] = r.pools.as_slice() {
-        config.subnet_id = pool.subnet_id.clone();
-        config.zone = pool.availability_zone.clone();
-    }
-    config.ami = r.ami;
-    config.architecture = r.architecture;
-    config.pools = r.pools;
+    resolve::record(config, &r);
     Ok(())
 }
 

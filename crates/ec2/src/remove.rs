@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Instance;
 
+use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, Result, aws};
 use crate::manager;
 use crate::options::config::Config;
@@ -121,6 +122,91 @@ async fn terminate_all(
     not_found
 }
 
+/// Terminates the machine's saved instance `id`, taking "not found" for "not yet" within
+/// `patience`; true when EC2 still said it does not exist.
+async fn terminate_saved(
+    ctx: &Context,
+    id: &str,
+    patience: Duration,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) -> bool {
+    let terminated = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
+        ctx.client
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(|e| aws("terminating the instance (TerminateInstances)", e))
+    })
+    .await;
+    match terminated {
+        Ok(_) => {
+            push_unique(&mut done.instances, id);
+            false
+        }
+        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => true,
+        Err(e) => {
+            if leaving(ctx, id).await {
+                push_unique(&mut done.instances, id);
+            } else {
+                errors.push(e);
+            }
+            false
+        }
+    }
+}
+
+/// The instances carrying the machine's tag, for a create that saved no instance id (killed,
+/// or failed before its launch answered). Reads by filter are eventually consistent too: a
+/// machine made lately is looked for until [`FRESH_PATIENCE`] runs out before "none" is
+/// believed, so an instance launched a moment before the create died is never left running.
+async fn find_launched(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch_unseen: bool,
+) -> Result<Vec<Instance>> {
+    let patience = if launch_unseen && made_lately(config) {
+        FRESH_PATIENCE
+    } else {
+        Duration::ZERO
+    };
+    let found = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
+        let found = instance::find_by_machine_id(ec2, &config.machine_id).await?;
+        if found.is_empty() {
+            return Err(Error::Aws {
+                step: "finding the machine's instances by tag (DescribeInstances)".into(),
+                code: "InvalidInstanceID.NotFound".into(),
+                message: "none listed (yet)".into(),
+            });
+        }
+        Ok(found)
+    })
+    .await;
+    match found {
+        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// How long after its create a machine's instance may still be unknown to EC2's calls.
+const LATELY: Duration = Duration::from_secs(600);
+
+/// Whether the machine was made within [`LATELY`]: its directory in the store (made by
+/// docker-machine, changed when the create wrote the SSH key) or its key is that young. (A
+/// machine made long ago whose instance EC2 no longer knows — terminated more than an hour
+/// ago — is then removed without waiting.)
+fn made_lately(config: &Config) -> bool {
+    let dir = std::path::Path::new(&config.store_path)
+        .join("machines")
+        .join(&config.machine_name);
+    [dir.as_path(), std::path::Path::new(&config.ssh_key_path)]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .filter_map(|t| t.elapsed().ok())
+        .any(|age| age < LATELY)
+}
+
 /// Whether instance `id` is shutting down or terminated (false when that cannot be read).
 async fn leaving(ctx: &Context, id: &str) -> bool {
     ctx.forget(id);
@@ -133,7 +219,15 @@ async fn leaving(ctx: &Context, id: &str) -> bool {
 
 /// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
 /// terminating instance to release a security group before it can be deleted.
-pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) -> Result<Removed> {
+/// `launch_unseen` says a launch may have happened whose instance EC2 does not list yet (`rm`
+/// of a create that saved no instance: it may have died right after its launch); false when
+/// the caller knows (a failed create's cleanup: its launch was refused, or never made).
+pub async fn remove(
+    ctx: &Context,
+    config: &Config,
+    group_patience: Duration,
+    launch_unseen: bool,
+) -> Result<Removed> {
     let ec2 = &ctx.client;
     let mut done = Removed::default();
     let mut errors: Vec<Error> = Vec::new();
@@ -148,16 +242,17 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     let mut instances = Vec::new();
     let mut unsure = false;
     if !config.instance_id.is_empty() {
-        unsure |= terminate_all(
-            ctx,
-            std::slice::from_ref(&config.instance_id),
-            &mut done,
-            &mut errors,
-        )
-        .await;
+        // EC2 may not know an instance launched moments ago (eventual consistency): for a
+        // machine made lately, "not found" means "not yet" for a while.
+        let patience = if made_lately(config) {
+            FRESH_PATIENCE
+        } else {
+            Duration::ZERO
+        };
+        unsure |= terminate_saved(ctx, &config.instance_id, patience, &mut done, &mut errors).await;
     }
     if search_tags {
-        match instance::find_by_machine_id(ec2, &config.machine_id).await {
+        match find_launched(ec2, config, launch_unseen).await {
             Ok(found) => {
                 unsure |= terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
                 merge(&mut instances, found);
@@ -249,18 +344,25 @@ async fn cancel_spot_requests(
     errors: &mut Vec<Error>,
 ) {
     let mut ids = Vec::new();
-    push_unique(&mut ids, &config.spot_request_id);
-    for i in instances {
-        if let Some(sir) = i.spot_instance_request_id() {
-            push_unique(&mut ids, sir);
+    // An instant EC2 Fleet's spot requests are one-time and untagged (CreateFleet tags only
+    // the fleet and its instances): they close with their instance, and the shipped IAM
+    // policy (cancel only what carries the machine's tag) rightly refuses to cancel them.
+    let fleet = launched_by_fleet(config);
+    if !fleet {
+        push_unique(&mut ids, &config.spot_request_id);
+        for i in instances {
+            if let Some(sir) = i.spot_instance_request_id() {
+                push_unique(&mut ids, sir);
+            }
         }
     }
     let mut unnamed: Vec<String> = instances
         .iter()
-        .filter(|i| instance::is_spot(i) && i.spot_instance_request_id().is_none())
+        .filter(|i| !fleet && instance::is_spot(i) && i.spot_instance_request_id().is_none())
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
-    if config.spot_request_id.is_empty()
+    if !fleet
+        && config.spot_request_id.is_empty()
         && config.market == "spot"
         && !instances
             .iter()
@@ -290,6 +392,14 @@ async fn cancel_spot_requests(
     }
 }
 
+/// Whether the machine launches over several pools, through an instant EC2 Fleet.
+fn launched_by_fleet(config: &Config) -> bool {
+    config.pools.len() > 1
+        || [&config.instance_types, &config.subnet_ids, &config.zones]
+            .iter()
+            .any(|l| l.len() > 1)
+}
+
 /// Deletes the launch templates a multi-pool create left (killed, or its delete failed).
 async fn delete_launch_templates(
     ec2: &aws_sdk_ec2::Client,
@@ -298,10 +408,7 @@ async fn delete_launch_templates(
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) {
-    let multi_pool = [&config.instance_types, &config.subnet_ids, &config.zones]
-        .iter()
-        .any(|l| l.len() > 1);
-    if (search_tags || multi_pool) && !config.machine_id.is_empty() {
+    if (search_tags || launched_by_fleet(config)) && !config.machine_id.is_empty() {
         match launch_template::find_by_machine_id(ec2, &config.machine_id).await {
             Ok(found) => {
                 for t in found {
@@ -375,19 +482,19 @@ async fn delete_security_groups(
                 Vec::new()
             }
         };
-    // Only instances on their way out release a group; waiting for one whose termination
-    // failed would only run out the patience.
-    let leaving: Vec<String> = instances
-        .iter()
-        .filter(|i| {
-            let id = i.instance_id().unwrap_or_default();
-            done.instances.iter().any(|d| d == id)
-                || i.state()
-                    .and_then(|s| s.name())
-                    .is_some_and(|s| matches!(s.as_str(), "shutting-down" | "terminated"))
-        })
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
+    // Only instances on their way out release a group: those this removal terminated (the
+    // machine's own among them, which it did not read) and those already leaving; waiting for
+    // one whose termination failed would only run out the patience.
+    let mut leaving: Vec<String> = done.instances.clone();
+    for i in instances {
+        let going = i
+            .state()
+            .and_then(|s| s.name())
+            .is_some_and(|s| matches!(s.as_str(), "shutting-down" | "terminated"));
+        if going && let Some(id) = i.instance_id() {
+            push_unique(&mut leaving, id);
+        }
+    }
     for g in groups {
         match security_group::delete_if_unused(ec2, &g, &leaving, group_patience).await {
             Ok(Deleted::Yes) => done.security_groups.push(g),

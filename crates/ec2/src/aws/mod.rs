@@ -7,9 +7,11 @@
 //! * [`throttle`] — token buckets mirroring EC2's request buckets.
 //! * [`error`] — [`Error`](error::Error): every failure, naming the step and AWS's code.
 //! * [`capacity`] — the codes that mean "no capacity in this pool", never retried.
+//! * [`consistency`] — retrying a step that names an id EC2 handed out moments ago.
 
 pub mod capacity;
 mod client;
+pub mod consistency;
 pub mod error;
 pub mod http;
 pub mod throttle;

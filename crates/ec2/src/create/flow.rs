@@ -9,7 +9,7 @@ use crate::aws::error::{Error, Result};
 use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
-use crate::create::{market, user_data};
+use crate::create::{market, resolve, user_data};
 use crate::options::config::Config;
 use crate::options::validate::{parse_port, parse_tags};
 use crate::progress::Progress;
@@ -107,11 +107,22 @@ pub async fn create(
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
-    match create_steps(ctx, config, resolved, tls, progress, resume).await {
+    let mut launch_unseen = false;
+    match create_steps(
+        ctx,
+        config,
+        resolved,
+        tls,
+        progress,
+        resume,
+        &mut launch_unseen,
+    )
+    .await
+    {
         Ok(()) => Ok(()),
         Err(e) => {
             progress.say(&format!("Create failed ({e}); removing what it made"));
-            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT).await {
+            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT, launch_unseen).await {
                 Ok(done) => {
                     progress.say(&format!("Cleanup: {}", done.summary()));
                     config.instance_id.clear();
@@ -133,6 +144,7 @@ async fn create_steps(
     tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
+    launch_unseen: &mut bool,
 ) -> Result<()> {
     let ec2 = &ctx.client;
     let manager = manager::manager_id(&config.store_path);
@@ -177,6 +189,7 @@ async fn create_steps(
         tags: tag_list.clone(),
         market: Market::OnDemand,
         client_token: String::new(),
+        not_yet: Vec::new(),
     };
     // The key pair, and the groups then the launch template (several pools), at once: a
     // template may name a key pair that does not exist yet — EC2 checks its parameters at the
@@ -212,6 +225,7 @@ async fn create_steps(
     imported?;
     let mut template = template?;
     launch.group_ids = groups.ids;
+    let groups_made = !groups.created.is_empty();
     // An earlier attempt of this create (in an agent that died) may have launched already:
     // adopt that instance instead of launching a second one. (The key pair and groups above
     // are recorded either way, so `rm` removes them.)
@@ -225,6 +239,8 @@ async fn create_steps(
         }
         template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
     }
+    // What this create just made may be unknown to EC2's launch for a moment.
+    launch.not_yet = just_made(config.key_pair_imported, groups_made, template.is_some());
 
     let placed = match market::launch(
         ec2,
@@ -249,24 +265,34 @@ async fn create_steps(
                 )),
             };
         }
-        // A group deleted since it was looked up (the last machine sharing it took it away,
-        // or it was remembered from an earlier create): look again, make it if need be, and
-        // launch once more (with new tokens: the first call made nothing).
-        Err(e) if e.code() == Some("InvalidGroup.NotFound") => {
-            progress.say("A security group vanished meanwhile; resolving the groups again");
+        // What was looked up before — remembered from an earlier create, or changed since —
+        // no longer exists: a group (the last machine sharing it took it away), the subnet,
+        // the image, the user's key pair. Forget it, look everything up again once, make the
+        // groups if need be, and launch once more (with new tokens: the first call made
+        // nothing). What no longer resolves is then reported naming its option.
+        Err(e) if e.is_code(REFUSED_LOOKUPS) => {
+            progress.say(&format!(
+                "EC2 refused what was looked up before ({}); looking it up again",
+                e.code().unwrap_or_default()
+            ));
+            ctx.memory.forget(&resolve::option_key(config));
             for id in &launch.group_ids {
                 ctx.memory.forget_group(id);
             }
             market::drop_template(ec2, template.take(), progress).await;
-            let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, false).await?;
+            let (again, _) = resolve::remembered(ctx, config).await?;
+            resolve::record(config, &again);
+            launch.ami = again.ami.clone();
+            let groups = ensure_groups(ctx, config, &again, &tag_list, progress, false).await?;
             record_groups(config, &groups);
+            launch.not_yet = just_made(config.key_pair_imported, !groups.created.is_empty(), true);
             launch.group_ids = groups.ids;
-            template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
+            template = market::template(ec2, config, &launch, &again.pools, &ownership).await?;
             market::launch(
                 ec2,
                 config,
                 &launch,
-                &resolved.pools,
+                &again.pools,
                 template.as_deref(),
                 "-2",
                 progress,
@@ -278,6 +304,17 @@ async fn create_steps(
     let placed = match placed {
         Ok(p) => p,
         Err(e) => {
+            // No answer (timeout, connection lost, EC2's own failure): the launch may have
+            // happened all the same, and its instance not be listed yet. (A refusal — throttled,
+            // no capacity, invalid — launched nothing.)
+            *launch_unseen = e.is_code(&[
+                "Timeout",
+                "ConnectionFailed",
+                "InternalError",
+                "InternalFailure",
+                "ServiceUnavailable",
+                "Unavailable",
+            ]);
             market::drop_template(ec2, template, progress).await;
             return Err(e);
         }
@@ -301,6 +338,38 @@ async fn create_steps(
         market::drop_template(ec2, template, progress)
     );
     waited
+}
+
+/// The codes of a launch refused for something the pre-create check (or an earlier create)
+/// looked up that is gone now (API error codes,
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html>).
+const REFUSED_LOOKUPS: &[&str] = &[
+    "InvalidGroup.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidAMIID.NotFound",
+    "InvalidAMIID.Unavailable",
+    "InvalidKeyPair.NotFound",
+];
+
+/// The "not found" codes a launch may meet for what its create made moments ago: EC2's
+/// reads and launches are eventually consistent
+/// (<https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html>), so a key pair,
+/// group or template made just before may be unknown to the launch for a moment.
+fn just_made(key_pair: bool, groups: bool, template: bool) -> Vec<&'static str> {
+    let mut codes = Vec::new();
+    if key_pair {
+        codes.push("InvalidKeyPair.NotFound");
+    }
+    if groups {
+        codes.push("InvalidGroup.NotFound");
+    }
+    if template {
+        codes.extend([
+            "InvalidLaunchTemplateId.NotFound",
+            "InvalidLaunchTemplateName.NotFoundException",
+        ]);
+    }
+    codes
 }
 
 /// Waits for the launched instance `id` to run and records its addresses.

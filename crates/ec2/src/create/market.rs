@@ -3,6 +3,7 @@
 //! waits, and the on-demand fallback when every spot pool is full.
 
 use crate::aws::capacity::{PoolFailure, describe, is_capacity};
+use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, Result};
 use crate::create::fleet;
 use crate::options::config::{Config, Pool};
@@ -47,7 +48,7 @@ pub async fn drop_template(
     progress: &Progress,
 ) {
     if let Some(t) = template
-        && let Err(e) = launch_template::delete(ec2, &t).await
+        && let Err(e) = launch_template::delete_made(ec2, &t).await
     {
         progress.say(&format!(
             "Could not delete launch template {t} yet ({e}); rm will"
@@ -155,7 +156,7 @@ async fn try_market(
             market.as_str(),
             l.ami
         ));
-        return match run_instances::run(ec2, config, &l).await {
+        return match retry_fresh(&l.not_yet, || run_instances::run(ec2, config, &l)).await {
             Ok(id) => Ok(Ok(Placed {
                 instance_id: id,
                 market,
@@ -184,11 +185,13 @@ async fn try_market(
     ));
     let template =
         template.ok_or_else(|| Error::Other("several pools need a launch template".into()))?;
-    Ok(fleet::launch(ec2, config, &l, pools, template)
-        .await?
-        .map(|f| Placed {
-            instance_id: f.instance_id,
-            market,
-            pool: f.pool,
-        }))
+    Ok(retry_fresh(&l.not_yet, || {
+        fleet::launch(ec2, config, &l, pools, template)
+    })
+    .await?
+    .map(|f| Placed {
+        instance_id: f.instance_id,
+        market,
+        pool: f.pool,
+    }))
 }

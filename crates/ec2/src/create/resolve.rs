@@ -167,6 +167,18 @@ pub async fn remembered(ctx: &Context, config: &Config) -> Result<(Resolved, boo
     Ok((fresh, false))
 }
 
+/// Writes a pre-create answer into `config` (where `Create` reads it).
+pub fn record(config: &mut Config, r: &Resolved) {
+    config.vpc_id = r.vpc_id.clone();
+    if let [pool] = r.pools.as_slice() {
+        config.subnet_id = pool.subnet_id.clone();
+        config.zone = pool.availability_zone.clone();
+    }
+    config.ami = r.ami.clone();
+    config.architecture = r.architecture.clone();
+    config.pools = r.pools.clone();
+}
+
 /// [`resolve`], then the TLS bootstrap's image check when it is asked for.
 async fn checked(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
     let r = resolve(ec2, config).await?;
@@ -187,14 +199,7 @@ async fn default_image(
     } else {
         config.ubuntu_release.as_str()
     };
-    image::find_default(
-        ec2,
-        &crate::aws::endpoint(config),
-        &config.region,
-        architecture,
-        release,
-    )
-    .await
+    image::find_default(ec2, &config.region, architecture, release).await
 }
 
 /// The zones a machine without given subnets launches in: the given ones, else the region's

@@ -15,22 +15,15 @@
 //! and a second permission (`ssm:GetParameter`) on every runner's role, for one call an hour;
 //! a filtered `DescribeImages` answers the same question with what ec2spot already has.
 //!
-//! The answer is cached per endpoint, region, architecture and release for an hour, in the
-//! process: the agent serves every create of the bastion from one lookup an hour; a plugin
-//! process working alone keeps it for its one command.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! The answer is remembered with the rest of a pre-create check's answer, in one memory
+//! (`state::memory`, one rule for expiry, refresh and forgetting on refusal): a launch EC2
+//! refuses for the image forgets it with the rest.
 
 use aws_sdk_ec2::types::Filter;
 
 use crate::aws::error::{Error, Result, aws};
 use crate::options::error::OptionError;
 use crate::options::flags::name;
-
-/// How long a lookup's answer is reused.
-pub const CACHE_TTL: Duration = Duration::from_secs(3600);
 
 /// Canonical's account publishing Ubuntu images in a region.
 pub fn canonical_owner(region: &str) -> &'static str {
@@ -106,36 +99,15 @@ pub fn pick<'a>(candidates: &'a [Candidate], release: &str, arch: &str) -> Optio
         .map(|(_, c)| c)
 }
 
-type Key = (String, String, String, String);
-
-fn cache() -> &'static Mutex<HashMap<Key, (String, Instant)>> {
-    static CACHE: std::sync::OnceLock<Mutex<HashMap<Key, (String, Instant)>>> =
-        std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
 /// Finds the default image for `arch` (`x86_64` or `arm64`) and Ubuntu `release` in
-/// `region` (reached at `endpoint`, "" for AWS's), from the cache when it is younger than
-/// [`CACHE_TTL`].
+/// `region`.
 pub async fn find_default(
     ec2: &aws_sdk_ec2::Client,
-    endpoint: &str,
     region: &str,
     arch: &str,
     release: &str,
 ) -> Result<String> {
-    let key: Key = (endpoint.into(), region.into(), arch.into(), release.into());
-    if let Some((id, at)) = cache().lock().expect("image cache").get(&key)
-        && at.elapsed() < CACHE_TTL
-    {
-        return Ok(id.clone());
-    }
-    let id = lookup(ec2, region, arch, release).await?;
-    cache()
-        .lock()
-        .expect("image cache")
-        .insert(key, (id.clone(), Instant::now()));
-    Ok(id)
+    lookup(ec2, region, arch, release).await
 }
 
 async fn lookup(

@@ -74,9 +74,27 @@ pub async fn interruptions(
     ec2: &aws_sdk_ec2::Client,
     instances: &[&Instance],
 ) -> Result<HashMap<String, String>> {
-    let wanted: HashMap<&str, &str> = instances
+    let wanted: Vec<(String, String)> = instances
         .iter()
-        .filter_map(|i| Some((spot_request_to_check(i)?, i.instance_id()?)))
+        .filter_map(|i| {
+            Some((
+                i.instance_id()?.to_string(),
+                spot_request_to_check(i)?.to_string(),
+            ))
+        })
+        .collect();
+    interruptions_of(ec2, &wanted).await
+}
+
+/// Like [`interruptions`], for (instance id, spot request id) pairs known beforehand — so the
+/// look can go beside the `DescribeInstances` that reads the instances, not after it.
+pub async fn interruptions_of(
+    ec2: &aws_sdk_ec2::Client,
+    pairs: &[(String, String)],
+) -> Result<HashMap<String, String>> {
+    let wanted: HashMap<&str, &str> = pairs
+        .iter()
+        .map(|(i, sir)| (sir.as_str(), i.as_str()))
         .collect();
     let ids: Vec<String> = wanted.keys().map(|s| s.to_string()).collect();
     let mut out = HashMap::new();

@@ -137,15 +137,36 @@ pub async fn create(
 
 /// Deletes launch template `id` (missing counts as deleted).
 pub async fn delete(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<()> {
-    match ec2
-        .delete_launch_template()
-        .launch_template_id(id)
-        .send()
-        .await
-    {
+    delete_within(ec2, id, std::time::Duration::ZERO).await
+}
+
+/// Deletes the template `id` this create made moments ago: "not found" is taken for "not
+/// yet" (EC2's eventual consistency, `aws::consistency`) — a template deleted too early would
+/// otherwise stay.
+pub async fn delete_made(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<()> {
+    delete_within(ec2, id, crate::aws::consistency::FRESH_PATIENCE).await
+}
+
+async fn delete_within(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    patience: std::time::Duration,
+) -> Result<()> {
+    let deleted = crate::aws::consistency::retry_fresh_for(
+        patience,
+        &["InvalidLaunchTemplateId.NotFound"],
+        || async {
+            ec2.delete_launch_template()
+                .launch_template_id(id)
+                .send()
+                .await
+                .map_err(|e| aws("deleting the launch template (DeleteLaunchTemplate)", e))
+        },
+    )
+    .await;
+    match deleted {
         Ok(_) => Ok(()),
         Err(e) => {
-            let e = aws("deleting the launch template (DeleteLaunchTemplate)", e);
             if e.is_code(&[
                 "InvalidLaunchTemplateId.NotFound",
                 "InvalidLaunchTemplateName.NotFoundException",

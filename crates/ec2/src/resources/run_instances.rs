@@ -53,6 +53,10 @@ pub struct Launch {
     pub market: Market,
     /// Idempotency token.
     pub client_token: String,
+    /// The "not found" codes that mean "made moments ago, EC2 does not see it yet" for what
+    /// this launch names (the key pair, groups or template its create just made): the launch
+    /// is tried again on them (`aws::consistency`).
+    pub not_yet: Vec<&'static str>,
 }
 
 /// The idempotency token of a machine's launch on `market`: the same machine id gives the

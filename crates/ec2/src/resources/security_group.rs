@@ -15,6 +15,7 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroup, Tag,
 };
 
+use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, Result, aws};
 use crate::options::config::Config;
 use crate::options::validate::parse_port;
@@ -251,11 +252,19 @@ pub async fn ensure(
                 if e.code() != Some("InvalidGroup.Duplicate") {
                     return Err(e);
                 }
-                // Another create made it a moment ago: use theirs.
-                let again = describe_by_names(ec2, vpc, std::slice::from_ref(name)).await?;
-                if again.is_empty() {
-                    return Err(e);
-                }
+                // Another create made it a moment ago: use theirs, once EC2 lists it.
+                let again = retry_fresh(&["InvalidGroup.NotFound"], || async {
+                    let g = describe_by_names(ec2, vpc, std::slice::from_ref(name)).await?;
+                    if g.is_empty() {
+                        return Err(Error::Aws {
+                            step: format!("finding security group {name} another create just made (DescribeSecurityGroups)"),
+                            code: "InvalidGroup.NotFound".into(),
+                            message: "EC2 says it exists and does not list it yet".into(),
+                        });
+                    }
+                    Ok(g)
+                })
+                .await?;
                 found.extend(again);
             }
         }
@@ -301,7 +310,13 @@ pub async fn ensure(
             .iter()
             .map(|(port, proto, source)| rule(*port, proto, source, blocks.as_ref()))
             .collect();
-        authorize(ec2, &id, perms).await?;
+        // A group made moments ago may be unknown to the next call (EC2's eventual consistency).
+        let not_yet: &[&str] = if groups.created.contains(&id) {
+            &["InvalidGroup.NotFound"]
+        } else {
+            &[]
+        };
+        retry_fresh(not_yet, || authorize(ec2, &id, perms.clone())).await?;
     }
     Ok(groups)
 }
@@ -477,6 +492,59 @@ pub async fn users(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Those of `users` (instance or interface ids) that are not on their way out: interfaces of
+/// no instance, and instances neither shutting down nor terminated (or not listed).
+async fn staying(ec2: &aws_sdk_ec2::Client, users: &[String]) -> Result<Vec<String>> {
+    let instances: Vec<String> = users
+        .iter()
+        .filter(|u| u.starts_with("i-"))
+        .cloned()
+        .collect();
+    let mut staying: Vec<String> = users
+        .iter()
+        .filter(|u| !u.starts_with("i-"))
+        .cloned()
+        .collect();
+    if instances.is_empty() {
+        return Ok(staying);
+    }
+    let out = ec2
+        .describe_instances()
+        .filters(filter_values("instance-id", &instances))
+        .send()
+        .await
+        .map_err(|e| {
+            aws(
+                "checking who uses the security group (DescribeInstances)",
+                e,
+            )
+        })?;
+    let leaving: Vec<&str> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .is_some_and(|s| matches!(s.as_str(), "shutting-down" | "terminated"))
+        })
+        .filter_map(|i| i.instance_id())
+        .collect();
+    staying.extend(
+        instances
+            .into_iter()
+            .filter(|i| !leaving.contains(&i.as_str())),
+    );
+    Ok(staying)
+}
+
+fn filter_values(n: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(n)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
 /// What happened to a group on removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
@@ -504,8 +572,11 @@ pub async fn delete_if_unused(
             .filter(|u| !leaving.contains(u))
             .cloned()
             .collect();
-        if !others.is_empty() {
-            return Ok(Deleted::InUse(others));
+        // Another machine's instance still shutting down holds the group for a while too
+        // (its `rm` may have found it in use by this one): it is waited for like ours.
+        let staying = staying(ec2, &others).await?;
+        if !staying.is_empty() {
+            return Ok(Deleted::InUse(staying));
         }
         if users.is_empty() {
             match ec2.delete_security_group().group_id(id).send().await {

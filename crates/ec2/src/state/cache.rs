@@ -305,7 +305,7 @@ impl StateCache {
     /// One call: the questions waiting now plus every instance kept fresh. A call planned (`planned`) for later than one that already answered everybody finds no
     /// question and is not made. False when EC2 failed it.
     async fn call(self: &Arc<Self>, planned: Option<Instant>) -> bool {
-        let (ids, left) = {
+        let (ids, left, known) = {
             let mut inner = self.inner.lock().expect("state cache");
             if let Some(at) = planned {
                 if inner.next_call.is_some_and(|next| next <= at) {
@@ -345,10 +345,19 @@ impl StateCache {
             if left > 0 {
                 self.plan(&mut inner, now + self.window);
             }
-            (ids, left)
+            // The spot requests of the running spot instances already known: their
+            // interruption notices are read beside the instances, not after them.
+            let known: Vec<(String, String)> = ids
+                .iter()
+                .filter_map(|id| {
+                    let i = inner.entries.get(id)?.instance.as_ref()?;
+                    Some((id.clone(), instance::spot_request_to_check(i)?.to_string()))
+                })
+                .collect();
+            (ids, left, known)
         };
         let started = Instant::now();
-        let fetched = fetch(&self.client, &ids).await;
+        let fetched = fetch(&self.client, &ids, &known).await;
         let now = Instant::now();
         debug!(
             "state call for {} instances took {} ms ({left} left for the next)",
@@ -440,9 +449,36 @@ async fn mark_interruptions(client: &aws_sdk_ec2::Client, found: &mut Found) -> 
     Ok(())
 }
 
-/// One `DescribeInstances` for up to 1000 ids, then one spot-request look for the running spot
-/// instances among them.
-async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
+/// One `DescribeInstances` for up to 1000 ids and, beside it, one spot-request look for the
+/// running spot instances among them whose requests are `known` from an earlier read: no call
+/// waits for another, so a launch poll costs one round trip. An instance seen for the first
+/// time has its notice read with the next call (a notice comes two minutes ahead; the refresher
+/// reads every TTL).
+async fn fetch(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    known: &[(String, String)],
+) -> Result<Found> {
+    let (read, marked) = tokio::join!(
+        read_ids(client, ids),
+        instance::interruptions_of(client, known)
+    );
+    let mut found = read?;
+    for (id, code) in marked? {
+        if let Some(entry) = found.get_mut(&id)
+            && entry
+                .0
+                .as_ref()
+                .is_some_and(|i| instance::spot_request_to_check(i).is_some())
+        {
+            entry.1 = Some(code);
+        }
+    }
+    Ok(found)
+}
+
+/// One `DescribeInstances` for up to 1000 ids.
+async fn read_ids(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
     let mut found: Found = HashMap::new();
     let mut wanted: Vec<String> = ids.to_vec();
     // An id list fails whole when one id is unknown (long terminated): drop the ids EC2 names
@@ -479,6 +515,5 @@ async fn fetch(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
         );
         read_into(read, &mut found).await?;
     }
-    mark_interruptions(client, &mut found).await?;
     Ok(found)
 }

@@ -542,6 +542,7 @@ pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
             Market::OnDemand
         },
         client_token: format!("ec2spot-doctor-{}", std::process::id()),
+        not_yet: Vec::new(),
     };
     out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
     out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
