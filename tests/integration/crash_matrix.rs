@@ -2,9 +2,12 @@
 //! gone (the plugin only loses its heartbeats) — each with the agent on (the agent goes on with
 //! the create; the `rm` waits for it) and off — and the agent SIGKILLed after each call; then a
 //! fresh `rm` from the config docker-machine saved before Create leaves nothing, and nothing
-//! was launched twice.
+//! was launched twice. With the agent on, the agent must have served every operation and made
+//! every EC2 call (`crate::agent_served`) — after an agent's death, a new agent: a plugin that
+//! fell back to working on its own fails the cell.
 
-use crate::agent_status;
+use crate::{agent_running, agent_served, agent_status, plugin_file};
+use ec2spot_agent::proto::StatusReply;
 use std::time::{Duration, Instant};
 
 use ec2spot_plugin::FlagValue;
@@ -13,6 +16,34 @@ use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_mach
 use ec2spot_testkit::process::{alive, kill_hard};
 
 const OPTS: &[(&str, bool)] = &[("amazonec2-request-spot-instance", true)];
+
+/// [`prepare`], and with the agent on whether the store's agent ran its pre-create check and
+/// made its EC2 calls; the agent's status after it (`None` with the agent off).
+async fn prepare_served(
+    b: &Bastion,
+    agent: bool,
+    env: Vec<(String, String)>,
+    name: &str,
+) -> (PluginProcess, Vec<u8>, Option<StatusReply>) {
+    let file = plugin_file();
+    let before = agent_running(b.store()).await;
+    let seen = b.proxy.requests().len();
+    let (p, saved) = prepare(b, env, name).await;
+    if !agent {
+        return (p, saved, None);
+    }
+    let requests = b.proxy.requests();
+    let status = agent_served(
+        b.store(),
+        file,
+        before.as_ref(),
+        1,
+        requests.get(seen..).unwrap_or_default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}'s pre-create check: {e}"));
+    (p, saved, status)
+}
 
 /// docker-machine's create up to its save before `Create`.
 async fn prepare(b: &Bastion, env: Vec<(String, String)>, name: &str) -> (PluginProcess, Vec<u8>) {
@@ -94,7 +125,9 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
     let calls = calls_of_a_create(&b).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
-        let (p, saved) = prepare(&b, env(&b, agent, 2), &format!("c{k}")).await;
+        let (p, saved, served) =
+            prepare_served(&b, agent, env(&b, agent, 2), &format!("c{k}")).await;
+        let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let create = tokio::spawn(async move {
@@ -109,6 +142,12 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
         rm(&b, env(&b, agent, 2), &saved)
             .await
             .unwrap_or_else(|e| panic!("rm after kill at {k} ({action}): {e}"));
+        if agent {
+            // The create (finished by the agent after the plugin died) and the rm.
+            agent_served(b.store(), file, served.as_ref(), 2, &b.proxy.requests())
+                .await
+                .unwrap_or_else(|e| panic!("killed at call {k} ({action}), create and rm: {e}"));
+        }
         let left = b.leftovers().await;
         assert!(
             left.is_empty(),
@@ -142,7 +181,9 @@ async fn plugin_killed_after_each_ec2_call_of_create_agent_off() {
 async fn docker_machine_killed_mid_create(agent: bool) {
     let b = Bastion::start().await;
     for k in [1, 4, 6] {
-        let (p, saved) = prepare(&b, env(&b, agent, 15), &format!("h{k}")).await;
+        let (p, saved, served) =
+            prepare_served(&b, agent, env(&b, agent, 15), &format!("h{k}")).await;
+        let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let pid = p.pid().unwrap();
@@ -169,6 +210,12 @@ async fn docker_machine_killed_mid_create(agent: bool) {
         create.abort();
         b.proxy.clear();
         rm(&b, env(&b, agent, 15), &saved).await.unwrap();
+        if agent {
+            // The create (finished by the agent after the plugin left) and the rm.
+            agent_served(b.store(), file, served.as_ref(), 2, &b.proxy.requests())
+                .await
+                .unwrap_or_else(|e| panic!("docker-machine lost at call {k}, create and rm: {e}"));
+        }
         assert_eq!(
             b.leftovers().await,
             Vec::<String>::new(),
@@ -188,13 +235,57 @@ async fn docker_machine_killed_mid_create_the_plugin_exits_in_11s_agent_off() {
     docker_machine_killed_mid_create(false).await;
 }
 
+/// Whether an agent other than `old` (the status of the agent SIGKILLed mid-create, which had
+/// been at `before` when the create began) ran the operation that completed the create and
+/// made every EC2 call of it the old agent had not counted. Returns the new agent's status
+/// (`None`: not checked, see [`agent_served`]).
+async fn completed_by_a_new_agent(
+    b: &Bastion,
+    file: Option<(u64, u64)>,
+    before: Option<&StatusReply>,
+    old: &StatusReply,
+) -> Result<Option<StatusReply>, String> {
+    let before = before.filter(|s| s.pid == old.pid);
+    let mut old_made: std::collections::HashMap<&str, u64> = old
+        .ec2_calls
+        .iter()
+        .map(|(action, n)| {
+            let was = before.and_then(|s| s.ec2_calls.get(action)).copied();
+            (action.as_str(), n.saturating_sub(was.unwrap_or(0)))
+        })
+        .collect();
+    let rest: Vec<_> = b
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| match old_made.get_mut(r.action.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let new = agent_served(b.store(), file, None, 1, &rest).await?;
+    if let Some(new) = &new
+        && new.pid == old.pid
+    {
+        return Err(format!(
+            "the agent answering is the killed one (pid {})",
+            old.pid
+        ));
+    }
+    Ok(new)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_after_each_ec2_call_of_create() {
     let b = Bastion::start().await;
     let calls = calls_of_a_create(&b).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
-        let (p, saved) = prepare(&b, b.env(), &format!("a{k}")).await;
+        let (p, saved, served) = prepare_served(&b, true, b.env(), &format!("a{k}")).await;
+        let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
         let create = tokio::spawn(async move {
@@ -207,8 +298,8 @@ async fn agent_killed_after_each_ec2_call_of_create() {
         });
         wait_for_requests(&b, k).await;
         let action = b.proxy.actions()[k - 1].clone();
-        let pid = agent_status(b.store()).await.pid;
-        kill_hard(pid);
+        let old = agent_status(b.store()).await;
+        kill_hard(old.pid);
         b.proxy.clear();
         // The plugin replaces the agent and resumes its create.
         let (p, r) = create.await.unwrap();
@@ -223,7 +314,21 @@ async fn agent_killed_after_each_ec2_call_of_create() {
             launched, 1,
             "killed at {k} ({action}): launched {launched} times"
         );
+        // A new agent served the rest of the create: the calls the old one had not made.
+        let new = completed_by_a_new_agent(&b, file, served.as_ref(), &old)
+            .await
+            .unwrap_or_else(|e| panic!("agent killed at call {k} ({action}): {e}"));
+        let (file, seen) = (plugin_file(), b.proxy.requests().len());
         rm(&b, b.env(), &cfg).await.unwrap();
+        agent_served(
+            b.store(),
+            file,
+            new.as_ref(),
+            1,
+            b.proxy.requests().get(seen..).unwrap_or_default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("agent killed at call {k} ({action}), rm: {e}"));
         let _ = saved;
         let left = b.leftovers().await;
         assert!(

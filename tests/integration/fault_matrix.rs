@@ -2,11 +2,17 @@
 //! into that call: the command succeeds or says which step failed with AWS's code, and after
 //! `rm` (retried as gitlab-runner does) nothing of ours is left in moto. Each cell runs with the
 //! agent on (the default: the work, the retries and the state reads happen in the agent) and
-//! with the agent off (the plugin works on its own).
+//! with the agent off (the plugin works on its own). With the agent on, every command of a cell
+//! must have been served by the cell's agent (`crate::agent_served`): a plugin that fell back
+//! to working on its own fails the cell.
+//!
+//! `EC2SPOT_FAULT_MATRIX=<text>` runs only the cells whose "command action fault" contains
+//! `<text>` (e.g. `stop StopInstances` or `throttling`).
 
 use std::path::Path;
 use std::process::Output;
 
+use crate::{agent_running, agent_served, plugin_file};
 use ec2spot_testkit::bastion::Bastion;
 
 /// The fault classes: (name, HTTP status, code, times) — `hold` = no answer at all.
@@ -127,11 +133,58 @@ async fn dm(b: &Bastion, store: &Path, args: &[&str], mut env: Vec<(String, Stri
     b.dm_at(store, plugins, None, args, env).await
 }
 
+/// [`dm`] `args` on machine `name`, and with the agent on whether the cell's agent served
+/// the command: it ran an operation (each command here runs at least one in the plugin; `rm`
+/// of a machine the store does not hold runs none) and made every EC2 call the proxy saw
+/// meanwhile.
+async fn dm_served(
+    b: &Bastion,
+    store: &Path,
+    mode: Mode,
+    name: &str,
+    args: &[&str],
+    env: Vec<(String, String)>,
+) -> (Output, Result<(), String>) {
+    if mode == Mode::Direct {
+        return (dm(b, store, args, env).await, Ok(()));
+    }
+    let ran = !(args[0] == "rm" && !store.join("machines").join(name).exists());
+    let file = plugin_file();
+    let before = agent_running(store).await;
+    let seen = b.proxy.requests().len();
+    let o = dm(b, store, args, env).await;
+    let served = if ran {
+        let requests = b.proxy.requests();
+        agent_served(
+            store,
+            file,
+            before.as_ref(),
+            1,
+            requests.get(seen..).unwrap_or_default(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("`{}`: {e}", args.join(" ")))
+    } else {
+        Ok(())
+    };
+    (o, served)
+}
+
 /// `rm -y`, retried like gitlab-runner (here at once) until it succeeds.
 async fn rm(b: &Bastion, store: &Path, mode: Mode, name: &str) -> Result<(), String> {
     let mut last = String::new();
     for _ in 0..3 {
-        let o = dm(b, store, &["rm", "-y", name], setup_env(b, mode)).await;
+        let (o, served) = dm_served(
+            b,
+            store,
+            mode,
+            name,
+            &["rm", "-y", name],
+            setup_env(b, mode),
+        )
+        .await;
+        served?;
         if o.status.success() || !store.join("machines").join(name).exists() {
             return Ok(());
         }
@@ -160,19 +213,22 @@ async fn cell(
     let result = if command == "create" {
         b.proxy.reset_log();
         inject(b, action, fault);
-        let o = dm(b, store, &create, env(b, mode)).await;
+        let (o, served) = dm_served(b, store, mode, &name, &create, env(b, mode)).await;
         b.proxy.clear();
-        judge(b, &o, action, fault.2)
+        judge(b, &o, action, fault.2).and(served)
     } else {
-        let o = dm(b, store, &create, setup_env(b, mode)).await;
+        let (o, served) = dm_served(b, store, mode, &name, &create, setup_env(b, mode)).await;
         if !o.status.success() {
             return Err(format!("setup create failed: {}", text(&o)));
         }
+        served?;
         if command == "start" {
-            let o = dm(b, store, &["stop", &name], setup_env(b, mode)).await;
+            let (o, served) =
+                dm_served(b, store, mode, &name, &["stop", &name], setup_env(b, mode)).await;
             if !o.status.success() {
                 return Err(format!("setup stop failed: {}", text(&o)));
             }
+            served?;
         }
         b.proxy.reset_log();
         inject(b, action, fault);
@@ -181,9 +237,9 @@ async fn cell(
             .filter(|a| command == "rm" || **a != "-y")
             .copied()
             .collect();
-        let o = dm(b, store, &args, env(b, mode)).await;
+        let (o, served) = dm_served(b, store, mode, &name, &args, env(b, mode)).await;
         b.proxy.clear();
-        judge(b, &o, action, fault.2)
+        judge(b, &o, action, fault.2).and(served)
     };
     let cleanup = rm(b, store, mode, &name).await;
     let left = b.leftovers().await;
@@ -197,6 +253,7 @@ async fn cell(
 }
 
 async fn matrix(mode: Mode, commands: &[(&str, &[&str])]) -> (usize, Vec<String>) {
+    let only = std::env::var("EC2SPOT_FAULT_MATRIX").unwrap_or_default();
     let b = Bastion::start().await;
     let mut tried = 0;
     let mut failed = Vec::new();
@@ -205,6 +262,10 @@ async fn matrix(mode: Mode, commands: &[(&str, &[&str])]) -> (usize, Vec<String>
         for action in *actions {
             let mut row = format!("{command:>6} {action:<32}");
             for fault in FAULTS {
+                if !format!("{command} {action} {}", fault.0).contains(&only) {
+                    row.push_str(&format!(" {:>10}", "-"));
+                    continue;
+                }
                 tried += 1;
                 let t = std::time::Instant::now();
                 let outcome = cell(&b, mode, command, action, fault, tried).await;
