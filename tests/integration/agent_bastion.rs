@@ -251,11 +251,14 @@ async fn a_bastion_behind_a_proxy() {
             "{name}: EC2 was reached through the proxy"
         );
         assert_eq!(b.leftovers().await, Vec::<String>::new());
+        if agent_on {
+            // Asked now: the agent idles out (5 s) while the direct round runs.
+            assert!(
+                agent_status(b.store()).await.operations >= 3,
+                "the agent did the agent-on work"
+            );
+        }
     }
-    assert!(
-        agent_status(b.store()).await.operations >= 3,
-        "the agent did the agent-on work"
-    );
     // Without the proxy the endpoint's name cannot be resolved at all.
     let mut unproxied = proxied_env(false);
     unproxied.retain(|(k, _)| k != "HTTP_PROXY");

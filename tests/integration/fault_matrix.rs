@@ -148,7 +148,7 @@ async fn dm_served(
     if mode == Mode::Direct {
         return (dm(b, store, args, env).await, Ok(()));
     }
-    let ran = !(args[0] == "rm" && !store.join("machines").join(name).exists());
+    let ran = args[0] != "rm" || store.join("machines").join(name).exists();
     let file = plugin_file();
     let before = agent_running(store).await;
     let seen = b.proxy.requests().len();

@@ -140,7 +140,7 @@ pub async fn run(
                 progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
                 return Ok(Outcome::done());
             }
-            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT, true).await;
+            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
             // Whatever the removal got to, what was known of the instance is out of date.
             ctx.forget(&config.instance_id);
             let done = done?;

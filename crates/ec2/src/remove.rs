@@ -18,6 +18,7 @@ use crate::options::config::Config;
 use crate::resources::security_group::{self, Deleted};
 use crate::resources::{instance, key_pair, launch_template, spot_request};
 use crate::state::context::Context;
+use crate::state::launch_record::{self, LaunchRecord, Phase};
 
 /// What a removal did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -158,15 +159,16 @@ async fn terminate_saved(
 }
 
 /// The instances carrying the machine's tag, for a create that saved no instance id (killed,
-/// or failed before its launch answered). Reads by filter are eventually consistent too: a
-/// machine made lately is looked for until [`FRESH_PATIENCE`] runs out before "none" is
-/// believed, so an instance launched a moment before the create died is never left running.
+/// or failed before its launch answered). Reads by filter are eventually consistent too: when
+/// the create recorded a launch call lately (`launching`), the machine is looked for until
+/// [`FRESH_PATIENCE`] runs out before "none" is believed, so an instance launched a moment
+/// before the create died is never left running.
 async fn find_launched(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
-    launch_unseen: bool,
+    launching: bool,
 ) -> Result<Vec<Instance>> {
-    let patience = if launch_unseen && made_lately(config) {
+    let patience = if launching {
         FRESH_PATIENCE
     } else {
         Duration::ZERO
@@ -189,23 +191,9 @@ async fn find_launched(
     }
 }
 
-/// How long after its create a machine's instance may still be unknown to EC2's calls.
+/// How long after its launch a machine's instance may still be unknown to EC2's calls (a
+/// longer-gone instance — terminated over an hour ago — is "not found" for good).
 const LATELY: Duration = Duration::from_secs(600);
-
-/// Whether the machine was made within [`LATELY`]: its directory in the store (made by
-/// docker-machine, changed when the create wrote the SSH key) or its key is that young. (A
-/// machine made long ago whose instance EC2 no longer knows — terminated more than an hour
-/// ago — is then removed without waiting.)
-fn made_lately(config: &Config) -> bool {
-    let dir = std::path::Path::new(&config.store_path)
-        .join("machines")
-        .join(&config.machine_name);
-    [dir.as_path(), std::path::Path::new(&config.ssh_key_path)]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .filter_map(|t| t.elapsed().ok())
-        .any(|age| age < LATELY)
-}
 
 /// Whether instance `id` is shutting down or terminated (false when that cannot be read).
 async fn leaving(ctx: &Context, id: &str) -> bool {
@@ -219,20 +207,26 @@ async fn leaving(ctx: &Context, id: &str) -> bool {
 
 /// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
 /// terminating instance to release a security group before it can be deleted.
-/// `launch_unseen` says a launch may have happened whose instance EC2 does not list yet (`rm`
-/// of a create that saved no instance: it may have died right after its launch); false when
-/// the caller knows (a failed create's cleanup: its launch was refused, or never made).
-pub async fn remove(
-    ctx: &Context,
-    config: &Config,
-    group_patience: Duration,
-    launch_unseen: bool,
-) -> Result<Removed> {
+pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) -> Result<Removed> {
     let ec2 = &ctx.client;
     let mut done = Removed::default();
     let mut errors: Vec<Error> = Vec::new();
+    // What the create recorded of its launch: an instance id docker-machine never saved (the
+    // create died after its launch), and whether EC2 may not list the instance yet.
+    let record = launch_record::read(config);
+    let recent = record.as_ref().is_some_and(|r| r.age() < LATELY);
     // A create that finished saved every id; one that died mid-way is found by its tag.
     let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
+    let mut config = config.clone();
+    if config.instance_id.is_empty()
+        && let Some(LaunchRecord {
+            phase: Phase::Launched(id),
+            ..
+        }) = &record
+    {
+        config.instance_id = id.clone();
+    }
+    let config = &config;
 
     // Instances: the saved id is terminated without reading it first — terminating a
     // terminated instance succeeds, and what `rm` needs to know of it (its spot request) was
@@ -244,7 +238,7 @@ pub async fn remove(
     if !config.instance_id.is_empty() {
         // EC2 may not know an instance launched moments ago (eventual consistency): for a
         // machine made lately, "not found" means "not yet" for a while.
-        let patience = if made_lately(config) {
+        let patience = if recent {
             FRESH_PATIENCE
         } else {
             Duration::ZERO
@@ -252,7 +246,8 @@ pub async fn remove(
         unsure |= terminate_saved(ctx, &config.instance_id, patience, &mut done, &mut errors).await;
     }
     if search_tags {
-        match find_launched(ec2, config, launch_unseen).await {
+        let launching = recent && record.as_ref().is_some_and(|r| r.phase == Phase::Launching);
+        match find_launched(ec2, config, launching).await {
             Ok(found) => {
                 unsure |= terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
                 merge(&mut instances, found);
@@ -314,6 +309,7 @@ pub async fn remove(
     }
 
     if errors.is_empty() {
+        launch_record::clear(config);
         Ok(done)
     } else {
         let text = errors

@@ -17,6 +17,7 @@ use crate::resources::run_instances::{Launch, Market};
 use crate::resources::security_group::{self, DOCKER_PORT, Groups};
 use crate::resources::{instance, key_pair};
 use crate::state::context::Context;
+use crate::state::launch_record::{self, Phase};
 use crate::{manager, remove, tags};
 
 /// How long a launched instance may take to run and get its address.
@@ -107,22 +108,11 @@ pub async fn create(
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
-    let mut launch_unseen = false;
-    match create_steps(
-        ctx,
-        config,
-        resolved,
-        tls,
-        progress,
-        resume,
-        &mut launch_unseen,
-    )
-    .await
-    {
+    match create_steps(ctx, config, resolved, tls, progress, resume).await {
         Ok(()) => Ok(()),
         Err(e) => {
             progress.say(&format!("Create failed ({e}); removing what it made"));
-            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT, launch_unseen).await {
+            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT).await {
                 Ok(done) => {
                     progress.say(&format!("Cleanup: {}", done.summary()));
                     config.instance_id.clear();
@@ -144,7 +134,6 @@ async fn create_steps(
     tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
-    launch_unseen: &mut bool,
 ) -> Result<()> {
     let ec2 = &ctx.client;
     let manager = manager::manager_id(&config.store_path);
@@ -241,6 +230,8 @@ async fn create_steps(
     }
     // What this create just made may be unknown to EC2's launch for a moment.
     launch.not_yet = just_made(config.key_pair_imported, groups_made, template.is_some());
+    // Recorded first: an `rm` after this process dies knows a launch may exist.
+    launch_record::write(config, &Phase::Launching);
 
     let placed = match market::launch(
         ec2,
@@ -275,12 +266,13 @@ async fn create_steps(
                 "EC2 refused what was looked up before ({}); looking it up again",
                 e.code().unwrap_or_default()
             ));
-            ctx.memory.forget(&resolve::option_key(config));
+            let given = resolve::as_given(config);
+            ctx.memory.forget(&resolve::option_key(&given));
             for id in &launch.group_ids {
                 ctx.memory.forget_group(id);
             }
             market::drop_template(ec2, template.take(), progress).await;
-            let (again, _) = resolve::remembered(ctx, config).await?;
+            let (again, _) = resolve::remembered(ctx, &given).await?;
             resolve::record(config, &again);
             launch.ami = again.ami.clone();
             let groups = ensure_groups(ctx, config, &again, &tag_list, progress, false).await?;
@@ -304,22 +296,25 @@ async fn create_steps(
     let placed = match placed {
         Ok(p) => p,
         Err(e) => {
-            // No answer (timeout, connection lost, EC2's own failure): the launch may have
-            // happened all the same, and its instance not be listed yet. (A refusal — throttled,
-            // no capacity, invalid — launched nothing.)
-            *launch_unseen = e.is_code(&[
+            // A refusal (throttled, no capacity, invalid) launched nothing; no answer (timeout,
+            // connection lost, EC2's own failure) may have launched all the same, and the
+            // record stays for the cleanup's search.
+            if !e.is_code(&[
                 "Timeout",
                 "ConnectionFailed",
                 "InternalError",
                 "InternalFailure",
                 "ServiceUnavailable",
                 "Unavailable",
-            ]);
+            ]) {
+                launch_record::clear(config);
+            }
             market::drop_template(ec2, template, progress).await;
             return Err(e);
         }
     };
     let id = placed.instance_id.clone();
+    launch_record::write(config, &Phase::Launched(id.clone()));
     config.instance_id = id.clone();
     config.market = placed.market.as_str().to_string();
     config.instance_type = placed.pool.instance_type.clone();
@@ -410,6 +405,7 @@ async fn adopt(
     progress: &Progress,
 ) -> Result<()> {
     let id = i.instance_id().unwrap_or_default().to_string();
+    launch_record::write(config, &Phase::Launched(id.clone()));
     config.instance_id = id.clone();
     config.market = if instance::is_spot(i) {
         Market::Spot

@@ -9,6 +9,7 @@
 use aws_sdk_ec2::types::{Filter, LocationType};
 
 use crate::aws::error::{Error, Result, aws};
+use crate::options::config::AsGiven;
 use crate::options::config::{Config, Pool};
 use crate::options::error::OptionError;
 use crate::options::flags::name;
@@ -167,8 +168,17 @@ pub async fn remembered(ctx: &Context, config: &Config) -> Result<(Resolved, boo
     Ok((fresh, false))
 }
 
-/// Writes a pre-create answer into `config` (where `Create` reads it).
+/// Writes a pre-create answer into `config` (where `Create` reads it), keeping the options
+/// it overwrites as the user gave them (the first time).
 pub fn record(config: &mut Config, r: &Resolved) {
+    if config.as_given.is_none() {
+        config.as_given = Some(AsGiven {
+            vpc_id: config.vpc_id.clone(),
+            subnet_id: config.subnet_id.clone(),
+            zone: config.zone.clone(),
+            ami: config.ami.clone(),
+        });
+    }
     config.vpc_id = r.vpc_id.clone();
     if let [pool] = r.pools.as_slice() {
         config.subnet_id = pool.subnet_id.clone();
@@ -177,6 +187,19 @@ pub fn record(config: &mut Config, r: &Resolved) {
     config.ami = r.ami.clone();
     config.architecture = r.architecture.clone();
     config.pools = r.pools.clone();
+}
+
+/// `config` with the options the pre-create check overwrote as the user gave them: what to
+/// resolve again from.
+pub fn as_given(config: &Config) -> Config {
+    let mut c = config.clone();
+    if let Some(g) = &config.as_given {
+        c.vpc_id = g.vpc_id.clone();
+        c.subnet_id = g.subnet_id.clone();
+        c.zone = g.zone.clone();
+        c.ami = g.ami.clone();
+    }
+    c
 }
 
 /// [`resolve`], then the TLS bootstrap's image check when it is asked for.

@@ -174,11 +174,34 @@ pub struct Config {
     /// GitLab's fork's TLS bootstrap). The material itself is never stored here.
     #[serde(rename = "TLSBootstrap")]
     pub tls_bootstrap: bool,
+    /// The network and image options as the user gave them, before the pre-create check
+    /// wrote what it resolved into `VpcId`, `SubnetId`, `Zone` and `AMI` (as amazonec2 does): a
+    /// launch refused for a resolved value that is gone resolves again from these.
+    #[serde(rename = "AsGiven", default, skip_serializing_if = "Option::is_none")]
+    pub as_given: Option<AsGiven>,
 
     /// Keys this build does not know (written by another version of ec2spot, or by the driver
     /// the machine had before): kept as they are and written back, never dropped.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// The options the pre-create check resolves, as the user gave them ("" when not given).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AsGiven {
+    /// `amazonec2-vpc-id`.
+    #[serde(rename = "VpcId")]
+    pub vpc_id: String,
+    /// `amazonec2-subnet-id`.
+    #[serde(rename = "SubnetId")]
+    pub subnet_id: String,
+    /// `amazonec2-zone`.
+    #[serde(rename = "Zone")]
+    pub zone: String,
+    /// `amazonec2-ami`.
+    #[serde(rename = "AMI")]
+    pub ami: String,
 }
 
 /// One launch pool: an instance type in a subnet (and so in that subnet's zone).

@@ -37,7 +37,12 @@ const REFRESH_AGE: f64 = 0.9;
 /// replaces the one their next questions would make, while for fewer it would only add one.
 const BUSY_MACHINES: usize = 2;
 
-type Answer = oneshot::Sender<Result<Observed>>;
+/// A question waiting for a read: where its answer goes, and whether it is a launch poll
+/// (which needs the instance only, not its spot interruption notice).
+struct Answer {
+    tx: oneshot::Sender<Result<Observed>>,
+    poll: bool,
+}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -173,11 +178,18 @@ impl StateCache {
                     return Ok(observed(e, now));
                 }
                 if let Some(late) = inner.reading.get_mut(id) {
-                    late.push(tx);
+                    late.push(Answer { tx, poll: false });
                     break 'question rx;
                 }
             }
-            inner.waiting.entry(id.to_string()).or_default().push(tx);
+            inner
+                .waiting
+                .entry(id.to_string())
+                .or_default()
+                .push(Answer {
+                    tx,
+                    poll: !cached_ok,
+                });
             let soon = by.max(now + self.window);
             let at = match inner.next_call {
                 // A state question waits the window for others to share its call.
@@ -364,44 +376,103 @@ impl StateCache {
             ids.len(),
             now.duration_since(started).as_millis()
         );
-        let mut inner = self.inner.lock().expect("state cache");
+        // Running spot instances whose spot request no earlier read knew (just launched, or a
+        // request that changed): their notices are read next, and only questions about their
+        // state wait for that; launch polls are answered now.
+        let follow: Vec<(String, String)> = match &fetched {
+            Ok(found) => found
+                .iter()
+                .filter_map(|(id, (i, _))| {
+                    let sir = instance::spot_request_to_check(i.as_ref()?)?;
+                    let pair = (id.clone(), sir.to_string());
+                    (!known.contains(&pair)).then_some(pair)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let ok = fetched.is_ok();
-        for id in &ids {
-            // What this read saw, or on failure the last known state (EC2's error if none).
-            let seen = match &fetched {
-                Ok(found) => {
-                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
-                    let e = Entry {
-                        instance,
-                        interruption,
-                        at: now,
-                    };
-                    // A machine changed while the read was under way keeps no entry from it.
-                    if inner.forgotten.get(id).is_none_or(|at| *at < started) {
-                        inner.entries.insert(id.clone(), e.clone());
+        {
+            let mut inner = self.inner.lock().expect("state cache");
+            for id in &ids {
+                // What this read saw, or on failure the last known state (EC2's error if none).
+                let seen = match &fetched {
+                    Ok(found) => {
+                        let (instance, interruption) =
+                            found.get(id).cloned().unwrap_or((None, None));
+                        let e = Entry {
+                            instance,
+                            interruption,
+                            at: now,
+                        };
+                        // A machine changed while the read was under way keeps no entry from it.
+                        if inner.forgotten.get(id).is_none_or(|at| *at < started) {
+                            inner.entries.insert(id.clone(), e.clone());
+                        }
+                        Ok(e)
                     }
-                    Ok(e)
+                    // Throttled or unreachable: the last known state, if it is recent enough.
+                    Err(err) => inner
+                        .entries
+                        .get(id)
+                        .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
+                        .cloned()
+                        .ok_or_else(|| err.clone()),
+                };
+                let later = follow.iter().any(|(f, _)| f == id);
+                let mut kept = Vec::new();
+                for q in inner.reading.remove(id).unwrap_or_default() {
+                    if later && !q.poll {
+                        kept.push(q);
+                        continue;
+                    }
+                    let _ = q.tx.send(
+                        seen.as_ref()
+                            .map(|e| observed(e, now))
+                            .map_err(Clone::clone),
+                    );
                 }
-                // Throttled or unreachable: the last known state, if it is recent enough.
-                Err(err) => inner
-                    .entries
-                    .get(id)
-                    .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
-                    .cloned()
-                    .ok_or_else(|| err.clone()),
-            };
-            for tx in inner.reading.remove(id).unwrap_or_default() {
-                let _ = tx.send(
-                    seen.as_ref()
-                        .map(|e| observed(e, now))
-                        .map_err(Clone::clone),
-                );
+                if !kept.is_empty() {
+                    inner.reading.insert(id.clone(), kept);
+                }
             }
         }
         if let Err(err) = &fetched {
             debug!("state call for {} instances failed: {err}", ids.len());
         }
+        if !follow.is_empty() {
+            self.follow_up(&follow, started).await;
+        }
         ok
+    }
+
+    /// Reads the interruption notices of `pairs` (instance, spot request) that the last call
+    /// saw for the first time, notes them in the entries, and answers the state questions
+    /// that waited for them (with the state alone when the read fails).
+    async fn follow_up(&self, pairs: &[(String, String)], started: Instant) {
+        let marked = instance::interruptions_of(&self.client, pairs).await;
+        if let Err(e) = &marked {
+            debug!("reading spot interruption notices failed: {e}");
+        }
+        let marked = marked.unwrap_or_default();
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("state cache");
+        for (id, _) in pairs {
+            let forgotten = inner.forgotten.get(id).is_some_and(|at| *at >= started);
+            if let Some(e) = inner.entries.get_mut(id)
+                && !forgotten
+            {
+                e.interruption = marked.get(id).cloned();
+            }
+            let seen = inner.entries.get(id).cloned();
+            for q in inner.reading.remove(id).unwrap_or_default() {
+                let _ = q.tx.send(match &seen {
+                    Some(e) => Ok(observed(e, now)),
+                    None => Err(Error::Other(format!(
+                        "instance {id} was forgotten meanwhile"
+                    ))),
+                });
+            }
+        }
     }
 }
 
@@ -464,7 +535,13 @@ async fn fetch(
         instance::interruptions_of(client, known)
     );
     let mut found = read?;
-    for (id, code) in marked? {
+    // A notice read that fails (throttled, say) leaves the states as read: it is asked again
+    // with the next read, and a state question must not fail for it.
+    let marked = marked.unwrap_or_else(|e| {
+        debug!("reading spot interruption notices failed: {e}");
+        HashMap::new()
+    });
+    for (id, code) in marked {
         if let Some(entry) = found.get_mut(&id)
             && entry
                 .0
@@ -477,36 +554,12 @@ async fn fetch(
     Ok(found)
 }
 
-/// One `DescribeInstances` for up to 1000 ids.
+/// The instances `ids`, read by an `instance-id` filter (200 values a call): an id EC2 does not
+/// know — long terminated, or launched so lately that it is not visible everywhere yet
+/// (eventual consistency) — is simply absent, where a list of ids would fail whole.
 async fn read_ids(client: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Found> {
     let mut found: Found = HashMap::new();
-    let mut wanted: Vec<String> = ids.to_vec();
-    // An id list fails whole when one id is unknown (long terminated): drop the ids EC2 names
-    // as unknown and ask again; if it names none we can parse, ask by filter instead.
-    for _ in 0..3 {
-        if wanted.is_empty() {
-            break;
-        }
-        let read = client
-            .describe_instances()
-            .set_instance_ids(Some(wanted.clone()));
-        match read_into(read, &mut found).await {
-            Ok(()) => {
-                wanted.clear();
-                break;
-            }
-            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
-                let text = e.to_string();
-                let before = wanted.len();
-                wanted.retain(|id| !text.contains(id.as_str()));
-                if wanted.len() == before {
-                    break;
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    for chunk in wanted.chunks(FILTER_VALUES) {
+    for chunk in ids.chunks(FILTER_VALUES) {
         let read = client.describe_instances().filters(
             Filter::builder()
                 .name("instance-id")
