@@ -23,7 +23,7 @@
 //!   resource with `ec2:CreateAction` = the creating action (same page).
 //! * `ec2:ResourceTag/<k>` (and `aws:ResourceTag/<k>`): the tags an existing resource has,
 //!   read from moto as EC2 holds them — except spot requests, which moto does not keep (the
-//!   strict layer makes them, `crate::strict::spot_requests`): their tags are learned from
+//!   strict layer makes them in its `spot_requests` module): their tags are learned from
 //!   the answers that name them (a `RunInstances` spot launch's request carries its
 //!   `spot-instances-request` tag specification, an instant fleet's none; see
 //!   `IamLayer::after`).

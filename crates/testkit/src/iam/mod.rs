@@ -312,11 +312,7 @@ impl IamLayer {
         ) {
             return;
         }
-        let Some(root) = crate::strict::xml::parse(body) else {
-            return;
-        };
-        let mut found = Vec::new();
-        spot_items(&root, &mut found);
+        let found = spot_items(body);
         if found.is_empty() {
             return;
         }
@@ -327,25 +323,12 @@ impl IamLayer {
                 .unwrap_or_default()
         });
         let mut spot = self.spot.lock().unwrap();
-        for (id, item) in found {
+        for (id, tags) in found {
             match action {
                 "RunInstances" => {
                     spot.insert(id, launch_tags.clone().unwrap_or_default());
                 }
                 "DescribeSpotInstanceRequests" => {
-                    let tags = item
-                        .child("tagSet")
-                        .map(|set| {
-                            set.elements()
-                                .map(|t| {
-                                    (
-                                        t.text_at("key").unwrap_or_default(),
-                                        t.text_at("value").unwrap_or_default(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     spot.insert(id, tags);
                 }
                 _ => {
@@ -356,19 +339,31 @@ impl IamLayer {
     }
 }
 
-/// Every element under `e` that names a spot request (`spotInstanceRequestId` child).
-fn spot_items<'a>(
-    e: &'a crate::strict::xml::Element,
-    out: &mut Vec<(String, &'a crate::strict::xml::Element)>,
-) {
-    if let Some(id) = e.child("spotInstanceRequestId").map(|c| c.text())
-        && id.starts_with("sir-")
-    {
-        out.push((id, e));
+/// The spot requests an answer names (`<spotInstanceRequestId>`), each with the tags of the
+/// `<tagSet>` that follows it before the next one (a `DescribeSpotInstanceRequests` item;
+/// meaningless, and unused, for an instance's item).
+fn spot_items(body: &str) -> Vec<(String, Vec<(String, String)>)> {
+    const OPEN: &str = "<spotInstanceRequestId>";
+    let mut out = Vec::new();
+    let chunks: Vec<&str> = body.split(OPEN).skip(1).collect();
+    for chunk in chunks {
+        let Some(id) = chunk.split('<').next().filter(|i| i.starts_with("sir-")) else {
+            continue;
+        };
+        let mut tags = Vec::new();
+        if let Some(set) = element(chunk, "tagSet") {
+            for item in set.split("<item>").skip(1) {
+                if let Some(k) = element(item, "key") {
+                    tags.push((
+                        k.to_string(),
+                        element(item, "value").unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+        }
+        out.push((id.to_string(), tags));
     }
-    for c in e.elements() {
-        spot_items(c, out);
-    }
+    out
 }
 
 /// The instance ids an answer names (`>i-…<`).
@@ -489,6 +484,21 @@ mod tests {
                 "{partition}"
             );
         }
+    }
+
+    #[test]
+    fn spot_requests_and_their_tags_are_read_from_answers() {
+        let body = "<spotInstanceRequestSet><item><spotInstanceRequestId>sir-1</spotInstanceRequestId><state>active</state><tagSet><item><key>ec2spot:machine-id</key><value>m</value></item></tagSet></item><item><spotInstanceRequestId>sir-2</spotInstanceRequestId><tagSet/></item></spotInstanceRequestSet>";
+        assert_eq!(
+            spot_items(body),
+            [
+                (
+                    "sir-1".to_string(),
+                    vec![("ec2spot:machine-id".to_string(), "m".to_string())]
+                ),
+                ("sir-2".to_string(), vec![])
+            ]
+        );
     }
 
     #[test]
