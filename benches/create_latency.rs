@@ -165,9 +165,16 @@ async fn create(
             );
         }
     }
+    // A call EC2 refused as "not found yet" (a new id still propagating) is marked.
     let chain = sequential_round_trips(&requests)
         .into_iter()
-        .map(|r| r.action)
+        .map(|r| {
+            if r.refused {
+                format!("{} (not yet)", r.action)
+            } else {
+                r.action
+            }
+        })
         .collect();
     Run {
         to_first_state_ms: first,
@@ -223,7 +230,19 @@ async fn main() {
     })
     .await
     .unwrap();
-    let b = Bastion::start().await;
+    // EC2's consistency and timing as the strict test EC2 plays them (a new id unknown for
+    // 1 s, an instance pending for 1.5 s: `EC2SPOT_TEST_CONSISTENCY_MS`, `…_PENDING_MS`), for
+    // every variant alike; not the IAM layer, which judges calls (the baseline's amazonec2
+    // calls need a wider policy) and whose own look-ups in moto would add to every answer.
+    let strictness = ec2spot_testkit::strict::Strictness::from_env();
+    let b = Bastion::start_strict(
+        &[],
+        ec2spot_testkit::strict::Strictness {
+            iam: false,
+            ..strictness
+        },
+    )
+    .await;
     let ec2 = b.moto.ec2().await;
     // moto answers `default-vpc: none` where EC2 names the default VPC (the baseline's first
     // call): hand the baseline the id EC2 would name.

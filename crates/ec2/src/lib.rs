@@ -10,6 +10,7 @@
 //!   lines, the bastion's manager id.
 //! * [`options`] — the flag table, the option values, their checks, the persisted [`Config`].
 //! * [`aws`] — the EC2 client, its HTTPS client and rate limits, error classification.
+//! * [`create_record`] — what a create made, on disk, for an `rm` after it died.
 //! * [`resources`] — one file per EC2 resource kind: instance, launch (`RunInstances`),
 //!   launch template, spot request, key pair, security group, image.
 //! * [`state`] — the machine's state and how it is read (directly, or the agent's cache).
@@ -26,6 +27,7 @@
 
 pub mod aws;
 pub mod create;
+pub mod create_record;
 pub mod labels;
 pub mod machine_lock;
 pub mod manager;

@@ -13,12 +13,12 @@ use aws_sdk_ec2::types::Instance;
 
 use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, Result, aws};
+use crate::create_record::{self, CreateRecord, Kind};
 use crate::manager;
 use crate::options::config::Config;
 use crate::resources::security_group::{self, Deleted};
 use crate::resources::{instance, key_pair, launch_template, spot_request};
 use crate::state::context::Context;
-use crate::state::launch_record::{self, LaunchRecord, Phase};
 
 /// What a removal did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -158,35 +158,41 @@ async fn terminate_saved(
     }
 }
 
-/// The instances carrying the machine's tag, for a create that saved no instance id (killed,
-/// or failed before its launch answered). Reads by filter are eventually consistent too: when
-/// the create recorded a launch call lately (`launching`), the machine is looked for until
-/// [`FRESH_PATIENCE`] runs out before "none" is believed, so an instance launched a moment
-/// before the create died is never left running.
-async fn find_launched(
-    ec2: &aws_sdk_ec2::Client,
-    config: &Config,
-    launching: bool,
-) -> Result<Vec<Instance>> {
-    let patience = if launching {
+/// How long a search by the machine's tag for `kind` keeps looking before "none" is believed:
+/// after a recorded call that made `kind` without a recorded answer (the create died in it),
+/// [`FRESH_PATIENCE`] — reads by filter are eventually consistent too, so what it made may not
+/// be listed yet; else not at all.
+fn patience_for(record: &CreateRecord, kind: Kind) -> Duration {
+    if record.unanswered(kind, LATELY) {
         FRESH_PATIENCE
     } else {
         Duration::ZERO
-    };
-    let found = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
-        let found = instance::find_by_machine_id(ec2, &config.machine_id).await?;
-        if found.is_empty() {
-            return Err(Error::Aws {
-                step: "finding the machine's instances by tag (DescribeInstances)".into(),
-                code: "InvalidInstanceID.NotFound".into(),
-                message: "none listed (yet)".into(),
-            });
+    }
+}
+
+/// What `search` finds, asked again while it finds nothing until `patience` runs out.
+async fn listed_within<T, F, Fut>(patience: Duration, mut search: F) -> Result<Vec<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let found = retry_fresh_for(patience, &["ec2spot.NoneListedYet"], || {
+        let f = search();
+        async move {
+            let found = f.await?;
+            if found.is_empty() {
+                return Err(Error::Aws {
+                    step: "searching by the machine's tag".into(),
+                    code: "ec2spot.NoneListedYet".into(),
+                    message: "none listed (yet)".into(),
+                });
+            }
+            Ok(found)
         }
-        Ok(found)
     })
     .await;
     match found {
-        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => Ok(Vec::new()),
+        Err(e) if e.is_code(&["ec2spot.NoneListedYet"]) => Ok(Vec::new()),
         other => other,
     }
 }
@@ -211,20 +217,22 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     let ec2 = &ctx.client;
     let mut done = Removed::default();
     let mut errors: Vec<Error> = Vec::new();
-    // What the create recorded of its launch: an instance id docker-machine never saved (the
-    // create died after its launch), and whether EC2 may not list the instance yet.
-    let record = launch_record::read(config);
-    let recent = record.as_ref().is_some_and(|r| r.age() < LATELY);
+    // What the create recorded: ids docker-machine never saved (the create died), and which
+    // calls went unanswered (what they made may not be listed yet).
+    let record = create_record::read(config).unwrap_or_default();
     // A create that finished saved every id; one that died mid-way is found by its tag.
     let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
     let mut config = config.clone();
     if config.instance_id.is_empty()
-        && let Some(LaunchRecord {
-            phase: Phase::Launched(id),
-            ..
-        }) = &record
+        && let Some(id) = record.made(Kind::Instance).pop()
     {
-        config.instance_id = id.clone();
+        config.instance_id = id;
+    }
+    if !config.existing_key
+        && let Some(name) = record.made(Kind::KeyPair).pop()
+    {
+        config.key_name = name;
+        config.key_pair_imported = true;
     }
     let config = &config;
 
@@ -238,7 +246,10 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     if !config.instance_id.is_empty() {
         // EC2 may not know an instance launched moments ago (eventual consistency): for a
         // machine made lately, "not found" means "not yet" for a while.
-        let patience = if recent {
+        let patience = if record
+            .age_of(&config.instance_id)
+            .is_some_and(|age| age < LATELY)
+        {
             FRESH_PATIENCE
         } else {
             Duration::ZERO
@@ -246,8 +257,12 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
         unsure |= terminate_saved(ctx, &config.instance_id, patience, &mut done, &mut errors).await;
     }
     if search_tags {
-        let launching = recent && record.as_ref().is_some_and(|r| r.phase == Phase::Launching);
-        match find_launched(ec2, config, launching).await {
+        let patience = patience_for(&record, Kind::Instance);
+        match listed_within(patience, || {
+            instance::find_by_machine_id(ec2, &config.machine_id)
+        })
+        .await
+        {
             Ok(found) => {
                 unsure |= terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
                 merge(&mut instances, found);
@@ -291,12 +306,12 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
         }
     }
     cancel_spot_requests(ec2, config, &instances, search_tags, &mut done, &mut errors).await;
-    delete_launch_templates(ec2, config, search_tags, &mut done, &mut errors).await;
-    delete_key_pairs(ec2, config, search_tags, &mut done, &mut errors).await;
+    delete_launch_templates(ec2, config, &record, search_tags, &mut done, &mut errors).await;
+    delete_key_pairs(ec2, config, &record, search_tags, &mut done, &mut errors).await;
     delete_security_groups(
         ec2,
         config,
-        &instances,
+        (&instances, &record),
         search_tags,
         group_patience,
         &mut done,
@@ -309,7 +324,7 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     }
 
     if errors.is_empty() {
-        launch_record::clear(config);
+        create_record::clear(config);
         Ok(done)
     } else {
         let text = errors
@@ -400,14 +415,30 @@ fn launched_by_fleet(config: &Config) -> bool {
 async fn delete_launch_templates(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
+    record: &CreateRecord,
     search_tags: bool,
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) {
+    // The template a dead create made (maybe moments ago) is deleted by its id.
+    for t in record.made(Kind::Template) {
+        match launch_template::delete_made(ec2, &t).await {
+            Ok(()) => push_unique(&mut done.launch_templates, &t),
+            Err(e) => errors.push(e),
+        }
+    }
     if (search_tags || launched_by_fleet(config)) && !config.machine_id.is_empty() {
-        match launch_template::find_by_machine_id(ec2, &config.machine_id).await {
+        let patience = patience_for(record, Kind::Template);
+        match listed_within(patience, || {
+            launch_template::find_by_machine_id(ec2, &config.machine_id)
+        })
+        .await
+        {
             Ok(found) => {
                 for t in found {
+                    if done.launch_templates.contains(&t) {
+                        continue;
+                    }
                     match launch_template::delete(ec2, &t).await {
                         Ok(()) => done.launch_templates.push(t),
                         Err(e) => errors.push(e),
@@ -423,6 +454,7 @@ async fn delete_launch_templates(
 async fn delete_key_pairs(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
+    record: &CreateRecord,
     search_tags: bool,
     done: &mut Removed,
     errors: &mut Vec<Error>,
@@ -432,7 +464,12 @@ async fn delete_key_pairs(
         push_unique(&mut key_pairs, &config.key_name);
     }
     if search_tags {
-        match key_pair::find_by_machine_id(ec2, &config.machine_id).await {
+        let patience = patience_for(record, Kind::KeyPair);
+        match listed_within(patience, || {
+            key_pair::find_by_machine_id(ec2, &config.machine_id)
+        })
+        .await
+        {
             Ok(found) => found.iter().for_each(|k| push_unique(&mut key_pairs, k)),
             Err(e) => errors.push(e),
         }
@@ -451,7 +488,7 @@ async fn delete_key_pairs(
 async fn delete_security_groups(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
-    instances: &[Instance],
+    (instances, record): (&[Instance], &CreateRecord),
     search_tags: bool,
     group_patience: Duration,
     done: &mut Removed,
@@ -463,14 +500,25 @@ async fn delete_security_groups(
         .iter()
         .chain(&config.security_group_ids)
         .for_each(|g| push_unique(&mut candidates, g));
+    // Groups a dead create made (maybe moments ago, not visible yet): ours by the record.
+    let made = record.made(Kind::Group);
+    candidates.retain(|g| !made.contains(g));
     if search_tags {
-        match security_group::find_by_machine_id(ec2, &config.machine_id).await {
-            Ok(found) => found.iter().for_each(|g| push_unique(&mut candidates, g)),
+        let patience = patience_for(record, Kind::Group);
+        match listed_within(patience, || {
+            security_group::find_by_machine_id(ec2, &config.machine_id)
+        })
+        .await
+        {
+            Ok(found) => found
+                .iter()
+                .filter(|g| !made.contains(g))
+                .for_each(|g| push_unique(&mut candidates, g)),
             Err(e) => errors.push(e),
         }
     }
     let manager = manager::manager_id(&config.store_path);
-    let groups =
+    let mut groups =
         match security_group::deletable(ec2, &candidates, &manager, &config.machine_id).await {
             Ok(g) => g,
             Err(e) => {
@@ -478,6 +526,7 @@ async fn delete_security_groups(
                 Vec::new()
             }
         };
+    groups.extend(made.iter().cloned());
     // Only instances on their way out release a group: those this removal terminated (the
     // machine's own among them, which it did not read) and those already leaving; waiting for
     // one whose termination failed would only run out the patience.
@@ -492,7 +541,8 @@ async fn delete_security_groups(
         }
     }
     for g in groups {
-        match security_group::delete_if_unused(ec2, &g, &leaving, group_patience).await {
+        let fresh = made.contains(&g);
+        match security_group::delete_if_unused(ec2, &g, &leaving, group_patience, fresh).await {
             Ok(Deleted::Yes) => done.security_groups.push(g),
             Ok(Deleted::InUse(_)) => done.kept_groups.push(g),
             Err(e) => errors.push(e),

@@ -22,8 +22,17 @@ pub struct Bastion {
 }
 
 impl Bastion {
-    /// Starts moto (with extra moto settings, warmed: see [`Moto::warm`]) and the proxy.
+    /// Starts moto (with extra moto settings, warmed: see [`Moto::warm`]) and the proxy, with
+    /// the strict layers `EC2SPOT_TEST_STRICT` asks for (all by default).
     pub async fn start_with(moto_env: &[(&str, &str)]) -> Bastion {
+        Self::start_strict(moto_env, crate::strict::Strictness::from_env()).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with the strict layers `strictness` names.
+    pub async fn start_strict(
+        moto_env: &[(&str, &str)],
+        strictness: crate::strict::Strictness,
+    ) -> Bastion {
         let moto = tokio::task::spawn_blocking({
             let env: Vec<(String, String)> = moto_env
                 .iter()
@@ -39,7 +48,7 @@ impl Bastion {
         .unwrap();
         moto.warm().await;
         let proxy = Ec2Proxy::start(&moto.url).await;
-        crate::strict::install(&proxy, &moto.url, crate::strict::Strictness::from_env());
+        crate::strict::install(&proxy, &moto.url, strictness);
         Bastion {
             moto,
             proxy,

@@ -10,6 +10,7 @@ use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
 use crate::create::{market, resolve, user_data};
+use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::options::validate::{parse_port, parse_tags};
 use crate::progress::Progress;
@@ -17,7 +18,6 @@ use crate::resources::run_instances::{Launch, Market};
 use crate::resources::security_group::{self, DOCKER_PORT, Groups};
 use crate::resources::{instance, key_pair};
 use crate::state::context::Context;
-use crate::state::launch_record::{self, Phase};
 use crate::{manager, remove, tags};
 
 /// How long a launched instance may take to run and get its address.
@@ -189,9 +189,14 @@ async fn create_steps(
             return Ok(false);
         }
         progress.say("Importing the SSH key as key pair");
-        key_pair::import(ec2, &key_name, &public_line, &tag_list)
-            .await
-            .map(|()| true)
+        create_record::note(config, Kind::KeyPair, None);
+        let imported = key_pair::import(ec2, &key_name, &public_line, &tag_list).await;
+        create_record::settle(
+            config,
+            Kind::KeyPair,
+            imported.as_ref().map(|()| key_name.as_str()),
+        );
+        imported.map(|()| true)
     };
     let groups_then_template = async {
         let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, true).await?;
@@ -231,7 +236,7 @@ async fn create_steps(
     // What this create just made may be unknown to EC2's launch for a moment.
     launch.not_yet = just_made(config.key_pair_imported, groups_made, template.is_some());
     // Recorded first: an `rm` after this process dies knows a launch may exist.
-    launch_record::write(config, &Phase::Launching);
+    create_record::note(config, Kind::Instance, None);
 
     let placed = match market::launch(
         ec2,
@@ -296,25 +301,13 @@ async fn create_steps(
     let placed = match placed {
         Ok(p) => p,
         Err(e) => {
-            // A refusal (throttled, no capacity, invalid) launched nothing; no answer (timeout,
-            // connection lost, EC2's own failure) may have launched all the same, and the
-            // record stays for the cleanup's search.
-            if !e.is_code(&[
-                "Timeout",
-                "ConnectionFailed",
-                "InternalError",
-                "InternalFailure",
-                "ServiceUnavailable",
-                "Unavailable",
-            ]) {
-                launch_record::clear(config);
-            }
+            create_record::settle(config, Kind::Instance, Err(&e));
             market::drop_template(ec2, template, progress).await;
             return Err(e);
         }
     };
     let id = placed.instance_id.clone();
-    launch_record::write(config, &Phase::Launched(id.clone()));
+    create_record::note(config, Kind::Instance, Some(&id));
     config.instance_id = id.clone();
     config.market = placed.market.as_str().to_string();
     config.instance_type = placed.pool.instance_type.clone();
@@ -405,7 +398,7 @@ async fn adopt(
     progress: &Progress,
 ) -> Result<()> {
     let id = i.instance_id().unwrap_or_default().to_string();
-    launch_record::write(config, &Phase::Launched(id.clone()));
+    create_record::note(config, Kind::Instance, Some(&id));
     config.instance_id = id.clone();
     config.market = if instance::is_spot(i) {
         Market::Spot

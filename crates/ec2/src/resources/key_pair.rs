@@ -126,12 +126,15 @@ pub async fn import(
         .iter()
         .find(|(k, _)| k == tags::MACHINE_ID)
         .map(|(_, v)| v.as_str());
-    let out = ec2
-        .describe_key_pairs()
-        .key_names(name)
-        .send()
-        .await
-        .map_err(|e| aws("checking the existing key pair (DescribeKeyPairs)", e))?;
+    // (It may have been imported moments ago: EC2 then says it exists and cannot show it yet.)
+    let out = crate::aws::consistency::retry_fresh(&["InvalidKeyPair.NotFound"], || async {
+        ec2.describe_key_pairs()
+            .key_names(name)
+            .send()
+            .await
+            .map_err(|e| aws("checking the existing key pair (DescribeKeyPairs)", e))
+    })
+    .await?;
     let same = out.key_pairs().iter().any(|k| {
         k.tags()
             .iter()

@@ -12,7 +12,8 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType, VolumeType,
 };
 
-use crate::aws::error::{Result, aws};
+use crate::aws::error::{Error, Result, aws};
+use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::resources::run_instances::Launch;
 use crate::tags::{MACHINE_ID, tag_list, tag_spec};
@@ -111,26 +112,43 @@ pub async fn create(
     ownership: &[(String, String)],
 ) -> Result<String> {
     let name = name(&config.machine_id);
+    create_record::note(config, Kind::Template, None);
     let created = ec2
         .create_launch_template()
         .launch_template_name(&name)
         .launch_template_data(template_data(config, launch))
         .tag_specifications(tag_spec(ResourceType::LaunchTemplate, ownership))
         .send()
-        .await;
+        .await
+        .map_err(|e| aws("creating the launch template (CreateLaunchTemplate)", e))
+        .map(|out| {
+            out.launch_template()
+                .and_then(|t| t.launch_template_id())
+                .unwrap_or_default()
+                .to_string()
+        });
+    create_record::settle(config, Kind::Template, created.as_deref());
     match created {
-        Ok(out) => Ok(out
-            .launch_template()
-            .and_then(|t| t.launch_template_id())
-            .unwrap_or_default()
-            .to_string()),
+        Ok(id) => Ok(id),
         Err(e) => {
-            let e = aws("creating the launch template (CreateLaunchTemplate)", e);
             if e.code() != Some("InvalidLaunchTemplateName.AlreadyExistsException") {
                 return Err(e);
             }
-            let found = find_by_machine_id(ec2, &config.machine_id).await?;
-            found.into_iter().next().ok_or(e)
+            // An earlier attempt of this create made it (maybe moments ago: listed once EC2
+            // sees it).
+            let found = crate::aws::consistency::retry_fresh(
+                &["InvalidLaunchTemplateId.NotFound"],
+                || async {
+                    let found = find_by_machine_id(ec2, &config.machine_id).await?;
+                    found.into_iter().next().ok_or_else(|| Error::Aws {
+                        step: "finding the launch template an earlier attempt made (DescribeLaunchTemplates)".into(),
+                        code: "InvalidLaunchTemplateId.NotFound".into(),
+                        message: "EC2 says it exists and does not list it yet".into(),
+                    })
+                },
+            )
+            .await;
+            found.map_err(|_| e)
         }
     }
 }

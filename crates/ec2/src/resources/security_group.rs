@@ -17,6 +17,7 @@ use aws_sdk_ec2::types::{
 
 use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, Result, aws};
+use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::options::validate::parse_port;
 use crate::progress::Progress;
@@ -219,7 +220,8 @@ pub async fn ensure(
         if found.iter().any(|g| g.group_name() == Some(name.as_str())) {
             continue;
         }
-        match ec2
+        create_record::note(config, Kind::Group, None);
+        let made = ec2
             .create_security_group()
             .group_name(name)
             .description(DESCRIPTION)
@@ -227,7 +229,18 @@ pub async fn ensure(
             .tag_specifications(crate::tags::tag_spec(ResourceType::SecurityGroup, tag_list))
             .send()
             .await
-        {
+            .map_err(|e| {
+                aws(
+                    &format!("creating security group {name} (CreateSecurityGroup)"),
+                    e,
+                )
+            });
+        create_record::settle(
+            config,
+            Kind::Group,
+            made.as_ref().map(|o| o.group_id().unwrap_or_default()),
+        );
+        match made {
             Ok(out) => {
                 let id = out.group_id().unwrap_or_default().to_string();
                 groups.created.push(id.clone());
@@ -245,10 +258,6 @@ pub async fn ensure(
                 );
             }
             Err(e) => {
-                let e = aws(
-                    &format!("creating security group {name} (CreateSecurityGroup)"),
-                    e,
-                );
                 if e.code() != Some("InvalidGroup.Duplicate") {
                     return Err(e);
                 }
@@ -562,6 +571,7 @@ pub async fn delete_if_unused(
     id: &str,
     leaving: &[String],
     patience: Duration,
+    made_lately: bool,
 ) -> Result<Deleted> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(500);
@@ -583,8 +593,17 @@ pub async fn delete_if_unused(
                 Ok(_) => return Ok(Deleted::Yes),
                 Err(e) => {
                     let e = aws("deleting the security group (DeleteSecurityGroup)", e);
-                    if e.is_code(&["InvalidGroup.NotFound"]) {
+                    // "Not found" for a group made moments ago is "not yet" (EC2's eventual
+                    // consistency) for a while.
+                    let not_yet =
+                        made_lately && start.elapsed() < crate::aws::consistency::FRESH_PATIENCE;
+                    if e.is_code(&["InvalidGroup.NotFound"]) && !not_yet {
                         return Ok(Deleted::Yes);
+                    }
+                    if e.is_code(&["InvalidGroup.NotFound"]) {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                        continue;
                     }
                     if e.code() != Some("DependencyViolation") || start.elapsed() >= patience {
                         return Err(e);

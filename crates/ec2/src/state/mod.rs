@@ -9,11 +9,9 @@
 //! * [`cache`] — [`StateCache`](cache::StateCache): the agent's coalesced, cached reads.
 //! * [`memory`] — [`Memory`](memory::Memory): what a process remembers between creates (the
 //!   pre-create answers, the security groups found complete).
-//! * [`launch_record`] — what a create launched, on disk, for an `rm` after it died.
 
 pub mod cache;
 pub mod context;
-pub mod launch_record;
 pub mod machine_state;
 pub mod memory;
 pub mod observed;

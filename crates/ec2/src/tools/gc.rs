@@ -239,8 +239,14 @@ pub async fn collect(
                     .join(", ")
             )
         } else if delete {
-            match security_group::delete_if_unused(ec2, &id, &terminated, Duration::from_secs(300))
-                .await?
+            match security_group::delete_if_unused(
+                ec2,
+                &id,
+                &terminated,
+                Duration::from_secs(300),
+                false,
+            )
+            .await?
             {
                 Deleted::Yes => "deleted".to_string(),
                 Deleted::InUse(by) => format!("kept: used by {}", by.join(", ")),
