@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, Result};
 use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
@@ -224,11 +225,19 @@ async fn create_steps(
     // adopt that instance instead of launching a second one. (The key pair and groups above
     // are recorded either way, so `rm` removes them.)
     if resume {
-        if let Some(i) = instance::find_by_machine_id(ec2, &config.machine_id)
-            .await?
-            .into_iter()
-            .next()
-        {
+        // The earlier attempt recorded what it launched, or at least that it called the
+        // launch: its instance is then looked for until EC2 lists it (eventual consistency)
+        // — never launched a second time.
+        let record = create_record::read(config).unwrap_or_default();
+        if let Some(id) = record.made(Kind::Instance).pop() {
+            return adopt(ctx, config, &id, progress).await;
+        }
+        let patience = if record.unanswered(Kind::Instance, Duration::from_secs(600)) {
+            FRESH_PATIENCE
+        } else {
+            Duration::ZERO
+        };
+        if let Some(i) = adoptable(ctx, config, patience).await? {
             return adopt(ctx, config, &i, progress).await;
         }
         template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
@@ -254,7 +263,7 @@ async fn create_steps(
         // launched — never launch a second instance.
         Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
             market::drop_template(ec2, template, progress).await;
-            return match adoptable(ctx, config).await? {
+            return match adoptable(ctx, config, FRESH_PATIENCE).await? {
                 Some(i) => adopt(ctx, config, &i, progress).await,
                 None => Err(e.context(
                     "an earlier attempt of this create launched with other parameters, and its instance cannot be found",
@@ -369,55 +378,56 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
         .spot_instance_request_id()
         .unwrap_or_default()
         .to_string();
-    progress.say(&format!("Running at {}", config.ip_address));
-    Ok(())
-}
-
-/// The instance an earlier attempt of this create launched, looked for a little while: EC2's
-/// reads are eventually consistent, so a fresh instance may take seconds to show up in
-/// `DescribeInstances` (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
-async fn adoptable(ctx: &Context, config: &Config) -> Result<Option<aws_sdk_ec2::types::Instance>> {
-    for pause in [0, 1, 2, 4, 8] {
-        tokio::time::sleep(Duration::from_secs(pause)).await;
-        if let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
-            .await?
-            .into_iter()
-            .next()
-        {
-            return Ok(Some(i));
-        }
-    }
-    Ok(None)
-}
-
-/// Takes over an instance an earlier attempt of this create launched.
-async fn adopt(
-    ctx: &Context,
-    config: &mut Config,
-    i: &aws_sdk_ec2::types::Instance,
-    progress: &Progress,
-) -> Result<()> {
-    let id = i.instance_id().unwrap_or_default().to_string();
-    create_record::note(config, Kind::Instance, Some(&id));
-    config.instance_id = id.clone();
-    config.market = if instance::is_spot(i) {
+    config.market = if instance::is_spot(&running) {
         Market::Spot
     } else {
         Market::OnDemand
     }
     .as_str()
     .to_string();
-    if let Some(t) = i.instance_type() {
+    if let Some(t) = running.instance_type() {
         config.instance_type = t.as_str().to_string();
     }
-    if let Some(s) = i.subnet_id() {
+    if let Some(s) = running.subnet_id() {
         config.subnet_id = s.to_string();
     }
-    if let Some(z) = i.placement().and_then(|p| p.availability_zone()) {
+    if let Some(z) = running.placement().and_then(|p| p.availability_zone()) {
         config.zone = z.to_string();
     }
+    progress.say(&format!("Running at {}", config.ip_address));
+    Ok(())
+}
+
+/// The id of the instance an earlier attempt of this create launched, looked for by the
+/// machine's tag until `patience` runs out: EC2's reads are eventually consistent, so a fresh
+/// instance may take seconds to show up in `DescribeInstances`
+/// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
+async fn adoptable(ctx: &Context, config: &Config, patience: Duration) -> Result<Option<String>> {
+    let found = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
+        let found = instance::find_by_machine_id(&ctx.client, &config.machine_id).await?;
+        found
+            .into_iter()
+            .find_map(|i| i.instance_id().map(str::to_string))
+            .ok_or_else(|| Error::Aws {
+                step: "finding the instance an earlier attempt launched (DescribeInstances)".into(),
+                code: "InvalidInstanceID.NotFound".into(),
+                message: "none listed (yet)".into(),
+            })
+    })
+    .await;
+    match found {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes over instance `id`, which an earlier attempt of this create launched.
+async fn adopt(ctx: &Context, config: &mut Config, id: &str, progress: &Progress) -> Result<()> {
+    create_record::note(config, Kind::Instance, Some(id));
+    config.instance_id = id.to_string();
     progress.say(&format!(
         "Instance {id} was launched by an earlier attempt of this create; waiting for it to run"
     ));
-    wait(ctx, config, &id, progress).await
+    wait(ctx, config, id, progress).await
 }
