@@ -373,8 +373,19 @@ async fn main() {
         }
     }
 
+    let strict = if strictness.consistency {
+        let w = ec2spot_testkit::strict::Windows::from_env();
+        format!(
+            "EC2 as strict as EC2 (TESTING.md): a new id unknown for {} ms, an instance pending for {} ms",
+            w.consistency.as_millis(),
+            w.pending.as_millis()
+        )
+    } else {
+        "moto as it is (EC2SPOT_TEST_STRICT=off: new ids known at once, instances running at once)"
+            .into()
+    };
     let mut table = format!(
-        "Every EC2 call answered {} ms late; medians of {rounds} rounds; the plugin a {} build, moto on the same 2-core machine.\n\n",
+        "Every EC2 call answered {} ms late; {strict}; medians of {rounds} rounds; the plugin a {} build, moto on the same 2-core machine.\n\n",
         DELAY.as_millis(),
         if PLUGIN.contains("/release/") {
             "release"

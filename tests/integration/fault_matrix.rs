@@ -45,11 +45,11 @@ const CREATE: &[&str] = &[
 // covers that read.)
 const STOP: &[&str] = &["StopInstances", "DescribeInstances"];
 const START: &[&str] = &["StartInstances", "DescribeInstances"];
-/// (`rm` terminates the saved instance without reading it first.)
+/// (`rm` terminates the saved instance without reading it first, and deletes the groups its
+/// create recorded making without looking them up.)
 const RM: &[&str] = &[
     "TerminateInstances",
     "DeleteKeyPair",
-    "DescribeSecurityGroups",
     "DescribeNetworkInterfaces",
     "DeleteSecurityGroup",
 ];

@@ -503,7 +503,7 @@ pub async fn users(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<String>> {
 
 /// Those of `users` (instance or interface ids) that are not on their way out: interfaces of
 /// no instance, and instances neither shutting down nor terminated (or not listed).
-async fn staying(ec2: &aws_sdk_ec2::Client, users: &[String]) -> Result<Vec<String>> {
+pub async fn staying(ec2: &aws_sdk_ec2::Client, users: &[String]) -> Result<Vec<String>> {
     let instances: Vec<String> = users
         .iter()
         .filter(|u| u.starts_with("i-"))

@@ -228,7 +228,14 @@ pub async fn collect(
     for g in groups.security_groups() {
         let id = g.group_id().unwrap_or_default().to_string();
         let users = security_group::users(ec2, &id).await?;
-        let others: Vec<&String> = users.iter().filter(|u| !terminated.contains(u)).collect();
+        let others: Vec<String> = users
+            .iter()
+            .filter(|u| !terminated.contains(u))
+            .cloned()
+            .collect();
+        // Instances shutting down (another machine's `rm` moments ago) release it soon: like
+        // gc's own, they are waited for.
+        let others = security_group::staying(ec2, &others).await?;
         let action = if !others.is_empty() {
             format!(
                 "kept: used by {}",
