@@ -271,19 +271,30 @@ func (r *RPCServerDriver) Create(_ *struct{}, _ *struct{}) error {
 		return err
 	}
 	var run runInstancesResponse
-	if err := r.ec2(url.Values{
-		"Action":                               {"RunInstances"},
-		"ImageId":                              {r.cfg.AMI},
-		"MinCount":                             {"1"},
-		"MaxCount":                             {"1"},
-		"InstanceType":                         {r.cfg.InstanceType},
-		"KeyName":                              {r.cfg.KeyName},
-		"Placement.AvailabilityZone":           {r.cfg.Region + r.cfg.Zone},
-		"NetworkInterface.1.DeviceIndex":       {"0"},
-		"NetworkInterface.1.SubnetId":          {r.cfg.SubnetId},
-		"NetworkInterface.1.SecurityGroupId.1": {groupID},
-		"NetworkInterface.1.AssociatePublicIpAddress": {"true"},
-	}, &run); err != nil {
+	// A key pair imported moments ago may be unknown to the launch (EC2's eventual
+	// consistency): amazonec2 would fail here; the baseline tries again at amazonec2's own
+	// polling cadence (every 3 s), so the comparison has a create to compare with.
+	launch := func() error {
+		return r.ec2(url.Values{
+			"Action":                               {"RunInstances"},
+			"ImageId":                              {r.cfg.AMI},
+			"MinCount":                             {"1"},
+			"MaxCount":                             {"1"},
+			"InstanceType":                         {r.cfg.InstanceType},
+			"KeyName":                              {r.cfg.KeyName},
+			"Placement.AvailabilityZone":           {r.cfg.Region + r.cfg.Zone},
+			"NetworkInterface.1.DeviceIndex":       {"0"},
+			"NetworkInterface.1.SubnetId":          {r.cfg.SubnetId},
+			"NetworkInterface.1.SecurityGroupId.1": {groupID},
+			"NetworkInterface.1.AssociatePublicIpAddress": {"true"},
+		}, &run)
+	}
+	err = launch()
+	for try := 0; err != nil && strings.Contains(err.Error(), ".NotFound") && try < 60; try++ {
+		time.Sleep(3 * time.Second)
+		err = launch()
+	}
+	if err != nil {
 		return err
 	}
 	if len(run.Instances) != 1 {
@@ -355,7 +366,18 @@ func (r *RPCServerDriver) ensureGroup() (string, error) {
 			return "", err
 		}
 		id = made.ID
-		if err := r.ec2(url.Values{"Action": {"DescribeSecurityGroups"}, "GroupId.1": {id}}, nil); err != nil {
+		// amazonec2 waits for its new group until EC2 lists it (mcnutils.WaitFor: at once,
+		// then every 3 s, 60 times) — EC2's reads are eventually consistent.
+		var err error
+		for try := 0; try < 60; try++ {
+			if try > 0 {
+				time.Sleep(3 * time.Second)
+			}
+			if err = r.ec2(url.Values{"Action": {"DescribeSecurityGroups"}, "GroupId.1": {id}}, nil); err == nil {
+				break
+			}
+		}
+		if err != nil {
 			return "", err
 		}
 	}
