@@ -348,12 +348,7 @@ impl Consistency {
         let Ok(out) = self
             .moto(req.region())
             .describe_instances()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(ids.clone()))
-                    .build(),
-            )
+            .filters(of_instances(&ids))
             .send()
             .await
         else {
@@ -459,12 +454,7 @@ impl Consistency {
         let moto = self.moto(region);
         let Ok(out) = moto
             .describe_spot_instance_requests()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(ids.to_vec()))
-                    .build(),
-            )
+            .filters(of_instances(ids))
             .send()
             .await
         else {
@@ -873,6 +863,14 @@ impl Layer for Consistency {
     ) -> LayerFuture<'a, (u16, String)> {
         Box::pin(async move { self.after_answer(req, status, body) })
     }
+}
+
+/// The `instance-id` filter for `ids`.
+fn of_instances(ids: &[String]) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("instance-id")
+        .set_values(Some(ids.to_vec()))
+        .build()
 }
 
 /// Whether `k` is `name.N`.
