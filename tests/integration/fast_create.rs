@@ -1,6 +1,6 @@
 //! Creates that wait on few EC2 round trips (issue 17): the agent remembers what a pre-create
 //! check resolved and which security groups are complete, so the next create with the same
-//! options starts at the launch; the key pair and the launch template go at once; the first
+//! options starts at the launch, with a key pair the agent imported ahead of it; the first
 //! state read goes right after the launch; and a remembered group that is gone is found out
 //! at the launch and made again. (The timings are `benches/create_latency.rs`'s.)
 
@@ -55,6 +55,17 @@ fn actions(log: &[Request]) -> Vec<&str> {
     log.iter().map(|r| r.action.as_str()).collect()
 }
 
+/// The key pairs imported for a machine (not the agent's spare for the next create).
+fn machine_imports(log: &[Request]) -> usize {
+    log.iter()
+        .filter(|r| r.action == "ImportKeyPair")
+        .filter(|r| {
+            !r.param("KeyName")
+                .is_some_and(|n| n.starts_with("ec2spot-spare-"))
+        })
+        .count()
+}
+
 fn overlap(log: &[Request], a: &str, b: &str) -> bool {
     let find = |x: &str| log.iter().find(|r| r.action == x).cloned();
     let (Some(a), Some(b)) = (find(a), find(b)) else {
@@ -94,11 +105,9 @@ async fn a_second_create_with_the_same_options_starts_at_the_launch() {
             "the agent remembered what {lookup} answered: {second_actions:?}"
         );
     }
-    // The key pair and the launch template go at once.
-    assert!(
-        overlap(&second, "ImportKeyPair", "CreateLaunchTemplate"),
-        "{second_actions:?}"
-    );
+    // The key pair was imported ahead of this create (the agent's spare: see
+    // `a_warm_create_takes_the_agents_spare_key_pair`); only the next create's is imported.
+    assert_eq!(machine_imports(&second), 0, "{second_actions:?}");
     // The template goes while the instance boots: the wait's first look does not wait for it.
     assert!(
         overlap(&second, "DescribeInstances", "DeleteLaunchTemplate"),
@@ -280,4 +289,113 @@ async fn a_remembered_subnet_deleted_meanwhile_is_looked_up_again() {
     assert_eq!(b.driver("net-2")["SubnetId"].as_str(), Some(new.as_str()));
     b.dm_ok(&["rm", "-y", "net-2"]).await;
     assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
+/// The agent imports a key pair while a create's instance boots; the next create takes it:
+/// no `ImportKeyPair`, and no launch refused while EC2 does not see a new key pair yet. The
+/// machine's key files are that key pair's; `rm` deletes it with the machine, and the agent
+/// deletes the spare nobody took when it exits. Without the agent no spare is made (it would
+/// outlive the plugin's create).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_create_takes_the_agents_spare_key_pair() {
+    let b = Bastion::start().await;
+    let ec2 = b.ec2().await;
+    create(&b, "spare-1", "t3.micro", b.env()).await;
+    let mut spares = Vec::new();
+    for _ in 0..100 {
+        spares = ec2spot_testkit::bastion::spare_keys(&ec2).await;
+        if !spares.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        spares.len(),
+        1,
+        "one spare after the first create: {spares:?}"
+    );
+    let second = create(&b, "spare-2", "t3.micro", b.env()).await;
+    let second_actions = actions(&second);
+    assert_eq!(machine_imports(&second), 0, "{second_actions:?}");
+    assert!(
+        !second
+            .iter()
+            .any(|r| r.action == "RunInstances" && r.refused),
+        "a spare imported seconds before is no new key pair to EC2: {second_actions:?}"
+    );
+    let key_name = b.driver("spare-2")["KeyName"].as_str().unwrap().to_string();
+    assert_eq!(key_name, spares[0], "the machine's key pair is the spare");
+    let instance = b.driver("spare-2")["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    let launched = &described.reservations()[0].instances()[0];
+    assert_eq!(launched.key_name(), Some(key_name.as_str()));
+    let pair = ec2
+        .describe_key_pairs()
+        .key_names(&key_name)
+        .include_public_key(true)
+        .send()
+        .await
+        .unwrap();
+    let public = std::fs::read_to_string(b.store().join("machines/spare-2/id_rsa.pub")).unwrap();
+    assert_eq!(
+        pair.key_pairs()[0].public_key().map(str::trim),
+        Some(public.trim()),
+        "the machine's key files are the spare key pair's"
+    );
+    let derived = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(b.store().join("machines/spare-2/id_rsa"))
+        .output()
+        .expect("ssh-keygen (Debian's openssh-client)");
+    assert_eq!(
+        String::from_utf8_lossy(&derived.stdout).trim(),
+        public.trim()
+    );
+
+    b.dm_ok(&["rm", "-y", "spare-1", "spare-2"]).await;
+    let names: Vec<String> = ec2
+        .describe_key_pairs()
+        .send()
+        .await
+        .unwrap()
+        .key_pairs()
+        .iter()
+        .filter_map(|k| k.key_name().map(str::to_string))
+        .collect();
+    assert!(
+        !names.contains(&key_name),
+        "rm deleted the machine's key pair: {names:?}"
+    );
+    assert_eq!(b.leftovers().await, Vec::<String>::new());
+    // The test agents leave after 5 s without work, deleting the spare made for a next create.
+    let mut left = Vec::new();
+    for _ in 0..60 {
+        left = ec2spot_testkit::bastion::spare_keys(&ec2).await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "the exiting agent deleted its spare"
+    );
+
+    // Without the agent: no spare.
+    create(&b, "spare-3", "t3.micro", b.env_direct()).await;
+    b.dm_ok(&["rm", "-y", "spare-3"]).await;
+    assert_eq!(
+        ec2spot_testkit::bastion::spare_keys(&ec2).await,
+        Vec::<String>::new()
+    );
 }

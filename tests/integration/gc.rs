@@ -304,3 +304,40 @@ async fn gc_with_the_manager_id_cleans_up_after_a_lost_store() {
     assert_eq!(lines(&del, "instance").len(), 2, "{del}");
     assert_eq!(b.leftovers().await, Vec::<String>::new(), "nothing is left");
 }
+
+/// An agent's spare key pair (imported ahead of the next create, tagged `spare-…`) is no
+/// orphan while an agent may still hand it out; one older than `spare_key::GC_AGE` (an agent
+/// killed hard left it) is, and `--delete` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_an_abandoned_spare_key_pair_and_leaves_a_young_one() {
+    use ec2spot_ec2::resources::spare_key;
+    let b = Bastion::start().await;
+    let manager = ec2spot_ec2::manager::manager_id(&b.store().to_string_lossy());
+    let ec2 = b.ec2().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = now - spare_key::GC_AGE.as_secs() - 60;
+    for (name, since) in [("spare-young", now - 60), ("spare-old", old)] {
+        let key = ec2spot_ec2::resources::key_pair::generate().unwrap();
+        ec2spot_ec2::resources::key_pair::import(
+            &ec2,
+            name,
+            &key.public_line,
+            &spare_key::spare_tags(&manager, since),
+        )
+        .await
+        .unwrap();
+    }
+    let dry = gc(&b, b.store(), false).await;
+    let keys = lines(&dry, "key pair");
+    assert_eq!(keys.len(), 1, "{dry}");
+    assert!(keys[0].contains("spare-old"), "{dry}");
+    let del = gc(&b, b.store(), true).await;
+    assert!(lines(&del, "key pair")[0].ends_with("\tdeleted"), "{del}");
+    assert_eq!(
+        ec2spot_testkit::bastion::spare_keys(&ec2).await,
+        vec!["spare-young".to_string()]
+    );
+}

@@ -73,6 +73,9 @@ impl Settings {
     }
 }
 
+/// How long an exiting agent waits for its spare key pairs to be deleted.
+const SPARE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Which EC2 client serves a request: the plugin's client settings and access key id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Identity {
@@ -189,6 +192,8 @@ impl Shared {
             },
         ) {
             old.cache.close();
+            let old = old.context;
+            tokio::spawn(async move { old.close_spare_key().await });
         }
         Ok(context)
     }
@@ -200,8 +205,12 @@ impl Shared {
         let mut clients = self.clients.lock().expect("clients");
         clients.retain(|_, c| {
             let keep = c.last_used.elapsed() < idle;
-            if !keep {
+            if keep {
+                c.context.expire_spare_key();
+            } else {
                 c.cache.close();
+                let context = c.context.clone();
+                tokio::spawn(async move { context.close_spare_key().await });
             }
             keep
         });
@@ -213,6 +222,26 @@ impl Shared {
             .lock()
             .expect("http clients")
             .retain(|k, _| used.contains(k));
+    }
+
+    /// Deletes every client's spare key pair (the agent is leaving), waiting at most
+    /// [`SPARE_CLOSE_TIMEOUT`].
+    async fn close_spare_keys(&self) {
+        let contexts: Vec<Context> = {
+            let clients = self.clients.lock().expect("clients");
+            clients.values().map(|c| c.context.clone()).collect()
+        };
+        let closing = async {
+            for c in &contexts {
+                c.close_spare_key().await;
+            }
+        };
+        if tokio::time::timeout(SPARE_CLOSE_TIMEOUT, closing)
+            .await
+            .is_err()
+        {
+            info!("spare key pairs not all deleted in {SPARE_CLOSE_TIMEOUT:?}; gc finds them");
+        }
     }
 
     fn draining(&self) -> bool {
@@ -508,11 +537,13 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
                 if !busy && shared.draining() {
                     info!("drained: exiting");
+                    shared.close_spare_keys().await;
                     return;
                 }
                 if !busy && quiet >= settings.idle {
                     info!("idle for {quiet:?}: exiting");
                     shared.remove_socket();
+                    shared.close_spare_keys().await;
                     return;
                 }
             }

@@ -230,7 +230,7 @@ impl Bastion {
     }
 
     /// Everything ec2spot-made that is still alive in moto's us-east-1: instances not
-    /// terminated, key pairs, non-default security groups, volumes, open or active spot
+    /// terminated, key pairs (but an agent's spare), non-default security groups, volumes, open or active spot
     /// requests, launch templates.
     pub async fn leftovers(&self) -> Vec<String> {
         leftovers(&self.ec2().await).await
@@ -249,7 +249,28 @@ pub async fn plugin_at(path: &Path, env: Vec<(String, String)>) -> PluginProcess
     .expect("plugin starts")
 }
 
-/// See [`Bastion::leftovers`].
+/// Whether key pair `k` is an agent's spare, imported ahead of the next create
+/// (`ec2spot_ec2::resources::spare_key`): the agent deletes it when it exits, `gc` when it is
+/// abandoned — `tests/integration/fast_create.rs` shows both — so [`leftovers`] leaves it out.
+pub fn is_spare(k: &aws_sdk_ec2::types::KeyPairInfo) -> bool {
+    k.tags().iter().any(|t| {
+        t.key() == Some(ec2spot_ec2::tags::MACHINE_ID)
+            && t.value()
+                .is_some_and(|v| v.starts_with(ec2spot_ec2::resources::spare_key::ID_PREFIX))
+    })
+}
+
+/// The names of the agents' spare key pairs (see [`is_spare`]).
+pub async fn spare_keys(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
+    let out = ec2.describe_key_pairs().send().await.unwrap();
+    out.key_pairs()
+        .iter()
+        .filter(|k| is_spare(k))
+        .map(|k| k.key_name().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// See [`Bastion::leftovers`]; an agent's spare key pair is not counted (see [`is_spare`]).
 pub async fn leftovers(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
     let mut left = Vec::new();
     let out = ec2.describe_instances().send().await.unwrap();
@@ -267,7 +288,9 @@ pub async fn leftovers(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
         }
     }
     for k in ec2.describe_key_pairs().send().await.unwrap().key_pairs() {
-        left.push(format!("key pair {}", k.key_name().unwrap_or_default()));
+        if !is_spare(k) {
+            left.push(format!("key pair {}", k.key_name().unwrap_or_default()));
+        }
     }
     for g in ec2
         .describe_security_groups()

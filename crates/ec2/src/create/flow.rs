@@ -152,7 +152,25 @@ async fn create_steps(
 
     let user_key = (!config.ssh_private_key_path.is_empty())
         .then(|| PathBuf::from(&config.ssh_private_key_path));
-    let (key_path, public_line) = key_pair::install(&dir, user_key.as_deref())?;
+    // A key pair an earlier attempt of this create (in an agent that died) imported or took.
+    let recorded_key = resume
+        .then(|| create_record::read(config))
+        .flatten()
+        .and_then(|r| r.made(Kind::KeyPair).pop())
+        .filter(|_| !config.existing_key);
+    // The agent's spare key pair, imported ahead of this create: no import, and no wait until
+    // the launch sees a new key pair. Not when the user named a key, nor on a resumed create.
+    let spare = (!config.existing_key && user_key.is_none() && recorded_key.is_none())
+        .then(|| ctx.take_spare_key())
+        .flatten();
+    let (key_path, public_line) = match &spare {
+        Some(s) => key_pair::install_given(&dir, &s.key)?,
+        None => key_pair::install(&dir, user_key.as_deref())?,
+    };
+    // A key pair imported moments ago may be unknown to the launch for a moment.
+    let key_fresh = spare
+        .as_ref()
+        .is_none_or(|s| s.imported.elapsed() < FRESH_PATIENCE);
     config.ssh_key_path = key_path.to_string_lossy().into_owned();
     match (config.tls_bootstrap, tls) {
         (true, Some(_)) => progress.say(
@@ -164,10 +182,11 @@ async fn create_steps(
         _ => {}
     }
     let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
-    let key_name = if config.existing_key {
-        config.key_name.clone()
-    } else {
-        config.machine_name.clone()
+    let mut key_name = match (&spare, &recorded_key) {
+        _ if config.existing_key => config.key_name.clone(),
+        (Some(s), _) => s.name.clone(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => config.machine_name.clone(),
     };
     let mut launch = Launch {
         ami: resolved.ami.clone(),
@@ -188,6 +207,11 @@ async fn create_steps(
     let import = async {
         if config.existing_key {
             return Ok(false);
+        }
+        if spare.is_some() || recorded_key.is_some() {
+            progress.say(&format!("Using key pair {key_name}, imported before"));
+            create_record::note(config, Kind::KeyPair, Some(&key_name));
+            return Ok(true);
         }
         progress.say("Importing the SSH key as key pair");
         create_record::note(config, Kind::KeyPair, None);
@@ -243,7 +267,11 @@ async fn create_steps(
         template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
     }
     // What this create just made may be unknown to EC2's launch for a moment.
-    launch.not_yet = just_made(config.key_pair_imported, groups_made, template.is_some());
+    launch.not_yet = just_made(
+        config.key_pair_imported && key_fresh,
+        groups_made,
+        template.is_some(),
+    );
     // Recorded first: an `rm` after this process dies knows a launch may exist.
     create_record::note(config, Kind::Instance, None);
 
@@ -280,6 +308,21 @@ async fn create_steps(
                 "EC2 refused what was looked up before ({}); looking it up again",
                 e.code().unwrap_or_default()
             ));
+            if spare.is_some() && e.code() == Some("InvalidKeyPair.NotFound") {
+                // The spare key pair is gone (e.g. `gc` of another bastion's store): the
+                // machine imports its own, as without the agent.
+                key_name = config.machine_name.clone();
+                create_record::note(config, Kind::KeyPair, None);
+                let imported = key_pair::import(ec2, &key_name, &public_line, &tag_list).await;
+                create_record::settle(
+                    config,
+                    Kind::KeyPair,
+                    imported.as_ref().map(|()| key_name.as_str()),
+                );
+                imported?;
+                config.key_name = key_name.clone();
+                launch.key_name = key_name.clone();
+            }
             let given = resolve::as_given(config);
             ctx.memory.forget(&resolve::option_key(&given));
             for id in &launch.group_ids {
@@ -317,6 +360,8 @@ async fn create_steps(
     };
     let id = placed.instance_id.clone();
     create_record::note(config, Kind::Instance, Some(&id));
+    // The next create's key pair is imported while this instance boots.
+    ctx.refill_spare_key(&manager);
     config.instance_id = id.clone();
     config.market = placed.market.as_str().to_string();
     config.instance_type = placed.pool.instance_type.clone();

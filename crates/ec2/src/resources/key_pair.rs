@@ -86,11 +86,28 @@ pub fn install(dir: &Path, user_key: Option<&Path>) -> Result<(PathBuf, String)>
             (key, public.trim().to_string())
         }
     };
-    write_file(&private, &private_pem, 0o600)?;
+    write_pair(dir, &private_pem, &public_line)
+}
+
+/// Puts `key` (the agent's spare, imported already) into `dir` as the machine's key.
+pub fn install_given(dir: &Path, key: &KeyPair) -> Result<(PathBuf, String)> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Other(format!("creating {}: {e}", dir.display())))?;
+    write_pair(dir, key.private_pem.as_bytes(), &key.public_line)
+}
+
+/// Writes `id_rsa` (0600) and, when there is a public line, `id_rsa.pub` into `dir`.
+fn write_pair(dir: &Path, private_pem: &[u8], public_line: &str) -> Result<(PathBuf, String)> {
+    let private = dir.join("id_rsa");
+    write_file(&private, private_pem, 0o600)?;
     if !public_line.is_empty() {
-        write_file(&public, format!("{public_line}\n").as_bytes(), 0o644)?;
+        write_file(
+            &dir.join("id_rsa.pub"),
+            format!("{public_line}\n").as_bytes(),
+            0o644,
+        )?;
     }
-    Ok((private, public_line))
+    Ok((private, public_line.to_string()))
 }
 
 /// Imports `public_line` as key pair `name`, tagged with `tag_list`.

@@ -8,6 +8,7 @@
 //! * [`launch_template`] — the template a launch over several pools (EC2 Fleet) needs.
 //! * [`spot_request`] — spot requests: finding and cancelling them.
 //! * [`key_pair`] — the machine's SSH key pair.
+//! * [`spare_key`] — the agent's key pair imported ahead of the next create.
 //! * [`security_group`] — security groups: resolved by name, created and opened when ours.
 //! * [`image`] — the default image (Ubuntu LTS) lookup.
 
@@ -17,4 +18,5 @@ pub mod key_pair;
 pub mod launch_template;
 pub mod run_instances;
 pub mod security_group;
+pub mod spare_key;
 pub mod spot_request;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::error::Result;
 use crate::resources::instance;
+use crate::resources::spare_key::{Spare, SpareKeys};
 use crate::state::cache::StateCache;
 use crate::state::memory::Memory;
 use crate::state::observed::Observed;
@@ -18,6 +19,8 @@ pub struct Context {
     cache: Option<Arc<StateCache>>,
     /// What this process remembers between creates.
     pub memory: Arc<Memory>,
+    /// The agent's spare key pair (none for a plugin on its own: it would outlive the create).
+    spares: Option<Arc<SpareKeys>>,
 }
 
 impl Context {
@@ -27,6 +30,7 @@ impl Context {
             client,
             cache: None,
             memory: Arc::default(),
+            spares: None,
         }
     }
 
@@ -41,6 +45,33 @@ impl Context {
             client,
             cache: Some(cache),
             memory,
+            spares: Some(Arc::default()),
+        }
+    }
+
+    /// The spare key pair ready for a create, if this is the agent and one is.
+    pub fn take_spare_key(&self) -> Option<Spare> {
+        self.spares.as_ref()?.take(&self.client)
+    }
+
+    /// Has the agent import a spare key pair for the next create (tagged for `manager`).
+    pub fn refill_spare_key(&self, manager: &str) {
+        if let Some(s) = &self.spares {
+            s.refill(&self.client, manager);
+        }
+    }
+
+    /// Deletes a spare key pair that is getting old (the agent asks now and then).
+    pub fn expire_spare_key(&self) {
+        if let Some(s) = &self.spares {
+            s.expire(&self.client);
+        }
+    }
+
+    /// Deletes the spare key pair and makes no more: the agent is done with this client.
+    pub async fn close_spare_key(&self) {
+        if let Some(s) = &self.spares {
+            s.close(&self.client).await;
         }
     }
 

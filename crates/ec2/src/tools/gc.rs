@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::Filter;
 
 use crate::aws::error::{Result, aws};
 use crate::resources::security_group::{self, Deleted};
+use crate::resources::spare_key;
 use crate::{manager, tags};
 
 /// One resource gc found.
@@ -27,11 +28,12 @@ pub struct Orphan {
     pub action: String,
 }
 
-/// The machine ids of the machines in `store` (from their config.json).
-pub fn known_machines(store: &Path) -> HashSet<String> {
-    let mut ids = HashSet::new();
+/// The values of driver field `field` (e.g. `MachineId`) over the machines in `store` (from
+/// their config.json).
+fn driver_fields(store: &Path, field: &str) -> HashSet<String> {
+    let mut values = HashSet::new();
     let Ok(dirs) = std::fs::read_dir(store.join("machines")) else {
-        return ids;
+        return values;
     };
     for d in dirs.flatten() {
         let Ok(raw) = std::fs::read(d.path().join("config.json")) else {
@@ -40,11 +42,16 @@ pub fn known_machines(store: &Path) -> HashSet<String> {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
             continue;
         };
-        if let Some(id) = v["Driver"]["MachineId"].as_str().filter(|s| !s.is_empty()) {
-            ids.insert(id.to_string());
+        if let Some(value) = v["Driver"][field].as_str().filter(|s| !s.is_empty()) {
+            values.insert(value.to_string());
         }
     }
-    ids
+    values
+}
+
+/// The machine ids of the machines in `store`.
+pub fn known_machines(store: &Path) -> HashSet<String> {
+    driver_fields(store, "MachineId")
 }
 
 fn tag_value(tags: &[aws_sdk_ec2::types::Tag], key: &str) -> String {
@@ -100,6 +107,9 @@ pub async fn collect(
     // The orphaned instances gc terminates (or, in a dry run, would): they do not keep a
     // security group of ours.
     let mut terminated = Vec::new();
+    // The key pairs the orphaned instances were launched with (a spare key pair carries no
+    // machine's tag: it is the machine's whose instance names it), with their machine names.
+    let mut orphan_keys = std::collections::HashMap::new();
     for i in instances
         .reservations()
         .iter()
@@ -107,6 +117,9 @@ pub async fn collect(
         .filter(|i| orphaned(i.tags()))
     {
         let id = i.instance_id().unwrap_or_default().to_string();
+        if let Some(k) = i.key_name() {
+            orphan_keys.insert(k.to_string(), tag_value(i.tags(), tags::MACHINE_NAME));
+        }
         if delete {
             ec2.terminate_instances()
                 .instance_ids(&id)
@@ -157,15 +170,35 @@ pub async fn collect(
         .send()
         .await
         .map_err(|e| aws("listing key pairs (DescribeKeyPairs)", e))?;
-    for k in keys.key_pairs().iter().filter(|k| orphaned(k.tags())) {
+    // A spare key pair (see `spare_key`) is a machine's once a machine's config names it or
+    // its instance was launched with it (an orphan's then), else an agent's until it is older
+    // than `spare_key::GC_AGE`.
+    let key_names = driver_fields(store, "KeyName");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let key_orphaned = |k: &aws_sdk_ec2::types::KeyPairInfo| {
+        if !tag_value(k.tags(), tags::MACHINE_ID).starts_with(spare_key::ID_PREFIX) {
+            return orphaned(k.tags());
+        }
+        let name = k.key_name().unwrap_or_default();
+        !key_names.contains(name)
+            && (orphan_keys.contains_key(name)
+                || spare_key::abandoned(&tag_value(k.tags(), spare_key::SINCE), now))
+    };
+    for k in keys.key_pairs().iter().filter(|k| key_orphaned(k)) {
         let name = k.key_name().unwrap_or_default().to_string();
         if delete {
             crate::resources::key_pair::delete(ec2, &name).await?;
         }
+        let machine = orphan_keys
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| tag_value(k.tags(), tags::MACHINE_NAME));
         out.push(Orphan {
             kind: "key pair",
             id: name,
-            machine: tag_value(k.tags(), tags::MACHINE_NAME),
+            machine,
             action: verb("deleted"),
         });
     }
