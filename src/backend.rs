@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ec2spot_agent::client::{AgentClient, AgentError, store_of};
+use ec2spot_agent::client::{AgentClient, AgentError, NoAgent, store_of};
 use ec2spot_ec2::aws::error::Error;
 use ec2spot_ec2::ops::{self, Input, Op, Outcome};
 use ec2spot_ec2::options::config::Config;
@@ -18,6 +18,8 @@ use tracing::debug;
 #[derive(Default)]
 pub struct Backend {
     chosen: Option<Chosen>,
+    /// Why the store's agent was not used, to say once (it is not this user's).
+    warning: Option<String>,
 }
 
 enum Chosen {
@@ -41,18 +43,25 @@ async fn direct(config: &Config) -> Result<Chosen, Error> {
     Ok(Chosen::Direct(Context::direct(aws::client(config).await?)))
 }
 
-async fn choose(config: &Config) -> Result<Chosen, Error> {
+/// Where the work runs, and a warning when the store's agent is not this user's.
+async fn choose(config: &Config) -> Result<(Chosen, Option<String>), Error> {
     if agent_disabled() {
-        return direct(config).await;
+        return Ok((direct(config).await?, None));
     }
     let Some(store) = store_of(config) else {
-        return direct(config).await;
+        return Ok((direct(config).await?, None));
     };
     match AgentClient::connect(&store).await {
-        Ok(c) => Ok(Chosen::Agent(c)),
+        Ok(c) => Ok((Chosen::Agent(c), None)),
+        Err(NoAgent::Untrusted(why)) => Ok((
+            direct(config).await?,
+            Some(format!(
+                "not using the ec2spot agent: {why}; working without it"
+            )),
+        )),
         Err(why) => {
             debug!("ec2spot agent unavailable ({why}); working directly");
-            direct(config).await
+            Ok((direct(config).await?, None))
         }
     }
 }
@@ -74,9 +83,14 @@ impl Backend {
         say: Sink,
     ) -> Result<Outcome, Error> {
         if self.chosen.is_none() {
-            self.chosen = Some(choose(config).await?);
+            let (chosen, warning) = choose(config).await?;
+            self.chosen = Some(chosen);
+            self.warning = warning;
         }
         let progress = &Progress::to(say);
+        if let Some(w) = self.warning.take() {
+            progress.say(&w);
+        }
         // A crashed agent is replaced (the next plugin start would do it anyway). Right after
         // a crash its socket may still accept for a moment, so reconnect a few times before
         // working on our own.

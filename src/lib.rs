@@ -17,4 +17,5 @@
 pub mod backend;
 pub mod convert;
 pub mod driver;
+pub mod log_file;
 pub mod logging;

@@ -57,11 +57,8 @@ pub fn init_plugin() {
 
 /// The agent's lines, appended to `log` (stderr when it cannot be opened), in the format of
 /// the plugin that started it (or of the service's environment).
-pub fn init_agent(log: &Path) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log);
+pub fn init_agent(log: &Path, cap: u64) {
+    let log = crate::log_file::RotatingLog::open(log, cap);
     let filter = std::env::var("EC2SPOT_LOG").unwrap_or_else(|_| "ec2spot=info,warn".into());
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)

@@ -115,8 +115,9 @@ struct AgentArgs {
     /// The docker-machine store (default: $MACHINE_STORAGE_PATH or ~/.docker/machine).
     #[arg(long)]
     store: Option<PathBuf>,
-    /// Exit after this long without operations (e.g. 600, 10m, 30s, 0 = never).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    /// Exit after this long without operations (e.g. 600, 10m, 30s; 0 = as soon as none is
+    /// under way; never = stay until stopped, as a service).
+    #[arg(long, default_value = "10m", value_parser = parse_idle)]
     idle: Duration,
     /// A token bucket size: CLASS=burst/per_second (classes: RunInstances, StartInstances,
     /// TerminateInstances, CreateTags, DeleteVolume, ResourceIntensive, Mutating, Describe,
@@ -126,16 +127,23 @@ struct AgentArgs {
     /// Scale of every bucket (below 1 leaves room for other clients of the account).
     #[arg(long, default_value_t = 0.9)]
     rate_factor: f64,
-    /// How long one EC2 observation answers state questions. 30 s: gitlab-runner's `config`
-    /// checks the machine's Docker daemon itself over TLS and keeps a positive answer for 5 min,
-    /// and EC2 posts a spot interruption notice 2 min ahead — read within this.
+    /// How long one EC2 observation answers state questions (0 = none: every question reads
+    /// EC2). 30 s: gitlab-runner's `config` checks the machine's Docker daemon itself over TLS
+    /// and keeps a positive answer for 5 min, and EC2 posts a spot interruption notice 2 min
+    /// ahead — read within this.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     state_ttl: Duration,
     /// While EC2 throttles or cannot be reached, answer the last known state only if it is
-    /// younger than this (never when EC2 refuses the credentials).
+    /// younger than this (0 = never answer a stale state; never when EC2 refuses the
+    /// credentials).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     max_stale: Duration,
-    /// Drop an EC2 client (its credentials and state cache) unused for this long.
+    /// The most `<store>/ec2spot/agent.log` holds before it becomes `agent.log.1` (replacing
+    /// the one before): bytes, or with K or M (at most twice this on disk).
+    #[arg(long, default_value = "10M", value_parser = parse_size)]
+    log_max: u64,
+    /// Drop an EC2 client (its credentials, state cache and spare key pair) unused for this
+    /// long (0 = right after each use).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     client_idle: Duration,
 }
@@ -156,11 +164,30 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
-    Ok(if secs == 0.0 {
-        Duration::MAX / 4
-    } else {
-        Duration::from_secs_f64(secs)
-    })
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration"))
+}
+
+/// A size: bytes, or with K or M (binary).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, factor) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1024),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * factor),
+        _ => Err(format!("{s:?} is not a size such as 10M, 512K or 65536")),
+    }
+}
+
+/// `--idle`: a duration, or `never`.
+fn parse_idle(s: &str) -> Result<Duration, String> {
+    if s.trim().eq_ignore_ascii_case("never") {
+        // Long enough to be never, short enough to add to an Instant.
+        return Ok(Duration::from_secs(100 * 365 * 24 * 3600));
+    }
+    parse_duration(s)
 }
 
 fn default_store() -> PathBuf {
@@ -206,7 +233,7 @@ fn built(builder: &mut tokio::runtime::Builder) -> tokio::runtime::Runtime {
 fn run_agent(args: AgentArgs) -> ! {
     let store = args.store.unwrap_or_else(default_store);
     let _ = std::fs::create_dir_all(paths::dir(&store));
-    logging::init_agent(&paths::log(&store));
+    logging::init_agent(&paths::log(&store), args.log_max);
     let mut settings = server::Settings::new(store);
     settings.idle = args.idle;
     settings.rates = args.rates;
@@ -382,6 +409,40 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     use super::Cli;
+
+    /// `0` is zero for every duration (issue 22: it meant "forever", so `--max-stale 0` was
+    /// unbounded staleness); only `--idle` has a "forever", spelled `never`.
+    #[test]
+    fn zero_durations_are_zero_and_never_is_spelled_out() {
+        use std::time::Duration;
+        for zero in ["0", "0s", "0ms", "0m"] {
+            assert_eq!(super::parse_duration(zero), Ok(Duration::ZERO), "{zero}");
+            assert_eq!(super::parse_idle(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        assert_eq!(super::parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(
+            super::parse_duration("never").is_err(),
+            "no forever for TTLs"
+        );
+        assert!(super::parse_idle("never").unwrap() > Duration::from_secs(50 * 365 * 86400));
+        let agent = |args: &[&str]| {
+            let mut argv = vec!["docker-machine-driver-ec2spot", "agent"];
+            argv.extend(args);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Some(super::Command::Agent(a)) => a,
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let a = agent(&["--max-stale", "0", "--state-ttl", "0", "--client-idle", "0"]);
+        assert_eq!(
+            (a.max_stale, a.state_ttl, a.client_idle),
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO)
+        );
+        // The shipped unit's command line.
+        let unit = include_str!("../examples/ec2spot-agent.service");
+        assert!(unit.contains("--idle never"), "{unit}");
+    }
 
     /// clap checks the whole command tree (conflicting names, bad defaults) only when asked.
     #[test]

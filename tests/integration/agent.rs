@@ -160,27 +160,23 @@ async fn other_users_cannot_talk_to_the_agent() {
         eprintln!("skipped: needs root to act as another user");
         return;
     }
-    let store = tempfile::tempdir().unwrap();
+    // The other user reaches the socket through directories this test made, under /tmp
+    // (world-traversable on every Linux): nothing outside them changes mode.
+    let base = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let store = base.path().join("store");
+    std::fs::create_dir(&store).unwrap();
     let mut agent = std::process::Command::new(PLUGIN)
         .args(["agent", "--idle", "20s", "--store"])
-        .arg(store.path())
+        .arg(&store)
         .spawn()
         .unwrap();
-    let socket = paths::socket(store.path());
+    let socket = paths::socket(&store);
     wait_until("the socket", Duration::from_secs(10), || socket.exists()).await;
     // Even with the permissions opened up, the agent drops a peer of another uid.
-    let mut p = store.path().to_path_buf();
-    loop {
-        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
-        if !p.pop() || p.as_os_str().len() <= 1 {
-            break;
-        }
+    for dir in [store.clone(), paths::dir(&store)] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    std::fs::set_permissions(
-        paths::dir(store.path()),
-        std::fs::Permissions::from_mode(0o777),
-    )
-    .unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
     let script = format!(
         "import socket\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n')\ns.settimeout(5)\nprint(repr(s.recv(100)))",
@@ -204,7 +200,7 @@ async fn other_users_cannot_talk_to_the_agent() {
     );
     // The owner still gets answers.
     assert!(
-        AgentClient::connect_running(store.path())
+        AgentClient::connect_running(&store)
             .await
             .unwrap()
             .status()
@@ -601,4 +597,162 @@ async fn an_agent_killed_mid_burst_loses_and_duplicates_nothing() {
         "none launched twice: {per_machine:?}"
     );
     assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
+/// The agent a plugin starts holds no credentials in its environment (`/proc/PID/environ`):
+/// they arrive with each request. The plugin that started it had them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_environment_holds_no_credentials() {
+    let b = Bastion::start().await;
+    let mut env = b.env();
+    env.push(("AWS_SESSION_TOKEN".into(), "token-of-the-plugin".into()));
+    env.push(("HTTPS_PROXY".into(), "http://bob:secret@127.0.0.1:9".into()));
+    let out = b.dm_env(&["create", "-d", "ec2spot", "env-1"], env).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = crate::agent_status(b.store()).await.pid;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for secret in [
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "token-of-the-plugin",
+        "PROXY",
+        "secret",
+    ] {
+        assert!(
+            !environ.contains(secret),
+            "{secret} in the agent's environment: {environ}"
+        );
+    }
+    b.dm_ok(&["rm", "-y", "env-1"]).await;
+}
+
+/// `agent.log` never grows past its cap (`--log-max`, here 4 KiB through the plugin's
+/// `EC2SPOT_AGENT_LOG_MAX`): over a stretch of work it rotates to `agent.log.1`, and the two
+/// files hold at most the cap each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_log_stays_under_its_cap() {
+    let b = Bastion::start().await;
+    let mut env = b.env();
+    env.push(("EC2SPOT_AGENT_LOG_MAX".into(), "4K".into()));
+    env.push(("EC2SPOT_LOG".into(), "ec2spot=debug,warn".into()));
+    let out = b
+        .dm_env(&["create", "-d", "ec2spot", "log-1"], env.clone())
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..20 {
+        let o = b.dm_env(&["status", "log-1"], env.clone()).await;
+        assert!(o.status.success());
+    }
+    let o = b.dm_env(&["rm", "-y", "log-1"], env).await;
+    assert!(o.status.success());
+    let log = paths::log(b.store());
+    let old = std::path::PathBuf::from(format!("{}.1", log.display()));
+    let sizes = [&log, &old].map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    assert!(sizes[1] > 0, "the log rotated over the work: {sizes:?}");
+    assert!(sizes.iter().all(|s| *s <= 4096), "{sizes:?}");
+}
+
+/// A store whose agent directory other users may write to (they could put their own socket
+/// there): the plugin works without the agent, says why once, and starts no agent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_others_can_write_gets_no_agent() {
+    let b = Bastion::start().await;
+    let dir = paths::dir(b.store());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = b.dm(&["create", "-d", "ec2spot", "w-1"]).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let warnings = text.matches("not using the ec2spot agent").count();
+    assert_eq!(warnings, 1, "one warning: {text}");
+    assert!(text.contains("writable by other users"), "{text}");
+    assert!(!paths::socket(b.store()).exists(), "no agent started there");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.dm_ok(&["rm", "-y", "w-1"]).await;
+}
+
+/// A listener of another uid on the store's socket path (root binds it, then becomes nobody
+/// before listening: `SO_PEERCRED` names nobody): the plugin connects, sees the peer's uid,
+/// sends it nothing and works directly with one warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_of_another_user_is_sent_nothing() {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let b = Bastion::start().await;
+    let dir = paths::dir(b.store());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = paths::socket(b.store());
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let script = format!(
+        "import os, socket, threading\n\
+         f = open({report:?}, 'w')\n\
+         def put(v):\n\
+         \x20   f.seek(0); f.truncate(); f.write(str(v)); f.flush()\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({sock:?})\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         s.listen(16)\n\
+         got = 0\n\
+         def serve(c):\n\
+         \x20   global got\n\
+         \x20   c.settimeout(10)\n\
+         \x20   try:\n\
+         \x20       while True:\n\
+         \x20           d = c.recv(4096)\n\
+         \x20           if not d: break\n\
+         \x20           got += len(d)\n\
+         \x20   except Exception: pass\n\
+         \x20   put(got)\n\
+         put(0)\n\
+         while True:\n\
+         \x20   c, _ = s.accept()\n\
+         \x20   threading.Thread(target=serve, args=(c,), daemon=True).start()\n",
+        sock = socket.to_str().unwrap(),
+        report = report.path().to_str().unwrap(),
+    );
+    let mut listener = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .spawn()
+        .unwrap();
+    wait_until("the foreign listener", Duration::from_secs(10), || {
+        std::fs::read_to_string(report.path()).is_ok_and(|s| s == "0")
+    })
+    .await;
+    let out = b.dm(&["create", "-d", "ec2spot", "u-1"]).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("not using the ec2spot agent").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("uid 65534"), "{text}");
+    b.dm_ok(&["rm", "-y", "u-1"]).await;
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let got = std::fs::read_to_string(report.path()).unwrap();
+    assert_eq!(got, "0", "bytes the foreign listener received");
 }

@@ -191,9 +191,11 @@ async fn an_outdated_plugin_is_not_served_by_a_newer_agent() {
 }
 
 /// The bastion reaches EC2 only through a forward proxy that alone can resolve the endpoint's
-/// name: create, status and rm work through it with the agent on and off; the agent uses the
-/// plugin's proxy settings, not its own environment; NO_PROXY covering the endpoint bypasses
-/// the proxy.
+/// name, named without a scheme (`HTTP_PROXY=127.0.0.1:PORT`, which Go's `net/http` — so
+/// amazonec2 — reads as `http://`): create, status and rm work through it with the agent on
+/// and off; the agent uses the plugin's proxy settings, not its own environment; NO_PROXY
+/// covering the endpoint (Go's forms) bypasses the proxy, and a loopback endpoint is never
+/// proxied (Go's rule).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bastion_behind_a_proxy() {
     let b = Bastion::start().await;
@@ -205,7 +207,10 @@ async fn a_bastion_behind_a_proxy() {
         let mut env = if agent { b.env() } else { b.env_direct() };
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
-        env.push(("HTTP_PROXY".into(), fwd.url.clone()));
+        env.push((
+            "HTTP_PROXY".into(),
+            fwd.url.trim_start_matches("http://").to_string(),
+        ));
         env
     };
     // The agent is started first, by hand, with no proxy in its own environment (and a dead
@@ -270,27 +275,44 @@ async fn a_bastion_behind_a_proxy() {
         .dm_env(&["rm", "-f", "-y", "p-none"], b.env_direct())
         .await;
 
-    // NO_PROXY covering the endpoint: straight to it, the proxy sees nothing.
+    // NO_PROXY covering the endpoint (a domain matches its subdomains, as in Go): straight to
+    // it — which only the proxy can resolve, so the create fails — and the proxy sees nothing.
     for agent_on in [true, false] {
-        let mut env = if agent_on { b.env() } else { b.env_direct() };
-        env.push(("HTTP_PROXY".into(), fwd.url.clone()));
-        env.push(("NO_PROXY".into(), "localhost,127.0.0.1".into()));
+        let mut env = proxied_env(agent_on);
+        env.push((
+            "NO_PROXY".into(),
+            "example.org, behind-the-proxy.test".into(),
+        ));
+        env.push(("EC2SPOT_AWS_TIMEOUT".into(), "3".into()));
         let before = fwd.forwarded();
         let name = if agent_on { "n-agent" } else { "n-direct" };
-        ok(
-            &b.dm_env(&["create", "-d", "ec2spot", name], env.clone())
-                .await,
-            "create with NO_PROXY",
-        );
-        ok(
-            &b.dm_env(&["rm", "-y", name], env).await,
-            "rm with NO_PROXY",
-        );
+        let o = b
+            .dm_env(
+                &["create", "-d", "ec2spot", "--amazonec2-retries", "0", name],
+                env,
+            )
+            .await;
+        assert!(!o.status.success(), "went direct: {}", text(&o));
         assert_eq!(
             fwd.forwarded(),
             before,
             "{name}: NO_PROXY bypassed the proxy"
         );
+        let _ = b.dm_env(&["rm", "-f", "-y", name], b.env_direct()).await;
+    }
+    // A loopback endpoint goes direct, NO_PROXY or not.
+    for agent_on in [true, false] {
+        let mut env = if agent_on { b.env() } else { b.env_direct() };
+        env.push(("HTTP_PROXY".into(), fwd.url.clone()));
+        let before = fwd.forwarded();
+        let name = if agent_on { "l-agent" } else { "l-direct" };
+        ok(
+            &b.dm_env(&["create", "-d", "ec2spot", name], env.clone())
+                .await,
+            "create at a loopback endpoint",
+        );
+        ok(&b.dm_env(&["rm", "-y", name], env).await, "rm");
+        assert_eq!(fwd.forwarded(), before, "{name}: loopback is not proxied");
     }
     assert_eq!(b.leftovers().await, Vec::<String>::new());
     let _ = agent.kill();
@@ -459,4 +481,50 @@ async fn relative_paths_are_the_users_not_the_agents() {
     );
     ok(&b.dm(&["rm", "-y", "first", "second"]).await, "rm");
     assert_eq!(b.leftovers().await, Vec::<String>::new());
+}
+
+/// A proxy URL's password (here one holding `@`, in a URL with and without a scheme) appears in
+/// no output of a command that fails at the proxy — unreachable, or not a URL at all — with the
+/// agent on and off, nor in the agent's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_password_is_never_shown() {
+    let b = Bastion::start().await;
+    let proxies = [
+        ("bob:pa@ss-w0rd@127.0.0.1:9", false),
+        ("http://bob:pa@ss-w0rd@[::1", true),
+    ];
+    for agent_on in [true, false] {
+        for (n, (proxy, named)) in proxies.iter().enumerate() {
+            let mut env = if agent_on { b.env() } else { b.env_direct() };
+            env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+            // An endpoint only a proxy could reach.
+            env.push((
+                "AWS_ENDPOINT_URL".into(),
+                "http://ec2.behind-the-proxy.test:80".into(),
+            ));
+            env.push(("HTTP_PROXY".into(), proxy.to_string()));
+            env.push(("MACHINE_DEBUG".into(), "1".into()));
+            let name = format!("pw{n}-{}", if agent_on { "agent" } else { "direct" });
+            let o = b
+                .dm_env(
+                    &["create", "-d", "ec2spot", "--amazonec2-retries", "0", &name],
+                    env,
+                )
+                .await;
+            let out = text(&o);
+            assert!(!o.status.success(), "{out}");
+            if *named {
+                assert!(
+                    out.contains("bob:…@"),
+                    "the bad proxy is named, its password hidden: {out}"
+                );
+            }
+            for secret in ["ss-w0rd", "pa@ss"] {
+                assert!(!out.contains(secret), "{name} shows {secret:?}: {out}");
+            }
+            let _ = b.dm_env(&["rm", "-f", "-y", &name], b.env_direct()).await;
+        }
+    }
+    let log = std::fs::read_to_string(ec2spot_agent::paths::log(b.store())).unwrap_or_default();
+    assert!(!log.contains("ss-w0rd"), "{log}");
 }

@@ -29,32 +29,104 @@ pub enum AgentError {
     Unavailable(String),
 }
 
+/// Why a plugin works without the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAgent {
+    /// What serves (or would serve) the store's socket is not this user's: nothing was sent
+    /// to it. Worth a warning.
+    Untrusted(String),
+    /// No agent could be had (none starts, another build, …).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for NoAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAgent::Untrusted(why) | NoAgent::Unavailable(why) => f.write_str(why),
+        }
+    }
+}
+
+/// This process's effective uid.
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Why the store's agent directory `dir` cannot be trusted with this user's credentials: it
+/// belongs to another user, or others may write to it (and so replace the socket).
+fn untrusted_dir(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    if m.file_type().is_symlink() {
+        return Some(format!("{} is a symbolic link", dir.display()));
+    }
+    if m.uid() != euid() {
+        return Some(format!(
+            "{} belongs to uid {}, not to this user (uid {})",
+            dir.display(),
+            m.uid(),
+            euid()
+        ));
+    }
+    (m.mode() & 0o022 != 0).then(|| {
+        format!(
+            "{} is writable by other users (mode {:o})",
+            dir.display(),
+            m.mode() & 0o7777
+        )
+    })
+}
+
+/// Checks that the peer on `stream` runs under this user (`SO_PEERCRED`).
+fn peer_is_us(stream: &UnixStream, socket: &Path) -> std::io::Result<()> {
+    let uid = stream.peer_cred()?.uid();
+    if uid == euid() {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is served by uid {uid}, not by this user (uid {})",
+            socket.display(),
+            euid()
+        ),
+    ))
+}
+
 /// A connection to a store's agent.
 #[derive(Clone)]
 pub struct AgentClient {
     grpc: Grpc<Channel>,
 }
 
-async fn dial(socket: &Path) -> Result<Grpc<Channel>, String> {
-    // Fail fast when nothing listens; tonic would otherwise connect lazily.
-    UnixStream::connect(socket)
+async fn dial(socket: &Path) -> Result<Grpc<Channel>, NoAgent> {
+    // Fail fast when nothing listens; tonic would otherwise connect lazily. Nothing is sent
+    // before the peer is known to be this user's.
+    let probe = UnixStream::connect(socket)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NoAgent::Unavailable(e.to_string()))?;
+    peer_is_us(&probe, socket).map_err(|e| NoAgent::Untrusted(e.to_string()))?;
+    drop(probe);
     let path = socket.to_path_buf();
     let channel = Endpoint::try_from("http://ec2spot-agent.invalid")
-        .map_err(|e| e.to_string())?
+        .map_err(|e| NoAgent::Unavailable(e.to_string()))?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+            async move {
+                let stream = UnixStream::connect(&path).await?;
+                peer_is_us(&stream, &path)?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
         }))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NoAgent::Unavailable(e.to_string()))?;
     Ok(Grpc::new(channel).max_decoding_message_size(16 << 20))
 }
 
 /// How the plugin starts an agent: the executable at this plugin's path (its own build — a
 /// plugin whose file was replaced is refused by agents and never starts one), `agent --store
-/// <store>`.
+/// <store>`, with an environment holding nothing but the log settings and `SSL_CERT_*`.
 fn spawn(store: &Path) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(identity::exe_path());
@@ -65,13 +137,27 @@ fn spawn(store: &Path) -> std::io::Result<()> {
         ("EC2SPOT_AGENT_STATE_TTL", "--state-ttl"),
         ("EC2SPOT_AGENT_MAX_STALE", "--max-stale"),
         ("EC2SPOT_AGENT_CLIENT_IDLE", "--client-idle"),
+        ("EC2SPOT_AGENT_LOG_MAX", "--log-max"),
     ] {
         if let Ok(v) = std::env::var(var) {
             cmd.arg(option).arg(v);
         }
     }
-    cmd.env_remove("MACHINE_PLUGIN_TOKEN")
-        .stdin(std::process::Stdio::null())
+    // A clean environment: credentials come with each request, never for the agent's whole
+    // life (in /proc/PID/environ). Passed on: the log filter and format, and where the
+    // system's root certificates are (read by the HTTPS client's trust store).
+    cmd.env_clear();
+    for var in [
+        "EC2SPOT_LOG",
+        "MACHINE_PLUGIN_LOG_FORMAT",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         // Its own process group, away from docker-machine's signals: it outlives this plugin.
@@ -94,8 +180,9 @@ enum Met {
     Refuses(String),
 }
 
-/// Dials `socket` and says hello; `Err` when nothing (or nothing that knows hello) answers.
-async fn meet(socket: &Path) -> Result<Met, String> {
+/// Dials `socket` and says hello; `Err` when nothing (or nothing that knows hello) answers, or
+/// what answers is not this user's.
+async fn meet(socket: &Path) -> Result<Met, NoAgent> {
     let mut grpc = dial(socket).await?;
     let reply = grpc
         .hello(HelloRequest {
@@ -111,7 +198,7 @@ async fn meet(socket: &Path) -> Result<Met, String> {
                 "the agent is of an older build (no handshake)".into(),
             ));
         }
-        Err(s) => return Err(s.to_string()),
+        Err(s) => return Err(NoAgent::Unavailable(s.to_string())),
     };
     Ok(
         match Verdict::try_from(reply.verdict).unwrap_or(Verdict::Unspecified) {
@@ -125,57 +212,78 @@ async fn meet(socket: &Path) -> Result<Met, String> {
 impl AgentClient {
     /// Connects to the agent of `store` — one of this plugin's own build — starting one if
     /// none answers or the one that answers is leaving. Concurrent callers may each start one;
-    /// the store's lock lets exactly one of them serve. `Err` means: work directly.
-    pub async fn connect(store: &Path) -> Result<AgentClient, String> {
+    /// the store's lock lets exactly one of them serve. `Err` means: work directly — and,
+    /// when the store's agent directory or socket is another user's, send it nothing.
+    pub async fn connect(store: &Path) -> Result<AgentClient, NoAgent> {
+        use NoAgent::Unavailable;
         if !paths::socket_fits(store) {
-            return Err(format!(
+            return Err(Unavailable(format!(
                 "the store path {} is too long for a Unix socket",
                 store.display()
-            ));
+            )));
         }
         if !identity::current() {
-            return Err(format!(
+            return Err(Unavailable(format!(
                 "this plugin's executable {} was replaced by another build",
                 identity::exe_path().display()
-            ));
+            )));
+        }
+        let dir = paths::dir(store);
+        if let Some(why) = untrusted_dir(&dir) {
+            return Err(NoAgent::Untrusted(why));
         }
         let socket = paths::socket(store);
         match meet(&socket).await {
             Ok(Met::Serves(grpc)) => return Ok(AgentClient { grpc }),
-            Ok(Met::Refuses(why)) => return Err(why),
+            Ok(Met::Refuses(why)) => return Err(Unavailable(why)),
+            Err(e @ NoAgent::Untrusted(_)) => return Err(e),
             Ok(Met::Leaving) | Err(_) => {}
         }
-        std::fs::create_dir_all(paths::dir(store)).map_err(|e| e.to_string())?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Unavailable(e.to_string()))?;
+        }
+        if let Some(why) = untrusted_dir(&dir) {
+            return Err(NoAgent::Untrusted(why));
+        }
         // One starter at a time: when an agent dies under a burst, dozens of plugins notice at
         // once; the first starts the new agent, the others find it running.
         let _starting = StartLock::take(
             &paths::dir(store).join("agent.start.lock"),
             Duration::from_secs(30),
         )
-        .await?;
+        .await
+        .map_err(Unavailable)?;
         let mut spawned = false;
         let start = Instant::now();
         let mut last = String::new();
         while start.elapsed() < Duration::from_secs(15) {
             match meet(&socket).await {
                 Ok(Met::Serves(grpc)) => return Ok(AgentClient { grpc }),
-                Ok(Met::Refuses(why)) => return Err(why),
+                Ok(Met::Refuses(why)) => return Err(Unavailable(why)),
                 Ok(Met::Leaving) => last = "the agent is leaving".into(),
-                Err(e) => last = e,
+                Err(e @ NoAgent::Untrusted(_)) => return Err(e),
+                Err(e) => last = e.to_string(),
             }
             if !spawned {
-                spawn(store).map_err(|e| format!("starting the agent: {e}"))?;
+                spawn(store).map_err(|e| Unavailable(format!("starting the agent: {e}")))?;
                 spawned = true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(format!("the agent did not start: {last}"))
+        Err(Unavailable(format!("the agent did not start: {last}")))
     }
 
     /// Connects to a running agent only (tests, status).
     pub async fn connect_running(store: &Path) -> Result<AgentClient, String> {
         Ok(AgentClient {
-            grpc: dial(&paths::socket(store)).await?,
+            grpc: dial(&paths::socket(store))
+                .await
+                .map_err(|e| e.to_string())?,
         })
     }
 

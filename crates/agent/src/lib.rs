@@ -25,7 +25,7 @@ pub mod proto {
 use std::time::Duration;
 
 use ec2spot_ec2::aws::ClientSettings;
-use ec2spot_ec2::aws::http::Proxy;
+use ec2spot_ec2::aws::proxy::Proxy;
 use ec2spot_ec2::create::tls_bootstrap::TlsMaterial;
 use ec2spot_ec2::ops::{Input, Op};
 use ec2spot_ec2::state::machine_state::MachineState;

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::proto::{ClientSettings, Credentials, RunRequest, RunResult, TlsBootstrap};
-use ec2spot_ec2::aws::http::redact_userinfo;
+use ec2spot_ec2::aws::proxy::redact_userinfo;
 use ec2spot_redact::Redacted;
 
 /// A driver config in a message: its size only.

@@ -27,7 +27,7 @@ use super::proto::{
     Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
     Verdict, run_event,
 };
-use ec2spot_ec2::aws::http::Proxy;
+use ec2spot_ec2::aws::proxy::Proxy;
 use ec2spot_ec2::aws::throttle::{Rate, Throttle};
 use ec2spot_ec2::aws::{self, ClientSettings};
 use ec2spot_ec2::options::config::Config;

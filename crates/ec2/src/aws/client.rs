@@ -19,7 +19,8 @@ use aws_types::service_config::ServiceConfigKey;
 
 use crate::aws::capacity::NoRetryOnCapacity;
 use crate::aws::error::{Error, Result};
-use crate::aws::http::{self, Proxy};
+use crate::aws::http;
+use crate::aws::proxy::Proxy;
 use crate::aws::throttle::Throttle;
 use crate::options::config::Config;
 use crate::options::validate::endpoint_url;
@@ -142,16 +143,37 @@ fn settings_from(config: &Config, sdk: &SdkConfig) -> Result<ClientSettings> {
         })?,
         None => Vec::new(),
     };
+    let use_fips = sdk.use_fips().unwrap_or(false);
+    let use_dual_stack = sdk.use_dual_stack().unwrap_or(false);
+    let target = if endpoint_url.is_empty() {
+        aws_endpoint(&config.region, use_fips, use_dual_stack)
+    } else {
+        endpoint_url.clone()
+    };
     Ok(ClientSettings {
         region: config.region.clone(),
-        proxy: Proxy::from_env(&endpoint_url),
+        proxy: Proxy::from_env(&target),
         endpoint_url,
-        use_fips: sdk.use_fips().unwrap_or(false),
-        use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+        use_fips,
+        use_dual_stack,
         retries: config.retry_count,
         attempt_timeout: attempt_timeout(),
         ca_bundle,
     })
+}
+
+/// AWS's EC2 endpoint for `region` (what the proxy decision is made for when no endpoint is
+/// configured): `ec2[-fips].<region>.amazonaws.com[.cn]`, or `ec2[-fips].<region>.api.aws`
+/// with dual-stack (https://docs.aws.amazon.com/general/latest/gr/ec2-service.html).
+fn aws_endpoint(region: &str, fips: bool, dual_stack: bool) -> String {
+    let service = if fips { "ec2-fips" } else { "ec2" };
+    let domain = match (dual_stack, region.starts_with("cn-")) {
+        (true, false) => "api.aws",
+        (true, true) => "api.amazonwebservices.com.cn",
+        (false, false) => "amazonaws.com",
+        (false, true) => "amazonaws.com.cn",
+    };
+    format!("https://{service}.{region}.{domain}")
 }
 
 /// The client settings a plugin hands the agent with each request.

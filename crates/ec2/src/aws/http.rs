@@ -1,8 +1,7 @@
 //! The HTTPS client under the EC2 client: rustls with aws-lc like the SDK's default, the
-//! system's root certificates plus any extra CA bundle, and a proxy chosen from the plugin's
-//! `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` (either case) the way the SDK's
-//! default client reads them (hyper-util's matcher: the upper-case name first). The proxy is
-//! given explicitly, so the agent uses the plugin's proxy settings, never its own environment.
+//! system's root certificates plus any extra CA bundle, and the proxy the plugin chose from its
+//! environment as Go does ([`proxy`](crate::aws::proxy)). The proxy is given explicitly, so
+//! the agent uses the plugin's proxy settings, never its own environment.
 
 use aws_sdk_ec2::config::SharedHttpClient;
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -10,91 +9,32 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 use crate::aws::error::{Error, Result};
+use crate::aws::proxy::{Proxy, redact_userinfo};
 
-/// The proxy for one endpoint: its URL ("" = none) and the hosts that bypass it.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Proxy {
-    /// `http://[user:password@]host:port` ("" = connect directly).
-    pub url: String,
-    /// `NO_PROXY` rules (curl's syntax: hosts, domains, IPs, CIDRs, `*`).
-    pub no_proxy: String,
-}
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("url", &redact_userinfo(&self.url))
-            .field("no_proxy", &self.no_proxy)
-            .finish()
+/// The smithy client's proxy setting for `proxy`.
+fn proxy_config(proxy: &Proxy) -> Result<ProxyConfig> {
+    if proxy.url.is_empty() {
+        return Ok(ProxyConfig::disabled());
     }
-}
-
-fn first_env(names: &[&str]) -> String {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_default()
-}
-
-impl Proxy {
-    /// The proxy this process's environment names for `endpoint_url` ("" = AWS's, HTTPS).
-    pub fn from_env(endpoint_url: &str) -> Proxy {
-        let url = if endpoint_url.starts_with("http://") {
-            first_env(&["HTTP_PROXY", "http_proxy"])
-        } else {
-            first_env(&["HTTPS_PROXY", "https_proxy"])
-        };
-        let url = if url.is_empty() {
-            first_env(&["ALL_PROXY", "all_proxy"])
-        } else {
-            url
-        };
-        if url.is_empty() {
-            return Proxy::default();
-        }
-        Proxy {
-            url,
-            no_proxy: first_env(&["NO_PROXY", "no_proxy"]),
-        }
-    }
-
-    fn config(&self) -> Result<ProxyConfig> {
-        if self.url.is_empty() {
-            return Ok(ProxyConfig::disabled());
-        }
-        // The EC2 client talks to one endpoint, whose scheme chose the URL: it serves both.
-        let c = ProxyConfig::all(self.url.as_str()).map_err(|e| {
-            Error::Other(format!(
-                "the proxy {} (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) is not a URL: {e}",
-                redact_userinfo(&self.url)
-            ))
-        })?;
-        Ok(if self.no_proxy.is_empty() {
-            c
-        } else {
-            c.no_proxy(&self.no_proxy)
-        })
-    }
-}
-
-/// `url` without a password it may carry (`http://user:secret@host` → `http://user:…@host`).
-pub fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:…@{host}")
-        }
-        None => url.to_string(),
-    }
+    // The EC2 client talks to one endpoint, whose scheme chose the URL: it serves both.
+    let c = ProxyConfig::all(proxy.url.as_str()).map_err(|e| {
+        Error::Other(format!(
+            "the proxy {} (HTTPS_PROXY or HTTP_PROXY) is not a URL: {}",
+            redact_userinfo(&proxy.url),
+            redact_userinfo(&e.to_string())
+        ))
+    })?;
+    Ok(if proxy.no_proxy.is_empty() {
+        c
+    } else {
+        c.no_proxy(&proxy.no_proxy)
+    })
 }
 
 /// An HTTPS client with `proxy`, trusting the system's roots and the PEM certificates in
 /// `ca_bundle` (if any).
 pub fn client(proxy: &Proxy, ca_bundle: &[u8]) -> Result<SharedHttpClient> {
-    let proxy = proxy.config()?;
+    let proxy = proxy_config(proxy)?;
     let mut trust = TrustStore::default();
     if !ca_bundle.is_empty() {
         if !String::from_utf8_lossy(ca_bundle).contains("-----BEGIN CERTIFICATE-----") {
@@ -130,15 +70,6 @@ pub fn client(proxy: &Proxy, ca_bundle: &[u8]) -> Result<SharedHttpClient> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proxy_passwords_are_not_shown() {
-        assert_eq!(
-            redact_userinfo("http://bob:hunter2@proxy:3128"),
-            "http://bob:…@proxy:3128"
-        );
-        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
-    }
 
     #[test]
     fn a_bad_ca_bundle_is_refused() {

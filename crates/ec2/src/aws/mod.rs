@@ -4,6 +4,7 @@
 //! * `client.rs` — [`ClientSettings`] and building the EC2 client from them ([`client()`],
 //!   [`settings()`], [`credentials()`]).
 //! * [`http`] — the HTTPS client under it (rustls, extra CA bundle, proxy).
+//! * [`proxy`] — the proxy, chosen from the environment as Go's `net/http` chooses it.
 //! * [`throttle`] — token buckets mirroring EC2's request buckets.
 //! * [`error`] — [`Error`](error::Error): every failure, naming the step and AWS's code.
 //! * [`capacity`] — the codes that mean "no capacity in this pool", never retried.
@@ -14,6 +15,7 @@ mod client;
 pub mod consistency;
 pub mod error;
 pub mod http;
+pub mod proxy;
 pub mod throttle;
 
 pub use client::{
