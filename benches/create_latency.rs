@@ -194,11 +194,7 @@ async fn create(
     // boots: nothing of this create waits on it.
     let waited_on: Vec<Request> = requests
         .iter()
-        .filter(|r| {
-            !(r.action == "ImportKeyPair"
-                && r.param("KeyName")
-                    .is_some_and(|n| n.starts_with("ec2spot-spare-")))
-        })
+        .filter(|r| !ec2spot_testkit::bastion::spare_key_request(r))
         .cloned()
         .collect();
     let chain: Vec<String> = sequential_round_trips(&waited_on)

@@ -142,6 +142,11 @@ struct AgentArgs {
     /// the one before): bytes, or with K or M (at most twice this on disk).
     #[arg(long, default_value = "10M", value_parser = parse_size)]
     log_max: u64,
+    /// Run as the store's service (the systemd unit): plugins start no agent of their own
+    /// while it runs, one they started leaves for it, and it waits for the store instead of
+    /// exiting when another agent holds it.
+    #[arg(long)]
+    service: bool,
     /// Drop an EC2 client (its credentials, state cache and spare key pair) unused for this
     /// long (0 = right after each use).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
@@ -241,6 +246,7 @@ fn run_agent(args: AgentArgs) -> ! {
     settings.state_ttl = args.state_ttl;
     settings.max_stale = args.max_stale;
     settings.client_idle = args.client_idle;
+    settings.service = args.service;
     match runtime().block_on(server::serve(settings)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {

@@ -468,8 +468,8 @@ async fn relative_paths_are_the_users_not_the_agents() {
         .proxy
         .requests()
         .into_iter()
-        .find(|r| r.action == "ImportKeyPair")
-        .expect("ImportKeyPair");
+        .find(|r| r.action == "ImportKeyPair" && r.param("KeyName") == Some("second"))
+        .expect("ImportKeyPair of the user's key");
     let material = base64::engine::general_purpose::STANDARD
         .decode(import.param("PublicKeyMaterial").unwrap())
         .unwrap();

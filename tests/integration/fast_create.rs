@@ -58,11 +58,7 @@ fn actions(log: &[Request]) -> Vec<&str> {
 /// The key pairs imported for a machine (not the agent's spare for the next create).
 fn machine_imports(log: &[Request]) -> usize {
     log.iter()
-        .filter(|r| r.action == "ImportKeyPair")
-        .filter(|r| {
-            !r.param("KeyName")
-                .is_some_and(|n| n.starts_with("ec2spot-spare-"))
-        })
+        .filter(|r| r.action == "ImportKeyPair" && !ec2spot_testkit::bastion::spare_key_request(r))
         .count()
 }
 

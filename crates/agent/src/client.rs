@@ -13,7 +13,7 @@ use super::proto::agent_client::AgentClient as Grpc;
 use super::proto::{
     Credentials, HelloRequest, RunRequest, StatusReply, StatusRequest, Verdict, run_event,
 };
-use super::{identity, paths};
+use super::{identity, paths, service};
 use ec2spot_ec2::aws;
 use ec2spot_ec2::aws::error::Error;
 use ec2spot_ec2::ops::{Input, Op, Outcome};
@@ -269,7 +269,8 @@ impl AgentClient {
                 Err(e @ NoAgent::Untrusted(_)) => return Err(e),
                 Err(e) => last = e.to_string(),
             }
-            if !spawned {
+            // A store the service agent claims gets no agent of ours: it is (re)starting.
+            if !spawned && !service::claimed(store) {
                 spawn(store).map_err(|e| Unavailable(format!("starting the agent: {e}")))?;
                 spawned = true;
             }
@@ -379,10 +380,13 @@ struct StartLock(#[allow(dead_code)] std::fs::File);
 
 impl StartLock {
     async fn take(path: &Path, limit: Duration) -> Result<StartLock, String> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let start = Instant::now();

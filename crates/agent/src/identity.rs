@@ -31,19 +31,39 @@ struct Exe {
 }
 
 /// The file this process runs, as it was when first asked (the kernel keeps a replaced file
-/// alive for the processes running it; `/proc/self/exe` still leads to it).
+/// alive for the processes running it; `/proc/self/exe` still leads to it), and the path it
+/// was started by: docker-machine runs the plugin by the absolute path it found on `PATH`,
+/// and the plugin starts the agent by that same path. That path may be a symbolic link into a
+/// versioned install (`/usr/local/bin/… → /opt/ec2spot/versions/A/…`): repointing the link is
+/// an upgrade too, so "current" asks what the started-by path leads to now.
 fn exe() -> &'static Exe {
     static EXE: OnceLock<Exe> = OnceLock::new();
     EXE.get_or_init(|| {
-        let path = std::fs::read_link("/proc/self/exe")
+        let running = std::fs::read_link("/proc/self/exe")
             .or_else(|_| std::env::current_exe())
             .map(|p| strip_deleted(&p))
             .unwrap_or_default();
+        let path = started_by().unwrap_or(running);
         let (dev, ino) = std::fs::metadata("/proc/self/exe")
             .map(|m| (m.dev(), m.ino()))
             .unwrap_or((0, 0));
         Exe { path, dev, ino }
     })
+}
+
+/// The path this process was started by (`argv[0]`), made absolute, when it names a file
+/// (a bare name found on `PATH` does not say which directory it came from).
+fn started_by() -> Option<PathBuf> {
+    let arg0 = PathBuf::from(std::env::args_os().next()?);
+    if !arg0.to_string_lossy().contains('/') {
+        return None;
+    }
+    let path = if arg0.is_absolute() {
+        arg0
+    } else {
+        std::env::current_dir().ok()?.join(arg0)
+    };
+    std::fs::metadata(&path).is_ok().then_some(path)
 }
 
 /// The path of a replaced executable as Linux shows it, without the ` (deleted)` mark.
@@ -57,7 +77,8 @@ pub fn exe_path() -> &'static Path {
     &exe().path
 }
 
-/// Whether the file at this process's executable path is still the one it runs.
+/// Whether the path this process was started by still leads to the file it runs (not when
+/// the file was replaced, nor when a symbolic link on the way now points elsewhere).
 pub fn current() -> bool {
     let e = exe();
     std::fs::metadata(&e.path).is_ok_and(|m| m.dev() == e.dev && m.ino() == e.ino)

@@ -7,6 +7,7 @@
 //! * [`client`] — the plugin side: connect (starting the agent on first need) and run operations.
 //! * [`identity`] — what build a process is (the handshake: only the same build serves).
 //! * [`paths`] — where the socket, lock and log live.
+//! * [`service`] — the store's service agent (systemd) owns the socket: its marker.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod paths;
 mod proto_debug;
 pub mod server;
+pub mod service;
 
 /// Generated gRPC code (proto/ec2spot/agent/v1/agent.proto).
 #[allow(missing_docs, clippy::all)]

@@ -20,13 +20,13 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use super::identity;
 use super::paths;
 use super::proto::agent_server::{Agent, AgentServer};
 use super::proto::{
     Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
     Verdict, run_event,
 };
+use super::{identity, service};
 use ec2spot_ec2::aws::proxy::Proxy;
 use ec2spot_ec2::aws::throttle::{Rate, Throttle};
 use ec2spot_ec2::aws::{self, ClientSettings};
@@ -55,6 +55,8 @@ pub struct Settings {
     pub max_stale: Duration,
     /// An EC2 client (with its credentials and state cache) unused for this long is dropped.
     pub client_idle: Duration,
+    /// Run as the store's service (systemd): own the socket (see [`service`](crate::service)).
+    pub service: bool,
 }
 
 impl Settings {
@@ -69,6 +71,7 @@ impl Settings {
             state_window: Duration::from_millis(50),
             max_stale: Duration::from_secs(60),
             client_idle: Duration::from_secs(120),
+            service: false,
         }
     }
 }
@@ -444,10 +447,13 @@ impl Agent for Service {
 
 /// Takes the store's agent lock without waiting; `None` when another agent holds it.
 fn take_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
@@ -492,11 +498,20 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let dir = paths::dir(&settings.store);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    let Some(lock) =
-        take_lock(&paths::lock(&settings.store)).map_err(|e| format!("agent lock: {e}"))?
-    else {
-        info!("another agent serves {}", settings.store.display());
-        return Ok(());
+    let lock = loop {
+        if settings.service {
+            // Claimed before the lock: an agent a plugin started sees it and leaves.
+            service::mark(&settings.store).map_err(|e| format!("service marker: {e}"))?;
+        }
+        match take_lock(&paths::lock(&settings.store)).map_err(|e| format!("agent lock: {e}"))? {
+            Some(lock) => break lock,
+            // The service waits for the store; it does not exit into a restart loop.
+            None if settings.service => tokio::time::sleep(Duration::from_millis(200)).await,
+            None => {
+                info!("another agent serves {}", settings.store.display());
+                return Ok(());
+            }
+        }
     };
     let socket = paths::socket(&settings.store);
     let _ = std::fs::remove_file(&socket); // a crashed (or drained) agent's; we hold the lock
@@ -527,8 +542,34 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 .idle
                 .min(Duration::from_secs(1))
                 .max(Duration::from_millis(100));
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             loop {
-                tokio::time::sleep(tick).await;
+                let stopped = match terminate.as_mut() {
+                    Some(t) => tokio::select! {
+                        _ = t.recv() => true,
+                        _ = tokio::time::sleep(tick) => false,
+                    },
+                    None => {
+                        tokio::time::sleep(tick).await;
+                        false
+                    }
+                };
+                if stopped {
+                    // Stopped (`systemctl stop`, a kill): plugins may start agents again.
+                    info!("terminated: exiting");
+                    if settings.service {
+                        service::unmark(&settings.store);
+                    }
+                    shared.remove_socket();
+                    shared.close_spare_keys().await;
+                    return;
+                }
+                if settings.service {
+                    let _ = service::mark(&settings.store);
+                } else if !shared.draining() && service::claimed(&settings.store) {
+                    shared.drain("the store's service agent takes it over");
+                }
                 shared.evict();
                 if !shared.draining() && !identity::current() {
                     shared.drain("its executable was replaced");

@@ -201,19 +201,18 @@ fn cidr(p: &str) -> Option<Cidr> {
 }
 
 /// `url` without the password it may carry (`http://user:secret@host` → `http://user:…@host`),
-/// with or without a scheme; the user info ends at the authority's last `@`, as Go's URL
-/// parser takes it, so a password holding `@` is hidden whole.
+/// with or without a scheme. Everything up to the last `@` counts as user info — a password
+/// holding `@` or `/` (not percent-encoded, as people write them) is hidden whole; a proxy URL
+/// has no path for an `@` to be in.
 pub fn redact_userinfo(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (format!("{s}://"), r),
         None => (String::new(), url),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}{user}:…@{host}{tail}")
+            let user = userinfo.split([':', '/']).next().unwrap_or_default();
+            format!("{scheme}{user}:…@{host}")
         }
         None => url.to_string(),
     }
@@ -324,9 +323,14 @@ mod tests {
             "without a scheme"
         );
         assert_eq!(
-            redact_userinfo("http://bob:hun@ter2@proxy:3128/x@y"),
-            "http://bob:…@proxy:3128/x@y",
+            redact_userinfo("http://bob:hun@ter2@proxy:3128"),
+            "http://bob:…@proxy:3128",
             "a password with @ is hidden whole"
+        );
+        assert_eq!(
+            redact_userinfo("http://bob:s3/cr@et@proxy:3128"),
+            "http://bob:…@proxy:3128",
+            "and one with /"
         );
     }
 }

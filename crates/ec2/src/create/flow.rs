@@ -360,8 +360,11 @@ async fn create_steps(
     };
     let id = placed.instance_id.clone();
     create_record::note(config, Kind::Instance, Some(&id));
-    // The next create's key pair is imported while this instance boots.
-    ctx.refill_spare_key(&manager);
+    // The next create's key pair is imported while this instance boots (when this one needed
+    // a key pair of its own: not with the user's key).
+    if !config.existing_key && user_key.is_none() {
+        ctx.refill_spare_key(&manager);
+    }
     config.instance_id = id.clone();
     config.market = placed.market.as_str().to_string();
     config.instance_type = placed.pool.instance_type.clone();

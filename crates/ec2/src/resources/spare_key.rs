@@ -22,6 +22,8 @@ use crate::tags;
 /// The machine id a spare carries until a machine takes it (then its name is in that
 /// machine's config).
 pub const ID_PREFIX: &str = "spare-";
+/// The start of a spare key pair's name (`ec2spot-spare-<16 hex digits>`).
+pub const NAME_PREFIX: &str = "ec2spot-spare-";
 /// When the spare was imported (unix seconds): what `gc` judges its age by.
 pub const SINCE: &str = "ec2spot:spare-since";
 /// A spare older than this is deleted rather than handed out.
@@ -159,7 +161,7 @@ async fn import(ec2: &aws_sdk_ec2::Client, manager: &str) -> Result<Spare> {
     let key = key_pair::generate()?;
     let tag_list = spare_tags(manager, now_unix());
     let suffix = &tag_list[1].1[ID_PREFIX.len()..];
-    let name = format!("ec2spot-spare-{suffix}");
+    let name = format!("{NAME_PREFIX}{suffix}");
     key_pair::import(ec2, &name, &key.public_line, &tag_list).await?;
     Ok(Spare {
         name,
