@@ -15,7 +15,28 @@ use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::plugin_client::{PluginProcess, create_skeleton, docker_machine_values};
 use ec2spot_testkit::process::{alive, kill_hard};
 
-const OPTS: &[(&str, bool)] = &[("amazonec2-request-spot-instance", true)];
+/// The create the cells crash: spot in one pool (`RunInstances`), or spot over two instance
+/// types (a launch template and an EC2 Fleet request).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Shape {
+    Spot,
+    Fleet,
+}
+
+impl Shape {
+    fn opts(self) -> Vec<(&'static str, FlagValue)> {
+        let mut o = vec![("amazonec2-request-spot-instance", FlagValue::Bool(true))];
+        if self == Shape::Fleet {
+            o.push((
+                "amazonec2-instance-type",
+                FlagValue::String("t3.micro,t3.small".into()),
+            ));
+            // moto gives an EC2 Fleet's instances no public address.
+            o.push(("amazonec2-use-private-address", FlagValue::Bool(true)));
+        }
+        o
+    }
+}
 
 /// [`prepare`], and with the agent on whether the store's agent ran its pre-create check and
 /// made its EC2 calls; the agent's status after it (`None` with the agent off).
@@ -24,11 +45,12 @@ async fn prepare_served(
     agent: bool,
     env: Vec<(String, String)>,
     name: &str,
+    shape: Shape,
 ) -> (PluginProcess, Vec<u8>, Option<StatusReply>) {
     let file = plugin_file();
     let before = agent_running(b.store()).await;
     let seen = b.proxy.requests().len();
-    let (p, saved) = prepare(b, env, name).await;
+    let (p, saved) = prepare(b, env, name, shape).await;
     if !agent {
         return (p, saved, None);
     }
@@ -46,16 +68,18 @@ async fn prepare_served(
 }
 
 /// docker-machine's create up to its save before `Create`.
-async fn prepare(b: &Bastion, env: Vec<(String, String)>, name: &str) -> (PluginProcess, Vec<u8>) {
+async fn prepare(
+    b: &Bastion,
+    env: Vec<(String, String)>,
+    name: &str,
+    shape: Shape,
+) -> (PluginProcess, Vec<u8>) {
     let p = b.plugin_env(env).await;
     p.set_config_raw(&create_skeleton(name, b.store().to_str().unwrap()))
         .await
         .unwrap();
     let flags = p.create_flags().await.unwrap();
-    let opts: Vec<(&str, FlagValue)> = OPTS
-        .iter()
-        .map(|(k, v)| (*k, FlagValue::Bool(*v)))
-        .collect();
+    let opts = shape.opts();
     p.set_config_from_flags(&docker_machine_values(&flags, &opts))
         .await
         .unwrap();
@@ -93,13 +117,15 @@ fn instances_launched(b: &Bastion) -> usize {
         .requests()
         .iter()
         // (A launch the strict test EC2 refused as "not yet" launched nothing.)
-        .filter(|r| r.action == "RunInstances" && !r.faulted && !r.refused)
+        .filter(|r| {
+            (r.action == "RunInstances" || r.action == "CreateFleet") && !r.faulted && !r.refused
+        })
         .count()
 }
 
 /// How many EC2 calls an undisturbed create makes.
-async fn calls_of_a_create(b: &Bastion) -> usize {
-    let (p, saved) = prepare(b, b.env_direct(), "count").await;
+async fn calls_of_a_create(b: &Bastion, shape: Shape) -> usize {
+    let (p, saved) = prepare(b, b.env_direct(), "count", shape).await;
     b.proxy.reset_log();
     p.call("Create").await.unwrap();
     let n = b.proxy.requests().len();
@@ -121,13 +147,13 @@ fn mode(agent: bool) -> &'static str {
     if agent { "agent on" } else { "agent off" }
 }
 
-async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
+async fn plugin_killed_after_each_ec2_call_of_create(agent: bool, shape: Shape) {
     let b = Bastion::start().await;
-    let calls = calls_of_a_create(&b).await;
+    let calls = calls_of_a_create(&b, shape).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
         let (p, saved, served) =
-            prepare_served(&b, agent, env(&b, agent, 2), &format!("c{k}")).await;
+            prepare_served(&b, agent, env(&b, agent, 2), &format!("c{k}"), shape).await;
         let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
@@ -163,7 +189,7 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
         rows.push(format!("{k:>2} {action}: nothing left"));
     }
     println!(
-        "plugin SIGKILLed during each of the {calls} calls of a create, {}:\n{}",
+        "plugin SIGKILLed during each of the {calls} calls of a {shape:?} create, {}:\n{}",
         mode(agent),
         rows.join("\n")
     );
@@ -171,19 +197,26 @@ async fn plugin_killed_after_each_ec2_call_of_create(agent: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_killed_after_each_ec2_call_of_create_agent_on() {
-    plugin_killed_after_each_ec2_call_of_create(true).await;
+    plugin_killed_after_each_ec2_call_of_create(true, Shape::Spot).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_killed_after_each_ec2_call_of_create_agent_off() {
-    plugin_killed_after_each_ec2_call_of_create(false).await;
+    plugin_killed_after_each_ec2_call_of_create(false, Shape::Spot).await;
+}
+
+/// The EC2 Fleet create (launch template, `CreateFleet`) killed at each call without the agent:
+/// `rm` leaves nothing, the template included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_killed_after_each_ec2_call_of_a_fleet_create_agent_off() {
+    plugin_killed_after_each_ec2_call_of_create(false, Shape::Fleet).await;
 }
 
 async fn docker_machine_killed_mid_create(agent: bool) {
     let b = Bastion::start().await;
     for k in [1, 4, 6] {
         let (p, saved, served) =
-            prepare_served(&b, agent, env(&b, agent, 15), &format!("h{k}")).await;
+            prepare_served(&b, agent, env(&b, agent, 15), &format!("h{k}"), Shape::Spot).await;
         let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
@@ -281,11 +314,23 @@ async fn completed_by_a_new_agent(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_after_each_ec2_call_of_create() {
+    agent_killed_after_each_ec2_call(Shape::Spot).await;
+}
+
+/// The EC2 Fleet create resumed by a new agent after the old one died at each call: the
+/// resumed create finds the template and the fleet's instance of the dead attempt (the same
+/// idempotency token), never launches twice, and `rm` leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_killed_after_each_ec2_call_of_a_fleet_create() {
+    agent_killed_after_each_ec2_call(Shape::Fleet).await;
+}
+
+async fn agent_killed_after_each_ec2_call(shape: Shape) {
     let b = Bastion::start().await;
-    let calls = calls_of_a_create(&b).await;
+    let calls = calls_of_a_create(&b, shape).await;
     let mut rows = Vec::new();
     for k in 1..=calls {
-        let (p, saved, served) = prepare_served(&b, true, b.env(), &format!("a{k}")).await;
+        let (p, saved, served) = prepare_served(&b, true, b.env(), &format!("a{k}"), shape).await;
         let file = plugin_file();
         b.proxy.reset_log();
         b.proxy.hold_nth(k);
@@ -341,7 +386,88 @@ async fn agent_killed_after_each_ec2_call_of_create() {
         ));
     }
     println!(
-        "agent SIGKILLed during each of the {calls} calls of a create:\n{}",
+        "agent SIGKILLed during each of the {calls} calls of a {shape:?} create:\n{}",
+        rows.join("\n")
+    );
+}
+
+/// An earlier attempt of a create (in an agent that died, its record lost with the store's
+/// disk) launched with the same idempotency token and other parameters: EC2 answers the launch
+/// `IdempotentParameterMismatch` ("Ensuring idempotency in Amazon EC2 API requests"). The create
+/// adopts that attempt's instance, found by the machine's tag, and launches nothing; `rm`
+/// leaves nothing. One pool and EC2 Fleet, agent on and off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_parameter_mismatch_adopts_the_earlier_launch() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let b = Bastion::start().await;
+    let ec2 = b.ec2().await;
+    let mut rows = Vec::new();
+    for (n, (shape, agent)) in [
+        (Shape::Spot, true),
+        (Shape::Spot, false),
+        (Shape::Fleet, true),
+        (Shape::Fleet, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("ipm{n}");
+        let (p, saved) = prepare(&b, env(&b, agent, 10), &name, shape).await;
+        // (The driver's raw config, as docker-machine saved it before Create.)
+        let driver: serde_json::Value = serde_json::from_slice(&saved).unwrap();
+        let machine_id = driver["MachineId"].as_str().unwrap().to_string();
+        // What the earlier attempt launched, tagged as this machine's.
+        let tags = [
+            ("Name", name.as_str()),
+            (ec2spot_ec2::tags::MACHINE_NAME, name.as_str()),
+            (ec2spot_ec2::tags::MACHINE_ID, machine_id.as_str()),
+        ];
+        let earlier = ec2
+            .run_instances()
+            .image_id("ami-0e86e20dae9224db8")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(
+                        tags.iter()
+                            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let earlier = earlier.instances()[0].instance_id().unwrap().to_string();
+        let launch = match shape {
+            Shape::Spot => "RunInstances",
+            Shape::Fleet => "CreateFleet",
+        };
+        b.proxy.reset_log();
+        b.proxy.fail(launch, 400, "IdempotentParameterMismatch", 1);
+        let r = p
+            .call("Create")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        b.proxy.clear();
+        let cfg = p.config_raw().await.unwrap();
+        p.close().await;
+        let cell = format!("{shape:?}, {}", mode(agent));
+        assert!(r.is_ok(), "{cell}: {r:?}");
+        let adopted: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+        assert_eq!(adopted["InstanceId"], earlier.as_str(), "{cell}: adopted");
+        assert_eq!(instances_launched(&b), 0, "{cell}: launched nothing more");
+        rm(&b, env(&b, agent, 10), &cfg).await.unwrap();
+        let left = b.leftovers().await;
+        assert!(left.is_empty(), "{cell}: left {left:?}");
+        rows.push(format!("{cell}: adopted {earlier}, nothing left after rm"));
+    }
+    println!(
+        "IdempotentParameterMismatch at the launch:\n{}",
         rows.join("\n")
     );
 }
