@@ -263,8 +263,10 @@ pub fn is_spare(k: &aws_sdk_ec2::types::KeyPairInfo) -> bool {
 /// Whether `r` imports or deletes an agent's spare key pair (see [`is_spare`]): the agent's
 /// own housekeeping, on its own schedule, not a command's work.
 pub fn spare_key_request(r: &crate::ec2_proxy::Request) -> bool {
-    r.param("KeyName")
-        .is_some_and(|n| n.starts_with(ec2spot_ec2::resources::spare_key::NAME_PREFIX))
+    // (A launch names the spare a create took: that is the create's own work.)
+    matches!(r.action.as_str(), "ImportKeyPair" | "DeleteKeyPair")
+        && r.param("KeyName")
+            .is_some_and(|n| n.starts_with(ec2spot_ec2::resources::spare_key::NAME_PREFIX))
 }
 
 /// The names of the agents' spare key pairs (see [`is_spare`]).
