@@ -48,6 +48,8 @@ struct Plan {
     minutes: f64,
     /// New credentials (another access key id) every this many simulated seconds.
     rotate_every: Option<f64>,
+    /// The agent's log at its default level, capped at this many bytes (`--log-max`).
+    log_cap: Option<u64>,
 }
 
 /// One look at the agent during a soak.
@@ -58,6 +60,16 @@ struct Sample {
     http_clients: u64,
     cached_states: u64,
     machine_locks: u64,
+    /// Bytes in `agent.log` and `agent.log.1`.
+    log_bytes: (u64, u64),
+}
+
+/// The sizes of the agent's log and its one rotated predecessor in `store`.
+fn log_bytes(store: &Path) -> (u64, u64) {
+    let log = ec2spot_agent::paths::log(store);
+    let old = std::path::PathBuf::from(format!("{}.1", log.display()));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    (size(&log), size(&old))
 }
 
 #[derive(Default)]
@@ -260,6 +272,11 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
     if !agent {
         env.push(("EC2SPOT_AGENT".into(), "off".into()));
     }
+    if let Some(cap) = plan.log_cap {
+        env.retain(|(k, _)| k != "EC2SPOT_LOG");
+        env.push(("EC2SPOT_LOG".into(), "ec2spot=info,warn".into()));
+        env.push(("EC2SPOT_AGENT_LOG_MAX".into(), cap.to_string()));
+    }
     let ec2 = moto.ec2().await;
     let configs = fleet(&ec2, n, &store_s).await;
     // Warm moto's region backend and, in agent mode, start the agent before the clock runs.
@@ -297,6 +314,7 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
                         http_clients: st.http_clients,
                         cached_states: st.cached_states,
                         machine_locks: st.machine_locks,
+                        log_bytes: log_bytes(&store),
                     });
                 }
                 minute += 10.0;
@@ -495,6 +513,7 @@ async fn main() {
                 Plan {
                     minutes: SIM_MINUTES,
                     rotate_every: None,
+                    log_cap: None,
                 },
             )
             .await;
@@ -534,6 +553,8 @@ async fn soak(n: usize) {
     let plan = Plan {
         minutes: 60.0,
         rotate_every: Some(300.0),
+        // Small enough to rotate several times in the hour (an info line per operation).
+        log_cap: Some(64 * 1024),
     };
     println!(
         "soak: N = {n}, the runner pattern for {} simulated minutes ({:.1}× compressed), new credentials every {} simulated minutes, agent on\n",
@@ -543,14 +564,41 @@ async fn soak(n: usize) {
     );
     let r = run(n, true, plan).await;
     println!(
-        "{:>8} {:>10} {:>8} {:>13} {:>14} {:>14}",
-        "sim min", "RSS KiB", "clients", "HTTP clients", "cached states", "machine locks"
+        "{:>8} {:>10} {:>8} {:>13} {:>14} {:>14} {:>10} {:>12}",
+        "sim min",
+        "RSS KiB",
+        "clients",
+        "HTTP clients",
+        "cached states",
+        "machine locks",
+        "agent.log",
+        "agent.log.1"
     );
     for s in &r.samples {
         println!(
-            "{:>8.0} {:>10} {:>8} {:>13} {:>14} {:>14}",
-            s.sim_minutes, s.rss_kib, s.clients, s.http_clients, s.cached_states, s.machine_locks
+            "{:>8.0} {:>10} {:>8} {:>13} {:>14} {:>14} {:>10} {:>12}",
+            s.sim_minutes,
+            s.rss_kib,
+            s.clients,
+            s.http_clients,
+            s.cached_states,
+            s.machine_locks,
+            s.log_bytes.0,
+            s.log_bytes.1
         );
+    }
+    let cap = plan.log_cap.unwrap_or(u64::MAX);
+    let largest = r
+        .samples
+        .iter()
+        .map(|s| s.log_bytes.0.max(s.log_bytes.1))
+        .max()
+        .unwrap_or(0);
+    let rotated = r.samples.iter().any(|s| s.log_bytes.1 > 0);
+    println!("\nagent log: largest file {largest} B against a cap of {cap} B; rotated: {rotated}");
+    if largest > cap {
+        eprintln!("the agent's log grew past its cap");
+        std::process::exit(1);
     }
     // Growth is judged from the first look after a full job cycle (every machine asked about
     // once) to the end: before that the agent is still filling its cache.

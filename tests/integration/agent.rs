@@ -758,3 +758,67 @@ async fn a_listener_of_another_user_is_sent_nothing() {
     let got = std::fs::read_to_string(report.path()).unwrap();
     assert_eq!(got, "0", "bytes the foreign listener received");
 }
+
+/// `0` is zero, never forever: with `--max-stale 0` (here `EC2SPOT_AGENT_MAX_STALE=0`) a state
+/// read EC2 throttles answers no stale state (the error reaches docker-machine, as without the
+/// agent); with `--state-ttl 0` every question reads EC2; and with `--idle 0` the agent leaves
+/// as soon as no work is under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_durations_mean_zero() {
+    let b = Bastion::start().await;
+    let mut env = b.env();
+    env.retain(|(k, _)| k != "EC2SPOT_AGENT_IDLE");
+    env.push(("EC2SPOT_AGENT_MAX_STALE".into(), "0".into()));
+    env.push(("EC2SPOT_AGENT_STATE_TTL".into(), "0".into()));
+    env.push(("EC2SPOT_AGENT_IDLE".into(), "30s".into()));
+    let cfg = create(
+        &b,
+        env.clone(),
+        "z1",
+        &[("amazonec2-retries", FlagValue::Int(-1))],
+    )
+    .await
+    .unwrap();
+    // --state-ttl 0: two questions in a row, two reads.
+    b.proxy.reset_log();
+    for _ in 0..2 {
+        assert_eq!(
+            run(&b, env.clone(), &cfg, "GetState").await.unwrap(),
+            "Running"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        b.proxy.count("DescribeInstances") >= 2,
+        "nothing cached: {:?}",
+        b.proxy.actions()
+    );
+    // --max-stale 0: throttled, no last known state stands in.
+    b.proxy
+        .fail("DescribeInstances", 503, "RequestLimitExceeded", 100);
+    let throttled = run(&b, env.clone(), &cfg, "GetState").await;
+    assert!(throttled.is_err(), "no stale answer: {throttled:?}");
+    b.proxy.clear();
+    run(&b, env, &cfg, "Remove").await.unwrap();
+    assert_eq!(b.leftovers().await, Vec::<String>::new());
+
+    // --idle 0: the agent leaves once no work is under way.
+    let store = tempfile::tempdir().unwrap();
+    let mut agent = std::process::Command::new(PLUGIN)
+        .args(["agent", "--idle", "0", "--store"])
+        .arg(store.path())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = agent.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "an agent with --idle 0 and no work stays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success());
+}

@@ -15,6 +15,7 @@
 //! mix); it is cleared when the machine is removed. A store-less config keeps none.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -134,6 +135,9 @@ pub fn note(config: &Config, kind: Kind, id: Option<&str>) {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
+                // Never through a symbolic link someone put in the store.
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&p)?
                 .write_all(line.as_bytes())
         });

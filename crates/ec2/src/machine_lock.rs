@@ -7,7 +7,7 @@
 //! releases it, and a removed machine's file is deleted by the removal (so nothing accumulates).
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -95,6 +95,9 @@ pub async fn lock(config: &Config) -> Option<MachineLock> {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            // Never through a symbolic link someone put in the store.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| tracing::debug!("machine lock {}: {e}", path.display()))
             .ok()?;
