@@ -214,14 +214,9 @@ async fn create_steps(
             return Ok(true);
         }
         progress.say("Importing the SSH key as key pair");
-        create_record::note(config, Kind::KeyPair, None);
-        let imported = key_pair::import(ec2, &key_name, &public_line, &tag_list).await;
-        create_record::settle(
-            config,
-            Kind::KeyPair,
-            imported.as_ref().map(|()| key_name.as_str()),
-        );
-        imported.map(|()| true)
+        import_recorded(ec2, config, &key_name, &public_line, &tag_list)
+            .await
+            .map(|()| true)
     };
     let groups_then_template = async {
         let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, true).await?;
@@ -312,14 +307,7 @@ async fn create_steps(
                 // The spare key pair is gone (e.g. `gc` of another bastion's store): the
                 // machine imports its own, as without the agent.
                 key_name = config.machine_name.clone();
-                create_record::note(config, Kind::KeyPair, None);
-                let imported = key_pair::import(ec2, &key_name, &public_line, &tag_list).await;
-                create_record::settle(
-                    config,
-                    Kind::KeyPair,
-                    imported.as_ref().map(|()| key_name.as_str()),
-                );
-                imported?;
+                import_recorded(ec2, config, &key_name, &public_line, &tag_list).await?;
                 config.key_name = key_name.clone();
                 launch.key_name = key_name.clone();
             }
@@ -383,6 +371,20 @@ async fn create_steps(
         market::drop_template(ec2, template, progress)
     );
     waited
+}
+
+/// Imports the machine's key pair `name`, recorded (the call, then its outcome) for `rm`.
+async fn import_recorded(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    name: &str,
+    public_line: &str,
+    tag_list: &[(String, String)],
+) -> Result<()> {
+    create_record::note(config, Kind::KeyPair, None);
+    let imported = key_pair::import(ec2, name, public_line, tag_list).await;
+    create_record::settle(config, Kind::KeyPair, imported.as_ref().map(|()| name));
+    imported
 }
 
 /// The codes of a launch refused for something the pre-create check (or an earlier create)
