@@ -11,10 +11,13 @@ use aws_sdk_ec2::types::{
     TargetCapacitySpecificationRequest,
 };
 
+use aws_sdk_ec2::operation::create_fleet::CreateFleetOutput;
+use aws_sdk_ec2::operation::create_fleet::builders::CreateFleetFluentBuilder;
+
 use crate::aws::capacity::{PoolFailure, is_capacity};
 use crate::aws::error::{Error, Result, aws};
 use crate::options::config::{Config, Pool};
-use crate::resources::run_instances::{Launch, Market};
+use crate::resources::launch::{Launch, Market};
 use crate::tags::tag_spec;
 
 /// A fleet launch that produced an instance.
@@ -69,6 +72,7 @@ fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// `CreateFleet` (instant, one instance) over `pools`, and what it answered.
 async fn create_fleet(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
@@ -76,23 +80,45 @@ async fn create_fleet(
     pools: &[Pool],
     template_id: &str,
 ) -> Result<std::result::Result<Launched, Vec<PoolFailure>>> {
+    let step = format!(
+        "launching {} over {} pools (CreateFleet)",
+        launch.market.as_str(),
+        pools.len()
+    );
+    let out = request(ec2, config, launch, pools, template_id)
+        .send()
+        .await
+        .map_err(|e| aws(&step, e))?;
+    let fleet_id = out.fleet_id().unwrap_or_default().to_string();
+    if let Some(launched) = launched(&out, pools, &fleet_id) {
+        return Ok(Ok(launched));
+    }
+    let failures = failures(&out, pools);
+    if !failures.is_empty() && failures.iter().all(|f| is_capacity(&f.code)) {
+        return Ok(Err(failures));
+    }
+    if failures.is_empty() {
+        return Err(Error::Other(format!(
+            "CreateFleet {fleet_id} launched nothing and reported no error"
+        )));
+    }
+    Err(Error::Aws {
+        step,
+        code: failures[0].code.clone(),
+        message: crate::aws::capacity::describe(&failures),
+    })
+}
+
+/// The `CreateFleet` request: target capacity 1 on the launch's market, one override per
+/// pool, the template's latest version, the fleet tagged at creation.
+fn request(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch: &Launch,
+    pools: &[Pool],
+    template_id: &str,
+) -> CreateFleetFluentBuilder {
     let spot = launch.market == Market::Spot;
-    let priorities = priorities(config, pools);
-    let overrides: Vec<FleetLaunchTemplateOverridesRequest> = pools
-        .iter()
-        .zip(&priorities)
-        .map(|(p, priority)| {
-            let o = FleetLaunchTemplateOverridesRequest::builder()
-                .instance_type(p.instance_type.as_str().into())
-                .subnet_id(&p.subnet_id)
-                .set_priority(*priority);
-            if spot && !config.spot_price.is_empty() {
-                o.max_price(&config.spot_price).build()
-            } else {
-                o.build()
-            }
-        })
-        .collect();
     let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
     let capacity = if spot {
         capacity
@@ -103,7 +129,7 @@ async fn create_fleet(
             .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
             .on_demand_target_capacity(1)
     };
-    let mut req = ec2
+    let req = ec2
         .create_fleet()
         .r#type(FleetType::Instant)
         .client_token(&launch.client_token)
@@ -116,21 +142,21 @@ async fn create_fleet(
                         .version("$Latest")
                         .build(),
                 )
-                .set_overrides(Some(overrides))
+                .set_overrides(Some(overrides(config, pools, spot)))
                 .build(),
         )
         .tag_specifications(tag_spec(ResourceType::Fleet, &launch.tags));
     if spot {
-        req = req.spot_options(
+        req.spot_options(
             SpotOptionsRequest::builder()
                 .allocation_strategy(SpotAllocationStrategy::from(
                     config.spot_allocation_strategy.as_str(),
                 ))
                 .instance_interruption_behavior(SpotInstanceInterruptionBehavior::Terminate)
                 .build(),
-        );
+        )
     } else {
-        req = req.on_demand_options(
+        req.on_demand_options(
             OnDemandOptionsRequest::builder()
                 .allocation_strategy(if prioritized(config) {
                     FleetOnDemandAllocationStrategy::Prioritized
@@ -138,48 +164,57 @@ async fn create_fleet(
                     FleetOnDemandAllocationStrategy::LowestPrice
                 })
                 .build(),
-        );
-    }
-    let out = req.send().await.map_err(|e| {
-        aws(
-            &format!(
-                "launching {} over {} pools (CreateFleet)",
-                launch.market.as_str(),
-                pools.len()
-            ),
-            e,
         )
-    })?;
-    let fleet_id = out.fleet_id().unwrap_or_default().to_string();
-    for inst in out.instances() {
-        if let Some(id) = inst.instance_ids().first() {
-            let o = inst
-                .launch_template_and_overrides()
-                .and_then(|l| l.overrides());
-            let subnet = o.and_then(|o| o.subnet_id()).unwrap_or_default();
-            let itype = inst
-                .instance_type()
-                .map(|t| t.as_str())
-                .or(o.and_then(|o| o.instance_type()).map(|t| t.as_str()))
-                .unwrap_or_default();
-            let pool = pools
-                .iter()
-                .find(|p| p.subnet_id == subnet && p.instance_type == itype)
-                .cloned()
-                .unwrap_or_else(|| Pool {
-                    instance_type: itype.to_string(),
-                    subnet_id: subnet.to_string(),
-                    availability_zone: String::new(),
-                });
-            return Ok(Ok(Launched {
-                instance_id: id.clone(),
-                pool,
-                fleet_id,
-            }));
-        }
     }
-    let failures: Vec<PoolFailure> = out
-        .errors()
+}
+
+/// One override per pool: its type and subnet, its priority, and the user's spot price.
+fn overrides(
+    config: &Config,
+    pools: &[Pool],
+    spot: bool,
+) -> Vec<FleetLaunchTemplateOverridesRequest> {
+    pools
+        .iter()
+        .zip(priorities(config, pools))
+        .map(|(p, priority)| {
+            let o = FleetLaunchTemplateOverridesRequest::builder()
+                .instance_type(p.instance_type.as_str().into())
+                .subnet_id(&p.subnet_id)
+                .set_priority(priority);
+            if spot && !config.spot_price.is_empty() {
+                o.max_price(&config.spot_price).build()
+            } else {
+                o.build()
+            }
+        })
+        .collect()
+}
+
+/// The instance the fleet launched, and the pool it landed in.
+fn launched(out: &CreateFleetOutput, pools: &[Pool], fleet_id: &str) -> Option<Launched> {
+    out.instances().iter().find_map(|inst| {
+        let id = inst.instance_ids().first()?;
+        let o = inst
+            .launch_template_and_overrides()
+            .and_then(|l| l.overrides());
+        let subnet = o.and_then(|o| o.subnet_id()).unwrap_or_default();
+        let itype = inst
+            .instance_type()
+            .map(|t| t.as_str())
+            .or(o.and_then(|o| o.instance_type()).map(|t| t.as_str()))
+            .unwrap_or_default();
+        Some(Launched {
+            instance_id: id.clone(),
+            pool: pool_of(pools, itype, subnet),
+            fleet_id: fleet_id.to_string(),
+        })
+    })
+}
+
+/// What each pool that launched nothing answered.
+fn failures(out: &CreateFleetOutput, pools: &[Pool]) -> Vec<PoolFailure> {
+    out.errors()
         .iter()
         .map(|e| {
             let o = e
@@ -190,38 +225,24 @@ async fn create_fleet(
                 .and_then(|o| o.instance_type())
                 .map(|t| t.as_str())
                 .unwrap_or_default();
-            let pool = pools
-                .iter()
-                .find(|p| p.subnet_id == subnet && p.instance_type == itype)
-                .cloned()
-                .unwrap_or_else(|| Pool {
-                    instance_type: itype.to_string(),
-                    subnet_id: subnet.to_string(),
-                    availability_zone: String::new(),
-                });
             PoolFailure {
-                pool,
+                pool: pool_of(pools, itype, subnet),
                 code: e.error_code().unwrap_or("Unknown").to_string(),
                 message: e.error_message().unwrap_or("").to_string(),
             }
         })
-        .collect();
-    if !failures.is_empty() && failures.iter().all(|f| is_capacity(&f.code)) {
-        return Ok(Err(failures));
-    }
-    if failures.is_empty() {
-        return Err(Error::Other(format!(
-            "CreateFleet {fleet_id} launched nothing and reported no error"
-        )));
-    }
-    let first = &failures[0];
-    Err(Error::Aws {
-        step: format!(
-            "launching {} over {} pools (CreateFleet)",
-            launch.market.as_str(),
-            pools.len()
-        ),
-        code: first.code.clone(),
-        message: crate::aws::capacity::describe(&failures),
-    })
+        .collect()
+}
+
+/// The pool of `pools` with this type and subnet (its zone known), or a pool of them alone.
+fn pool_of(pools: &[Pool], instance_type: &str, subnet: &str) -> Pool {
+    pools
+        .iter()
+        .find(|p| p.subnet_id == subnet && p.instance_type == instance_type)
+        .cloned()
+        .unwrap_or_else(|| Pool {
+            instance_type: instance_type.to_string(),
+            subnet_id: subnet.to_string(),
+            availability_zone: String::new(),
+        })
 }

@@ -8,8 +8,9 @@ use crate::aws::error::{Error, Result};
 use crate::create::fleet;
 use crate::options::config::{Config, Pool};
 use crate::progress::Progress;
+use crate::resources::launch::{Launch, Market};
 use crate::resources::launch_template;
-use crate::resources::run_instances::{self, Launch, Market};
+use crate::resources::run_instances;
 
 /// Where the machine landed.
 #[derive(Debug, Clone)]

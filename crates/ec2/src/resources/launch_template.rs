@@ -15,42 +15,40 @@ use aws_sdk_ec2::types::{
 use crate::aws::error::{Error, Result, aws};
 use crate::create_record::{self, Kind};
 use crate::options::config::Config;
-use crate::resources::run_instances::Launch;
+use crate::resources::launch::{InstanceSettings, Launch, Profile};
 use crate::tags::{MACHINE_ID, tag_list, tag_spec};
 
 /// The launch template data: everything `RunInstances` would carry except type, subnet and
 /// market, which the fleet sets per pool.
 fn template_data(config: &Config, launch: &Launch) -> RequestLaunchTemplateData {
+    let s = InstanceSettings::new(config, launch);
     let mut ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
-        .volume_size(config.root_size as i32)
-        .volume_type(VolumeType::from(config.volume_type.as_str()))
+        .volume_size(s.volume_size)
+        .volume_type(VolumeType::from(s.volume_type.as_str()))
         .delete_on_termination(true);
-    if config.volume_encrypted {
-        ebs = ebs.encrypted(true);
-        if !config.volume_kms_key.is_empty() {
-            ebs = ebs.kms_key_id(&config.volume_kms_key);
-        }
+    if let Some(kms) = &s.encryption {
+        ebs = ebs.encrypted(true).set_kms_key_id(kms.clone());
     }
     let nic = LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
         .device_index(0)
-        .set_groups((!launch.group_ids.is_empty()).then(|| launch.group_ids.clone()))
-        .associate_public_ip_address(!config.private_ip_only)
+        .set_groups(s.groups.clone())
+        .associate_public_ip_address(s.public_ip)
         .delete_on_termination(true)
         .build();
     let metadata = LaunchTemplateInstanceMetadataOptionsRequest::builder()
         .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
-        .http_tokens(if config.metadata_token == "optional" {
-            LaunchTemplateHttpTokensState::Optional
-        } else {
+        .http_tokens(if s.tokens_required {
             LaunchTemplateHttpTokensState::Required
+        } else {
+            LaunchTemplateHttpTokensState::Optional
         })
-        .http_put_response_hop_limit(config.metadata_token_response_hop_limit as i32)
+        .http_put_response_hop_limit(s.hop_limit)
         .build();
     let mut data = RequestLaunchTemplateData::builder()
-        .image_id(&launch.ami)
+        .image_id(&s.image_id)
         .block_device_mappings(
             LaunchTemplateBlockDeviceMappingRequest::builder()
-                .device_name(&config.device_name)
+                .device_name(&s.device_name)
                 .ebs(ebs.build())
                 .build(),
         )
@@ -58,9 +56,19 @@ fn template_data(config: &Config, launch: &Launch) -> RequestLaunchTemplateData 
         .metadata_options(metadata)
         .monitoring(
             LaunchTemplatesMonitoringRequest::builder()
-                .enabled(config.monitoring)
+                .enabled(s.monitoring)
                 .build(),
-        );
+        )
+        .set_key_name(s.key_name.clone())
+        .set_ebs_optimized(s.ebs_optimized.then_some(true))
+        .set_iam_instance_profile(s.profile.as_ref().map(|p| {
+            let spec = LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
+            match p {
+                Profile::Arn(arn) => spec.arn(arn).build(),
+                Profile::Name(n) => spec.name(n).build(),
+            }
+        }))
+        .set_user_data(s.user_data.clone());
     for resource in [
         ResourceType::Instance,
         ResourceType::Volume,
@@ -69,28 +77,9 @@ fn template_data(config: &Config, launch: &Launch) -> RequestLaunchTemplateData 
         data = data.tag_specifications(
             LaunchTemplateTagSpecificationRequest::builder()
                 .resource_type(resource)
-                .set_tags(Some(tag_list(&launch.tags)))
+                .set_tags(Some(tag_list(&s.tags)))
                 .build(),
         );
-    }
-    if !launch.key_name.is_empty() {
-        data = data.key_name(&launch.key_name);
-    }
-    if config.use_ebs_optimized_instance {
-        data = data.ebs_optimized(true);
-    }
-    if !config.iam_instance_profile.is_empty() {
-        let p = &config.iam_instance_profile;
-        let spec = LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
-        data = data.iam_instance_profile(if p.starts_with("arn:") {
-            spec.arn(p).build()
-        } else {
-            spec.name(p).build()
-        });
-    }
-    if let Some(ud) = &launch.user_data {
-        use base64::Engine;
-        data = data.user_data(base64::engine::general_purpose::STANDARD.encode(ud));
     }
     data.build()
 }

@@ -3,6 +3,8 @@
 //! ([`create`](crate::create)) and the removal ([`remove`](crate::remove)) put them together.
 //!
 //! * [`instance`] — reading instances: by id or tag, their address, spot interruption notices.
+//! * [`launch`] — what one launch needs, and what a launch and a launch template both say
+//!   about the instance, decided once.
 //! * [`run_instances`] — the launch: one `RunInstances` call with everything (market, tags,
 //!   block device, metadata options) and an idempotency token.
 //! * [`launch_template`] — the template a launch over several pools (EC2 Fleet) needs.
@@ -15,6 +17,7 @@
 pub mod image;
 pub mod instance;
 pub mod key_pair;
+pub mod launch;
 pub mod launch_template;
 pub mod run_instances;
 pub mod security_group;
