@@ -2,13 +2,17 @@
 //! direction only (the EC2 lifecycle never on the plugin contract, gob, net/rpc or the agent;
 //! the plugin contract never on anything of AWS; the binary never on the test harness), no
 //! crate's sources name a crate it must not use, no crate has a module import cycle — between
-//! files or between folders — and `rust-version` says what the dependencies really need.
+//! files or between folders — `rust-version` says what the dependencies really need, and no
+//! function of the shipped code is longer than a reader can hold (80 lines).
+
+use std::path::Path;
 
 use ec2spot_testkit::architecture::crates::{
     FORBIDDEN_DEPENDENCIES, FORBIDDEN_NAMES, forbidden_dependencies, forbidden_names,
     highest_dependency_rust_version, metadata, shipped_dependencies, version, workspace_members,
     workspace_rust_versions,
 };
+use ec2spot_testkit::architecture::functions::functions_under;
 use ec2spot_testkit::architecture::modules::{describe, module_graph};
 use ec2spot_testkit::workspace_root;
 
@@ -102,4 +106,101 @@ fn rust_version_is_what_the_dependencies_need() {
              [workspace.package] rust-version in Cargo.toml to {needed}"
         );
     }
+}
+
+/// The most lines a function of the shipped code (the binary and every crate's `src/`, the test
+/// harness included; tests not) may take: one screen, split where its steps have names.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Functions still over the limit, with the length they may not exceed: the list only shrinks.
+const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
+    ("crates/ec2/src/tools/gc.rs", "collect", 223),
+    ("crates/testkit/src/iam/actions.rs", "touched", 170),
+    ("crates/testkit/src/ec2_proxy.rs", "serve", 147),
+    ("crates/ec2/src/tools/doctor.rs", "run", 122),
+    ("crates/testkit/src/iam/context.rs", "checks", 119),
+    ("crates/ec2/src/tools/doctor.rs", "permission_checks", 113),
+    (
+        "crates/testkit/src/strict/consistency.rs",
+        "terminating",
+        108,
+    ),
+    (
+        "crates/testkit/src/strict/consistency.rs",
+        "after_answer",
+        106,
+    ),
+    (
+        "crates/testkit/src/architecture/modules.rs",
+        "strip_comments_and_strings",
+        106,
+    ),
+    ("crates/agent/src/server.rs", "serve", 105),
+    ("src/main.rs", "run_gc", 96),
+    (
+        "crates/testkit/src/architecture/modules.rs",
+        "references",
+        93,
+    ),
+    (
+        "crates/testkit/src/architecture/modules.rs",
+        "module_graph",
+        87,
+    ),
+    ("crates/rpc/src/server.rs", "serve_stream", 87),
+    ("crates/ec2/src/tools/permissions.rs", "statements", 85),
+    ("crates/testkit/src/forward_proxy.rs", "serve", 84),
+    ("crates/testkit/src/iam/context.rs", "existing", 83),
+    ("crates/agent/src/server.rs", "run", 82),
+];
+
+#[test]
+fn no_function_is_over_80_lines() {
+    let root = workspace_root();
+    let mut dirs = vec![root.join("src")];
+    for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        dirs.push(entry.path().join("src"));
+    }
+    dirs.sort();
+    let mut all = Vec::new();
+    for d in &dirs {
+        all.extend(functions_under(d));
+    }
+    // Not vacuous: the EC2 crate's functions are read, `create` among them.
+    assert!(all.len() > 500, "{} functions read", all.len());
+    assert!(all.iter().any(|f| f.name == "create_steps"));
+    let mut problems = Vec::new();
+    for f in all.iter().filter(|f| f.lines > MAX_FUNCTION_LINES) {
+        let file = f
+            .file
+            .strip_prefix(root)
+            .unwrap_or(&f.file)
+            .display()
+            .to_string();
+        let allowed = LONG_FUNCTIONS
+            .iter()
+            .find(|(p, n, _)| *p == file && *n == f.name)
+            .map(|(_, _, max)| *max);
+        println!("{file}:{} fn {}: {} lines", f.line, f.name, f.lines);
+        if allowed.is_none_or(|max| f.lines > max) {
+            problems.push(format!(
+                "{file}:{} fn {} is {} lines (at most {MAX_FUNCTION_LINES}: split it where its steps have names)",
+                f.line, f.name, f.lines
+            ));
+        }
+    }
+    // An entry whose function is now short enough (or gone) leaves the list.
+    for (file, name, _) in LONG_FUNCTIONS {
+        let still = all.iter().any(|f| {
+            f.lines > MAX_FUNCTION_LINES
+                && f.name == *name
+                && f.file.strip_prefix(root).unwrap_or(&f.file) == Path::new(file)
+        });
+        if !still {
+            problems.push(format!(
+                "{file} fn {name} is no longer over {MAX_FUNCTION_LINES} lines: take it off LONG_FUNCTIONS"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

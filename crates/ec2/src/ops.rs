@@ -103,50 +103,10 @@ pub async fn run(
             Ok(Outcome::done())
         }
         Op::Create | Op::ResumeCreate => {
-            if config.pools.is_empty() {
-                pre_create_check(ctx, config, progress).await?;
-            }
-            let resolved = Resolved {
-                vpc_id: config.vpc_id.clone(),
-                pools: config.pools.clone(),
-                ami: config.ami.clone(),
-                architecture: config.architecture.clone(),
-            };
-            // The create's last read (the instance running) stays cached: docker-machine's
-            // GetState right after it is answered without another DescribeInstances.
-            create::create(
-                ctx,
-                config,
-                &resolved,
-                input.tls.as_ref(),
-                progress,
-                op == Op::ResumeCreate,
-            )
-            .await?;
-            Ok(Outcome::done())
+            create(ctx, input, config, progress, op == Op::ResumeCreate).await
         }
-        Op::UpdateLabels => {
-            let id = instance_id(ctx, config).await?;
-            let tagged = labels::apply(ctx, config, &id, &input.labels).await?;
-            debug!(
-                "labels {:?} set on {}",
-                input.labels.keys().collect::<Vec<_>>(),
-                tagged.join(", ")
-            );
-            Ok(Outcome::done())
-        }
-        Op::Remove => {
-            if config.instance_id.is_empty() && config.machine_id.is_empty() {
-                progress.say("Nothing to remove in EC2: the machine has neither an instance id nor a machine id");
-                return Ok(Outcome::done());
-            }
-            let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
-            // Whatever the removal got to, what was known of the instance is out of date.
-            ctx.forget(&config.instance_id);
-            let done = done?;
-            progress.say(&format!("Removed: {}", done.summary()));
-            Ok(Outcome::done())
-        }
+        Op::UpdateLabels => update_labels(ctx, input, config).await,
+        Op::Remove => remove_machine(ctx, config, progress).await,
         Op::State => {
             let (state, age) = live_state(ctx, config).await?;
             Ok(Outcome {
@@ -155,73 +115,10 @@ pub async fn run(
                 age,
             })
         }
-        Op::Url => {
-            let (state, age) = live_state(ctx, config).await?;
-            if state != MachineState::Running {
-                return Err(Error::Other(HOST_NOT_RUNNING.into()));
-            }
-            let text = if config.ip_address.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "tcp://{}:{}",
-                    config.ip_address,
-                    security_group::DOCKER_PORT
-                )
-            };
-            Ok(Outcome { state, text, age })
-        }
-        Op::Ip => {
-            let id = instance_id(ctx, config).await?;
-            let seen = ctx.observe(&id).await?;
-            let i = seen.instance.ok_or_else(|| gone(&id))?;
-            let ip = instance::address(&i, config)
-                .ok_or_else(|| Error::Other(format!("instance {id} has no IP address yet")))?;
-            config.ip_address = ip.clone();
-            Ok(Outcome {
-                state: MachineState::of(&i),
-                text: ip,
-                age: seen.age,
-            })
-        }
-        Op::Start => {
-            let id = instance_id(ctx, config).await?;
-            let started = ctx.client.start_instances().instance_ids(&id).send().await;
-            // Even a failed call may have reached EC2 (a lost answer): read it afresh.
-            ctx.forget(&id);
-            started.map_err(|e| aws("starting the instance (StartInstances)", e))?;
-            // A restarted instance may get a new public address.
-            config.ip_address.clear();
-            let running = wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
-            config.ip_address = instance::address(&running, config).unwrap_or_default();
-            Ok(Outcome {
-                state: MachineState::Running,
-                ..Outcome::done()
-            })
-        }
-        Op::Stop | Op::Kill => {
-            let id = instance_id(ctx, config).await?;
-            let force = op == Op::Kill;
-            let stopped = ctx
-                .client
-                .stop_instances()
-                .instance_ids(&id)
-                .force(force)
-                .send()
-                .await;
-            ctx.forget(&id);
-            stopped.map_err(|e| {
-                aws(
-                    if force {
-                        "stopping the instance forcibly (StopInstances)"
-                    } else {
-                        "stopping the instance (StopInstances)"
-                    },
-                    e,
-                )
-            })?;
-            Ok(Outcome::done())
-        }
+        Op::Url => url(ctx, config).await,
+        Op::Ip => ip(ctx, config).await,
+        Op::Start => start(ctx, config).await,
+        Op::Stop | Op::Kill => stop(ctx, config, op == Op::Kill).await,
         Op::Restart => {
             let id = instance_id(ctx, config).await?;
             let rebooted = ctx.client.reboot_instances().instance_ids(&id).send().await;
@@ -230,6 +127,136 @@ pub async fn run(
             Ok(Outcome::done())
         }
     }
+}
+
+/// `Create` (or a create resumed after the agent that ran it died): the pre-create check's
+/// answers, looked up again when this process has none, then the launch.
+async fn create(
+    ctx: &Context,
+    input: &Input,
+    config: &mut Config,
+    progress: &Progress,
+    resume: bool,
+) -> Result<Outcome> {
+    if config.pools.is_empty() {
+        pre_create_check(ctx, config, progress).await?;
+    }
+    let resolved = Resolved {
+        vpc_id: config.vpc_id.clone(),
+        pools: config.pools.clone(),
+        ami: config.ami.clone(),
+        architecture: config.architecture.clone(),
+    };
+    // The create's last read (the instance running) stays cached: docker-machine's
+    // GetState right after it is answered without another DescribeInstances.
+    create::create(ctx, config, &resolved, input.tls.as_ref(), progress, resume).await?;
+    Ok(Outcome::done())
+}
+
+/// GitLab's fork's `UpdateLabels`: the labels as tags of the instance and its volumes.
+async fn update_labels(ctx: &Context, input: &Input, config: &mut Config) -> Result<Outcome> {
+    let id = instance_id(ctx, config).await?;
+    let tagged = labels::apply(ctx, config, &id, &input.labels).await?;
+    debug!(
+        "labels {:?} set on {}",
+        input.labels.keys().collect::<Vec<_>>(),
+        tagged.join(", ")
+    );
+    Ok(Outcome::done())
+}
+
+/// `Remove`: everything the machine made, then what was known of its instance forgotten.
+async fn remove_machine(
+    ctx: &Context,
+    config: &mut Config,
+    progress: &Progress,
+) -> Result<Outcome> {
+    if config.instance_id.is_empty() && config.machine_id.is_empty() {
+        progress.say(
+            "Nothing to remove in EC2: the machine has neither an instance id nor a machine id",
+        );
+        return Ok(Outcome::done());
+    }
+    let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
+    // Whatever the removal got to, what was known of the instance is out of date.
+    ctx.forget(&config.instance_id);
+    let done = done?;
+    progress.say(&format!("Removed: {}", done.summary()));
+    Ok(Outcome::done())
+}
+
+/// `GetURL`: Docker's address on the machine, only while it runs.
+async fn url(ctx: &Context, config: &mut Config) -> Result<Outcome> {
+    let (state, age) = live_state(ctx, config).await?;
+    if state != MachineState::Running {
+        return Err(Error::Other(HOST_NOT_RUNNING.into()));
+    }
+    let text = if config.ip_address.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "tcp://{}:{}",
+            config.ip_address,
+            security_group::DOCKER_PORT
+        )
+    };
+    Ok(Outcome { state, text, age })
+}
+
+/// `GetIP`: the address docker-machine reaches the instance at, remembered in the config.
+async fn ip(ctx: &Context, config: &mut Config) -> Result<Outcome> {
+    let id = instance_id(ctx, config).await?;
+    let seen = ctx.observe(&id).await?;
+    let i = seen.instance.ok_or_else(|| gone(&id))?;
+    let ip = instance::address(&i, config)
+        .ok_or_else(|| Error::Other(format!("instance {id} has no IP address yet")))?;
+    config.ip_address = ip.clone();
+    Ok(Outcome {
+        state: MachineState::of(&i),
+        text: ip,
+        age: seen.age,
+    })
+}
+
+/// `Start`: the instance started and waited for, with its (possibly new) address.
+async fn start(ctx: &Context, config: &mut Config) -> Result<Outcome> {
+    let id = instance_id(ctx, config).await?;
+    let started = ctx.client.start_instances().instance_ids(&id).send().await;
+    // Even a failed call may have reached EC2 (a lost answer): read it afresh.
+    ctx.forget(&id);
+    started.map_err(|e| aws("starting the instance (StartInstances)", e))?;
+    // A restarted instance may get a new public address.
+    config.ip_address.clear();
+    let running = wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
+    config.ip_address = instance::address(&running, config).unwrap_or_default();
+    Ok(Outcome {
+        state: MachineState::Running,
+        ..Outcome::done()
+    })
+}
+
+/// `Stop`, or `Kill` (`force`): `StopInstances`, and what was known of the instance forgotten.
+async fn stop(ctx: &Context, config: &mut Config, force: bool) -> Result<Outcome> {
+    let id = instance_id(ctx, config).await?;
+    let stopped = ctx
+        .client
+        .stop_instances()
+        .instance_ids(&id)
+        .force(force)
+        .send()
+        .await;
+    ctx.forget(&id);
+    stopped.map_err(|e| {
+        aws(
+            if force {
+                "stopping the instance forcibly (StopInstances)"
+            } else {
+                "stopping the instance (StopInstances)"
+            },
+            e,
+        )
+    })?;
+    Ok(Outcome::done())
 }
 
 /// Resolves the launch (network, image, types, pools) into `config`.
@@ -265,6 +292,7 @@ pub async fn pre_create_check(
     Ok(())
 }
 
+/// The error for an instance EC2 no longer knows.
 fn gone(id: &str) -> Error {
     Error::Other(format!("instance {id} no longer exists in EC2"))
 }

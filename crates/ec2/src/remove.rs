@@ -222,89 +222,9 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     let record = create_record::read(config).unwrap_or_default();
     // A create that finished saved every id; one that died mid-way is found by its tag.
     let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
-    let mut config = config.clone();
-    if config.instance_id.is_empty()
-        && let Some(id) = record.made(Kind::Instance).pop()
-    {
-        config.instance_id = id;
-    }
-    if !config.existing_key
-        && let Some(name) = record.made(Kind::KeyPair).pop()
-    {
-        config.key_name = name;
-        config.key_pair_imported = true;
-    }
-    let config = &config;
-
-    // Instances: the saved id is terminated without reading it first — terminating a
-    // terminated instance succeeds, and what `rm` needs to know of it (its spot request) was
-    // saved when it ran — plus whatever carries the machine's tag. "Not found" for an id EC2
-    // launched moments ago can be eventual consistency rather than absence: then the
-    // machine's tag decides.
-    let mut instances = Vec::new();
-    let mut unsure = false;
-    if !config.instance_id.is_empty() {
-        // EC2 may not know an instance launched moments ago (eventual consistency): for a
-        // machine made lately, "not found" means "not yet" for a while.
-        let patience = if record
-            .age_of(&config.instance_id)
-            .is_some_and(|age| age < LATELY)
-        {
-            FRESH_PATIENCE
-        } else {
-            Duration::ZERO
-        };
-        unsure |= terminate_saved(ctx, &config.instance_id, patience, &mut done, &mut errors).await;
-    }
-    if search_tags {
-        let patience = patience_for(&record, Kind::Instance);
-        match listed_within(patience, || {
-            instance::find_by_machine_id(ec2, &config.machine_id)
-        })
-        .await
-        {
-            Ok(found) => {
-                unsure |= terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
-                merge(&mut instances, found);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if unsure && !config.machine_id.is_empty() {
-        // EC2 said "no such instance": the machine's tag decides. An instance it still lists
-        // is retried a few times (a launch moments ago is not visible everywhere at once).
-        for attempt in 1..=4u32 {
-            match instance::find_by_machine_id(ec2, &config.machine_id).await {
-                Ok(found) => {
-                    let again = terminate_all(ctx, &live_ids(&found), &mut done, &mut errors).await;
-                    let listed: Vec<String> = found
-                        .iter()
-                        .filter_map(|i| i.instance_id().map(str::to_string))
-                        .collect();
-                    merge(&mut instances, found);
-                    if !again {
-                        break;
-                    }
-                    if attempt == 4 {
-                        errors.push(Error::Aws {
-                            step: "terminating the instance (TerminateInstances)".into(),
-                            code: "InvalidInstanceID.NotFound".into(),
-                            message: format!(
-                                "EC2 says the machine's instance does not exist but still lists {}",
-                                listed.join(", ")
-                            ),
-                        });
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                    }
-                }
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            }
-        }
-    }
+    let config = &with_record(config, &record);
+    let instances =
+        terminate_instances(ctx, config, &record, search_tags, &mut done, &mut errors).await;
     cancel_spot_requests(ec2, config, &instances, search_tags, &mut done, &mut errors).await;
     delete_launch_templates(ec2, config, &record, search_tags, &mut done, &mut errors).await;
     delete_key_pairs(ec2, config, &record, search_tags, &mut done, &mut errors).await;
@@ -337,6 +257,113 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
             config.machine_name,
             done.summary()
         )))
+    }
+}
+
+/// `config` with the instance and key pair a create recorded but never saved (it died).
+fn with_record(config: &Config, record: &CreateRecord) -> Config {
+    let mut config = config.clone();
+    if config.instance_id.is_empty()
+        && let Some(id) = record.made(Kind::Instance).pop()
+    {
+        config.instance_id = id;
+    }
+    if !config.existing_key
+        && let Some(name) = record.made(Kind::KeyPair).pop()
+    {
+        config.key_name = name;
+        config.key_pair_imported = true;
+    }
+    config
+}
+
+/// Terminates the machine's instances: the saved id without reading it first — terminating
+/// a terminated instance succeeds, and what `rm` needs to know of it (its spot request) was
+/// saved when it ran — plus whatever carries the machine's tag (`search_tags`). "Not found"
+/// for an id EC2 launched moments ago can be eventual consistency rather than absence: then
+/// the machine's tag decides. Returns the instances EC2 listed.
+async fn terminate_instances(
+    ctx: &Context,
+    config: &Config,
+    record: &CreateRecord,
+    search_tags: bool,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) -> Vec<Instance> {
+    let mut instances = Vec::new();
+    let mut unsure = false;
+    if !config.instance_id.is_empty() {
+        // EC2 may not know an instance launched moments ago (eventual consistency): for a
+        // machine made lately, "not found" means "not yet" for a while.
+        let patience = if record
+            .age_of(&config.instance_id)
+            .is_some_and(|age| age < LATELY)
+        {
+            FRESH_PATIENCE
+        } else {
+            Duration::ZERO
+        };
+        unsure |= terminate_saved(ctx, &config.instance_id, patience, done, errors).await;
+    }
+    if search_tags {
+        let patience = patience_for(record, Kind::Instance);
+        match listed_within(patience, || {
+            instance::find_by_machine_id(&ctx.client, &config.machine_id)
+        })
+        .await
+        {
+            Ok(found) => {
+                unsure |= terminate_all(ctx, &live_ids(&found), done, errors).await;
+                merge(&mut instances, found);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if unsure && !config.machine_id.is_empty() {
+        terminate_tagged(ctx, config, &mut instances, done, errors).await;
+    }
+    instances
+}
+
+/// After EC2 said "no such instance" for the machine's: terminates what carries its tag. An
+/// instance EC2 still lists is retried a few times (a launch moments ago is not visible
+/// everywhere at once).
+async fn terminate_tagged(
+    ctx: &Context,
+    config: &Config,
+    instances: &mut Vec<Instance>,
+    done: &mut Removed,
+    errors: &mut Vec<Error>,
+) {
+    for attempt in 1..=4u32 {
+        let found = match instance::find_by_machine_id(&ctx.client, &config.machine_id).await {
+            Ok(found) => found,
+            Err(e) => {
+                errors.push(e);
+                return;
+            }
+        };
+        let again = terminate_all(ctx, &live_ids(&found), done, errors).await;
+        let listed: Vec<String> = found
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+        merge(instances, found);
+        if !again {
+            return;
+        }
+        if attempt == 4 {
+            errors.push(Error::Aws {
+                step: "terminating the instance (TerminateInstances)".into(),
+                code: "InvalidInstanceID.NotFound".into(),
+                message: format!(
+                    "EC2 says the machine's instance does not exist but still lists {}",
+                    listed.join(", ")
+                ),
+            });
+        } else {
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        }
     }
 }
 

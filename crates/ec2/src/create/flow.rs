@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, Result};
+use crate::create::market::{self, Placed};
 use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
-use crate::create::{market, resolve, user_data};
+use crate::create::{resolve, user_data};
 use crate::create_record::{self, Kind};
-use crate::options::config::Config;
+use crate::options::config::{Config, Pool};
 use crate::options::validate::{parse_port, parse_tags};
 use crate::progress::Progress;
-use crate::resources::run_instances::{Launch, Market};
+use crate::resources::launch::{Launch, Market};
 use crate::resources::security_group::{self, DOCKER_PORT, Groups};
 use crate::resources::{instance, key_pair};
 use crate::state::context::Context;
@@ -136,42 +137,97 @@ async fn create_steps(
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
-    let ec2 = &ctx.client;
-    let manager = manager::manager_id(&config.store_path);
-    let tag_list = tags::machine_tags(
-        &config.machine_name,
-        &config.machine_id,
-        &manager,
-        &parse_tags(&config.tags)?,
+    let mut c = Steps::new(ctx, config, resolved, tls, progress, resume)?;
+    let groups_made = c.prepare(config, resolved, resume).await?;
+    // An earlier attempt of this create (in an agent that died) may have launched already:
+    // adopt that instance instead of launching a second one. (The key pair and groups above
+    // are recorded either way, so `rm` removes them.)
+    if resume {
+        if let Some(id) = earlier_instance(ctx, config).await? {
+            return adopt(ctx, config, &id, progress).await;
+        }
+        c.template = market::template(
+            &ctx.client,
+            config,
+            &c.launch,
+            &resolved.pools,
+            &c.ownership,
+        )
+        .await?;
+    }
+    // What this create just made may be unknown to EC2's launch for a moment.
+    c.launch.not_yet = just_made(
+        config.key_pair_imported && c.key.fresh,
+        groups_made,
+        c.template.is_some(),
     );
+    // Recorded first: an `rm` after this process dies knows a launch may exist.
+    create_record::note(config, Kind::Instance, None);
+    let Some(placed) = c.launch_or_adopt(config, resolved).await? else {
+        return Ok(()); // an earlier attempt's instance, adopted and running
+    };
+    c.launched(config, placed).await
+}
+
+/// The key pair a create launches with, chosen before anything is made.
+struct KeyChoice {
+    /// The key pair's name in EC2.
+    name: String,
+    /// The public key, as imported when the key pair is the machine's own.
+    public_line: String,
+    /// Taken from the agent's spares (imported ahead of this create).
+    spare: bool,
+    /// Imported by an earlier attempt of this create (in an agent that died).
+    recorded: bool,
+    /// From the user's key file (`amazonec2-ssh-keypath`): no spare is used or refilled.
+    users: bool,
+    /// Imported moments ago: the launch may not see it yet.
+    fresh: bool,
+}
+
+/// Chooses the create's key pair and installs its private key in the machine's directory
+/// (`config.ssh_key_path`): the user's key pair, one an earlier attempt of this create
+/// imported, the agent's spare (no import, and no wait until the launch sees a new key pair;
+/// not when the user named a key, nor on a resumed create), or one this create imports.
+fn choose_key(ctx: &Context, config: &mut Config, resume: bool) -> Result<KeyChoice> {
     let dir = PathBuf::from(&config.store_path)
         .join("machines")
         .join(&config.machine_name);
-    // Composed (and checked against EC2's size limit) before anything is made.
-    let user_data = user_data::compose(config, tls)?;
-
     let user_key = (!config.ssh_private_key_path.is_empty())
         .then(|| PathBuf::from(&config.ssh_private_key_path));
-    // A key pair an earlier attempt of this create (in an agent that died) imported or took.
-    let recorded_key = resume
+    let recorded = resume
         .then(|| create_record::read(config))
         .flatten()
         .and_then(|r| r.made(Kind::KeyPair).pop())
         .filter(|_| !config.existing_key);
-    // The agent's spare key pair, imported ahead of this create: no import, and no wait until
-    // the launch sees a new key pair. Not when the user named a key, nor on a resumed create.
-    let spare = (!config.existing_key && user_key.is_none() && recorded_key.is_none())
+    let spare = (!config.existing_key && user_key.is_none() && recorded.is_none())
         .then(|| ctx.take_spare_key())
         .flatten();
     let (key_path, public_line) = match &spare {
         Some(s) => key_pair::install_given(&dir, &s.key)?,
         None => key_pair::install(&dir, user_key.as_deref())?,
     };
-    // A key pair imported moments ago may be unknown to the launch for a moment.
-    let key_fresh = spare
-        .as_ref()
-        .is_none_or(|s| s.imported.elapsed() < FRESH_PATIENCE);
     config.ssh_key_path = key_path.to_string_lossy().into_owned();
+    let name = match (&spare, &recorded) {
+        _ if config.existing_key => config.key_name.clone(),
+        (Some(s), _) => s.name.clone(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => config.machine_name.clone(),
+    };
+    Ok(KeyChoice {
+        name,
+        public_line,
+        fresh: spare
+            .as_ref()
+            .is_none_or(|s| s.imported.elapsed() < FRESH_PATIENCE),
+        spare: spare.is_some(),
+        recorded: recorded.is_some(),
+        users: user_key.is_some(),
+    })
+}
+
+/// Says how docker-machine's TLS material reaches the machine when the bootstrap is asked for.
+fn say_bootstrap(config: &Config, tls: Option<&TlsMaterial>, progress: &Progress) {
     match (config.tls_bootstrap, tls) {
         (true, Some(_)) => progress.say(
             "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
@@ -181,196 +237,276 @@ async fn create_steps(
         ),
         _ => {}
     }
-    let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
-    let mut key_name = match (&spare, &recorded_key) {
-        _ if config.existing_key => config.key_name.clone(),
-        (Some(s), _) => s.name.clone(),
-        (None, Some(name)) => name.clone(),
-        (None, None) => config.machine_name.clone(),
-    };
-    let mut launch = Launch {
-        ami: resolved.ami.clone(),
-        instance_type: String::new(),
-        subnet_id: String::new(),
-        group_ids: Vec::new(),
-        key_name: key_name.clone(),
-        user_data,
-        tags: tag_list.clone(),
-        market: Market::OnDemand,
-        client_token: String::new(),
-        not_yet: Vec::new(),
-    };
-    // The key pair, and the groups then the launch template (several pools), at once: a
-    // template may name a key pair that does not exist yet — EC2 checks its parameters at the
-    // launch, not when it is made
-    // (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-template-restrictions.html).
-    let import = async {
-        if config.existing_key {
-            return Ok(false);
-        }
-        if spare.is_some() || recorded_key.is_some() {
-            progress.say(&format!("Using key pair {key_name}, imported before"));
-            create_record::note(config, Kind::KeyPair, Some(&key_name));
-            return Ok(true);
-        }
-        progress.say("Importing the SSH key as key pair");
-        import_recorded(ec2, config, &key_name, &public_line, &tag_list)
-            .await
-            .map(|()| true)
-    };
-    let groups_then_template = async {
-        let groups = ensure_groups(ctx, config, resolved, &tag_list, progress, true).await?;
-        if resume {
-            return Ok::<_, Error>((groups, Ok(None))); // made below, unless there is an instance
-        }
-        let mut l = launch.clone();
-        l.group_ids = groups.ids.clone();
-        let template = market::template(ec2, config, &l, &resolved.pools, &ownership).await;
-        Ok((groups, template))
-    };
-    let (imported, groups) = tokio::join!(import, groups_then_template);
-    // What was made is recorded before any error returns, so the cleanup removes it.
-    if let Ok(true) = imported {
-        config.key_name = key_name.clone();
-        config.key_pair_imported = true;
-    }
-    let (groups, template) = groups?;
-    record_groups(config, &groups);
-    imported?;
-    let mut template = template?;
-    launch.group_ids = groups.ids;
-    let groups_made = !groups.created.is_empty();
-    // An earlier attempt of this create (in an agent that died) may have launched already:
-    // adopt that instance instead of launching a second one. (The key pair and groups above
-    // are recorded either way, so `rm` removes them.)
-    if resume {
-        // The earlier attempt recorded what it launched, or at least that it called the
-        // launch: its instance is then looked for until EC2 lists it (eventual consistency)
-        // — never launched a second time.
-        let record = create_record::read(config).unwrap_or_default();
-        if let Some(id) = record.made(Kind::Instance).pop() {
-            return adopt(ctx, config, &id, progress).await;
-        }
-        let patience = if record.unanswered(Kind::Instance, Duration::from_secs(600)) {
-            FRESH_PATIENCE
-        } else {
-            Duration::ZERO
-        };
-        if let Some(i) = adoptable(ctx, config, patience).await? {
-            return adopt(ctx, config, &i, progress).await;
-        }
-        template = market::template(ec2, config, &launch, &resolved.pools, &ownership).await?;
-    }
-    // What this create just made may be unknown to EC2's launch for a moment.
-    launch.not_yet = just_made(
-        config.key_pair_imported && key_fresh,
-        groups_made,
-        template.is_some(),
-    );
-    // Recorded first: an `rm` after this process dies knows a launch may exist.
-    create_record::note(config, Kind::Instance, None);
+}
 
-    let placed = match market::launch(
-        ec2,
-        config,
-        &launch,
-        &resolved.pools,
-        template.as_deref(),
-        "",
-        progress,
-    )
-    .await
-    {
-        // The launch's idempotency token was used before with other parameters: an earlier
-        // attempt of this create (in an agent that died) launched already. Adopt what it
-        // launched — never launch a second instance.
-        Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
-            market::drop_template(ec2, template, progress).await;
-            return match adoptable(ctx, config, FRESH_PATIENCE).await? {
-                Some(i) => adopt(ctx, config, &i, progress).await,
-                None => Err(e.context(
-                    "an earlier attempt of this create launched with other parameters, and its instance cannot be found",
-                )),
-            };
-        }
-        // What was looked up before — remembered from an earlier create, or changed since —
-        // no longer exists: a group (the last machine sharing it took it away), the subnet,
-        // the image, the user's key pair. Forget it, look everything up again once, make the
-        // groups if need be, and launch once more (with new tokens: the first call made
-        // nothing). What no longer resolves is then reported naming its option.
-        Err(e) if e.is_code(REFUSED_LOOKUPS) => {
-            progress.say(&format!(
-                "EC2 refused what was looked up before ({}); looking it up again",
-                e.code().unwrap_or_default()
-            ));
-            if spare.is_some() && e.code() == Some("InvalidKeyPair.NotFound") {
-                // The spare key pair is gone (e.g. `gc` of another bastion's store): the
-                // machine imports its own, as without the agent.
-                key_name = config.machine_name.clone();
-                import_recorded(ec2, config, &key_name, &public_line, &tag_list).await?;
-                config.key_name = key_name.clone();
-                launch.key_name = key_name.clone();
+/// An instance an earlier attempt of this resumed create launched: the one it recorded, or
+/// one carrying the machine's tag — looked for until EC2 lists it when that attempt called
+/// the launch lately (eventual consistency), so nothing is launched a second time.
+async fn earlier_instance(ctx: &Context, config: &Config) -> Result<Option<String>> {
+    let record = create_record::read(config).unwrap_or_default();
+    if let Some(id) = record.made(Kind::Instance).pop() {
+        return Ok(Some(id));
+    }
+    let patience = if record.unanswered(Kind::Instance, Duration::from_secs(600)) {
+        FRESH_PATIENCE
+    } else {
+        Duration::ZERO
+    };
+    adoptable(ctx, config, patience).await
+}
+
+/// One create's working state between its steps.
+struct Steps<'a> {
+    ctx: &'a Context,
+    progress: &'a Progress,
+    /// The machine's tags (ownership and the user's) for what the launch makes.
+    tag_list: Vec<(String, String)>,
+    /// The ownership tags alone (the launch template).
+    ownership: Vec<(String, String)>,
+    /// The bastion's manager id.
+    manager: String,
+    key: KeyChoice,
+    launch: Launch,
+    /// The launch template (several pools), deleted once the launch returns.
+    template: Option<String>,
+}
+
+impl<'a> Steps<'a> {
+    /// Everything decided before anything is made: the tags, the user data (composed and
+    /// checked against EC2's size limit first), the key pair, the launch's settings.
+    fn new(
+        ctx: &'a Context,
+        config: &mut Config,
+        resolved: &Resolved,
+        tls: Option<&TlsMaterial>,
+        progress: &'a Progress,
+        resume: bool,
+    ) -> Result<Self> {
+        let manager = manager::manager_id(&config.store_path);
+        let tag_list = tags::machine_tags(
+            &config.machine_name,
+            &config.machine_id,
+            &manager,
+            &parse_tags(&config.tags)?,
+        );
+        let user_data = user_data::compose(config, tls)?;
+        let key = choose_key(ctx, config, resume)?;
+        say_bootstrap(config, tls, progress);
+        let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+        let launch = Launch {
+            ami: resolved.ami.clone(),
+            instance_type: String::new(),
+            subnet_id: String::new(),
+            group_ids: Vec::new(),
+            key_name: key.name.clone(),
+            user_data,
+            tags: tag_list.clone(),
+            market: Market::OnDemand,
+            client_token: String::new(),
+            not_yet: Vec::new(),
+        };
+        Ok(Steps {
+            ctx,
+            progress,
+            tag_list,
+            ownership,
+            manager,
+            key,
+            launch,
+            template: None,
+        })
+    }
+
+    /// The key pair imported, and the groups then the launch template (several pools) made,
+    /// at once: a template may name a key pair that does not exist yet — EC2 checks its
+    /// parameters at the launch, not when it is made
+    /// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-template-restrictions.html).
+    /// What was made is recorded in `config` before any error returns, so the cleanup
+    /// removes it. On a resumed create the template waits (made only when nothing was
+    /// launched before). Returns whether groups were made.
+    async fn prepare(
+        &mut self,
+        config: &mut Config,
+        resolved: &Resolved,
+        resume: bool,
+    ) -> Result<bool> {
+        let (ctx, progress, key) = (self.ctx, self.progress, &self.key);
+        let shared: &Config = config;
+        let import = async {
+            if shared.existing_key {
+                return Ok(false);
             }
-            let given = resolve::as_given(config);
-            ctx.memory.forget(&resolve::option_key(&given));
-            for id in &launch.group_ids {
-                ctx.memory.forget_group(id);
+            if key.spare || key.recorded {
+                progress.say(&format!("Using key pair {}, imported before", key.name));
+                create_record::note(shared, Kind::KeyPair, Some(&key.name));
+                return Ok(true);
             }
-            market::drop_template(ec2, template.take(), progress).await;
-            let (again, _) = resolve::remembered(ctx, &given).await?;
-            resolve::record(config, &again);
-            launch.ami = again.ami.clone();
-            let groups = ensure_groups(ctx, config, &again, &tag_list, progress, false).await?;
-            record_groups(config, &groups);
-            launch.not_yet = just_made(config.key_pair_imported, !groups.created.is_empty(), true);
-            launch.group_ids = groups.ids;
-            template = market::template(ec2, config, &launch, &again.pools, &ownership).await?;
-            market::launch(
-                ec2,
-                config,
-                &launch,
-                &again.pools,
-                template.as_deref(),
-                "-2",
-                progress,
+            progress.say("Importing the SSH key as key pair");
+            import_recorded(
+                &ctx.client,
+                shared,
+                &key.name,
+                &key.public_line,
+                &self.tag_list,
             )
             .await
+            .map(|()| true)
+        };
+        let groups_then_template = async {
+            let groups =
+                ensure_groups(ctx, shared, resolved, &self.tag_list, progress, true).await?;
+            if resume {
+                return Ok::<_, Error>((groups, Ok(None))); // made later, unless launched before
+            }
+            let mut l = self.launch.clone();
+            l.group_ids = groups.ids.clone();
+            let template =
+                market::template(&ctx.client, shared, &l, &resolved.pools, &self.ownership).await;
+            Ok((groups, template))
+        };
+        let (imported, groups) = tokio::join!(import, groups_then_template);
+        if let Ok(true) = imported {
+            config.key_name = self.key.name.clone();
+            config.key_pair_imported = true;
         }
-        other => other,
-    };
-    let placed = match placed {
-        Ok(p) => p,
-        Err(e) => {
-            create_record::settle(config, Kind::Instance, Err(&e));
-            market::drop_template(ec2, template, progress).await;
-            return Err(e);
+        let (groups, template) = groups?;
+        record_groups(config, &groups);
+        imported?;
+        self.template = template?;
+        self.launch.group_ids = groups.ids;
+        Ok(!groups.created.is_empty())
+    }
+
+    /// The launch, and the two refusals it recovers from. `IdempotentParameterMismatch`: the
+    /// token was used before with other parameters — an earlier attempt of this create (in an
+    /// agent that died) launched already, so its instance is adopted (`None`: adopted and
+    /// running), never a second one launched. A refusal for something looked up before that is
+    /// gone: looked up again ([`Steps::look_up_again`]) and launched once more (with new
+    /// tokens: the first call made nothing).
+    async fn launch_or_adopt(
+        &mut self,
+        config: &mut Config,
+        resolved: &Resolved,
+    ) -> Result<Option<Placed>> {
+        let ec2 = &self.ctx.client;
+        let first = market::launch(
+            ec2,
+            config,
+            &self.launch,
+            &resolved.pools,
+            self.template.as_deref(),
+            "",
+            self.progress,
+        )
+        .await;
+        let placed = match first {
+            Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+                market::drop_template(ec2, self.template.take(), self.progress).await;
+                return match adoptable(self.ctx, config, FRESH_PATIENCE).await? {
+                    Some(i) => adopt(self.ctx, config, &i, self.progress)
+                        .await
+                        .map(|()| None),
+                    None => Err(e.context(
+                        "an earlier attempt of this create launched with other parameters, and its instance cannot be found",
+                    )),
+                };
+            }
+            Err(e) if e.is_code(REFUSED_LOOKUPS) => {
+                let pools = self.look_up_again(config, e).await?;
+                market::launch(
+                    ec2,
+                    config,
+                    &self.launch,
+                    &pools,
+                    self.template.as_deref(),
+                    "-2",
+                    self.progress,
+                )
+                .await
+            }
+            other => other,
+        };
+        match placed {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                create_record::settle(config, Kind::Instance, Err(&e));
+                market::drop_template(ec2, self.template.take(), self.progress).await;
+                Err(e)
+            }
         }
-    };
-    let id = placed.instance_id.clone();
-    create_record::note(config, Kind::Instance, Some(&id));
-    // The next create's key pair is imported while this instance boots (when this one needed
-    // a key pair of its own: not with the user's key).
-    if !config.existing_key && user_key.is_none() {
-        ctx.refill_spare_key(&manager);
     }
-    config.instance_id = id.clone();
-    config.market = placed.market.as_str().to_string();
-    config.instance_type = placed.pool.instance_type.clone();
-    config.subnet_id = placed.pool.subnet_id.clone();
-    if !placed.pool.availability_zone.is_empty() {
-        config.zone = placed.pool.availability_zone.clone();
+
+    /// What was looked up before — remembered from an earlier create, or changed since — no
+    /// longer exists (`refused`): a group (the last machine sharing it took it away), the
+    /// subnet, the image, the user's key pair, the agent's spare key pair. Forget it, look
+    /// everything up again once, make the groups and the template if need be; returns the
+    /// pools to launch in. What no longer resolves is reported naming its option.
+    async fn look_up_again(&mut self, config: &mut Config, refused: Error) -> Result<Vec<Pool>> {
+        let (ctx, ec2, progress) = (self.ctx, &self.ctx.client, self.progress);
+        progress.say(&format!(
+            "EC2 refused what was looked up before ({}); looking it up again",
+            refused.code().unwrap_or_default()
+        ));
+        if self.key.spare && refused.code() == Some("InvalidKeyPair.NotFound") {
+            // The spare key pair is gone (e.g. `gc` of another bastion's store): the
+            // machine imports its own, as without the agent.
+            self.key.name = config.machine_name.clone();
+            import_recorded(
+                ec2,
+                config,
+                &self.key.name,
+                &self.key.public_line,
+                &self.tag_list,
+            )
+            .await?;
+            config.key_name = self.key.name.clone();
+            self.launch.key_name = self.key.name.clone();
+        }
+        let given = resolve::as_given(config);
+        ctx.memory.forget(&resolve::option_key(&given));
+        for id in &self.launch.group_ids {
+            ctx.memory.forget_group(id);
+        }
+        market::drop_template(ec2, self.template.take(), progress).await;
+        let (again, _) = resolve::remembered(ctx, &given).await?;
+        resolve::record(config, &again);
+        self.launch.ami = again.ami.clone();
+        let groups = ensure_groups(ctx, config, &again, &self.tag_list, progress, false).await?;
+        record_groups(config, &groups);
+        self.launch.not_yet = just_made(config.key_pair_imported, !groups.created.is_empty(), true);
+        self.launch.group_ids = groups.ids;
+        self.template =
+            market::template(ec2, config, &self.launch, &again.pools, &self.ownership).await?;
+        Ok(again.pools)
     }
-    progress.say(&format!(
-        "Instance {id} launched ({} {}); waiting for it to run",
-        placed.market.as_str(),
-        placed.pool
-    ));
-    // The template served its one launch: it goes while the instance boots.
-    let (waited, ()) = tokio::join!(
-        wait(ctx, config, &id, progress),
-        market::drop_template(ec2, template, progress)
-    );
-    waited
+
+    /// Records the launched instance, has the agent import the next create's key pair while
+    /// it boots (when this one needed a key pair of its own: not with the user's key), and
+    /// waits for it to run while the template, which served its one launch, goes.
+    async fn launched(mut self, config: &mut Config, placed: Placed) -> Result<()> {
+        let id = placed.instance_id.clone();
+        create_record::note(config, Kind::Instance, Some(&id));
+        if !config.existing_key && !self.key.users {
+            self.ctx.refill_spare_key(&self.manager);
+        }
+        config.instance_id = id.clone();
+        config.market = placed.market.as_str().to_string();
+        config.instance_type = placed.pool.instance_type.clone();
+        config.subnet_id = placed.pool.subnet_id.clone();
+        if !placed.pool.availability_zone.is_empty() {
+            config.zone = placed.pool.availability_zone.clone();
+        }
+        self.progress.say(&format!(
+            "Instance {id} launched ({} {}); waiting for it to run",
+            placed.market.as_str(),
+            placed.pool
+        ));
+        let (waited, ()) = tokio::join!(
+            wait(self.ctx, config, &id, self.progress),
+            market::drop_template(&self.ctx.client, self.template.take(), self.progress)
+        );
+        waited
+    }
 }
 
 /// Imports the machine's key pair `name`, recorded (the call, then its outcome) for `rm`.

@@ -323,93 +323,124 @@ async fn network(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
 ) -> Result<(String, Vec<(String, String)>)> {
+    let ids = subnet_ids(config);
+    if !ids.is_empty() {
+        return given_subnets(ec2, config, &ids).await;
+    }
+    let vpc = vpc(ec2, config).await?;
+    let pairs = zone_subnets(ec2, &vpc, &network_zones(config)).await?;
+    Ok((vpc, pairs))
+}
+
+/// The subnets the user gave (`amazonec2-subnet-id`): each must exist, all in one VPC (the
+/// one given, if any), and in the zones given, if any.
+async fn given_subnets(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    ids: &[String],
+) -> Result<(String, Vec<(String, String)>)> {
     let wanted: Vec<String> = zones(config)
         .iter()
         .filter_map(|z| zone_name(z, &config.region))
         .collect();
-    let ids = subnet_ids(config);
-    if !ids.is_empty() {
-        let out = ec2
-            .describe_subnets()
-            .set_subnet_ids(Some(ids.clone()))
-            .send()
-            .await
-            .map_err(|e| {
-                let e = aws("finding the subnets (DescribeSubnets)", e);
-                if e.is_code(&["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"]) {
-                    let odd = ids
-                        .iter()
-                        .find(|s| e.to_string().contains(s.as_str()))
-                        .unwrap_or(&ids[0]);
-                    option(
-                        name::SUBNET_ID,
-                        format!("{odd} does not exist in {}", config.region),
-                    )
-                } else {
-                    e
-                }
-            })?;
-        let mut vpc: Option<(String, String)> = None;
-        let mut pairs = Vec::new();
-        for id in &ids {
-            let subnet = out
-                .subnets()
-                .iter()
-                .find(|s| s.subnet_id() == Some(id.as_str()))
-                .ok_or_else(|| {
-                    option(
-                        name::SUBNET_ID,
-                        format!("{id} does not exist in {}", config.region),
-                    )
-                })?;
-            let v = subnet.vpc_id().unwrap_or_default().to_string();
-            let az = subnet.availability_zone().unwrap_or_default().to_string();
-            if !config.vpc_id.is_empty() && config.vpc_id != v {
-                return Err(option(
+    let out = ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws("finding the subnets (DescribeSubnets)", e);
+            if e.is_code(&["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"]) {
+                let odd = ids
+                    .iter()
+                    .find(|s| e.to_string().contains(s.as_str()))
+                    .unwrap_or(&ids[0]);
+                option(
                     name::SUBNET_ID,
-                    format!(
-                        "{id} is in {v}, not in --{} {}",
-                        name::VPC_ID,
-                        config.vpc_id
-                    ),
-                ));
+                    format!("{odd} does not exist in {}", config.region),
+                )
+            } else {
+                e
             }
-            match &vpc {
-                None => vpc = Some((id.clone(), v.clone())),
-                Some((id0, v0)) if *v0 != v => {
-                    return Err(option(
-                        name::SUBNET_ID,
-                        format!(
-                            "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-            if !wanted.is_empty() && !wanted.contains(&az) {
-                return Err(option(
-                    name::ZONE,
-                    format!(
-                        "{} contradicts --{} {id}, which is in {az}; drop --{} (the subnets' zones are used)",
-                        wanted.join(","),
-                        name::SUBNET_ID,
-                        name::ZONE
-                    ),
-                ));
-            }
-            pairs.push((id.clone(), az));
+        })?;
+    let mut vpc: Option<(String, String)> = None;
+    let mut pairs = Vec::new();
+    for id in ids {
+        let subnet = out
+            .subnets()
+            .iter()
+            .find(|s| s.subnet_id() == Some(id.as_str()))
+            .ok_or_else(|| {
+                option(
+                    name::SUBNET_ID,
+                    format!("{id} does not exist in {}", config.region),
+                )
+            })?;
+        let v = subnet.vpc_id().unwrap_or_default().to_string();
+        let az = subnet.availability_zone().unwrap_or_default().to_string();
+        check_subnet_vpc(config, id, &v, &mut vpc)?;
+        if !wanted.is_empty() && !wanted.contains(&az) {
+            return Err(option(
+                name::ZONE,
+                format!(
+                    "{} contradicts --{} {id}, which is in {az}; drop --{} (the subnets' zones are used)",
+                    wanted.join(","),
+                    name::SUBNET_ID,
+                    name::ZONE
+                ),
+            ));
         }
-        let vpc = vpc.map(|(_, v)| v).unwrap_or_default();
-        return Ok((vpc, pairs));
+        pairs.push((id.clone(), az));
     }
-    let vpc = if config.vpc_id.is_empty() {
+    let vpc = vpc.map(|(_, v)| v).unwrap_or_default();
+    Ok((vpc, pairs))
+}
+
+/// Subnet `id` of VPC `v` is in the VPC given (if any) and in the same VPC as the subnets
+/// before it (`first`: the first subnet and its VPC, set by the first call).
+fn check_subnet_vpc(
+    config: &Config,
+    id: &str,
+    v: &str,
+    first: &mut Option<(String, String)>,
+) -> Result<()> {
+    if !config.vpc_id.is_empty() && config.vpc_id != v {
+        return Err(option(
+            name::SUBNET_ID,
+            format!(
+                "{id} is in {v}, not in --{} {}",
+                name::VPC_ID,
+                config.vpc_id
+            ),
+        ));
+    }
+    match first {
+        None => *first = Some((id.to_string(), v.to_string())),
+        Some((id0, v0)) if v0 != v => {
+            return Err(option(
+                name::SUBNET_ID,
+                format!(
+                    "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// The VPC to launch in: the one given (`amazonec2-vpc-id`, which must exist), or the
+/// region's default VPC.
+async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
+    if config.vpc_id.is_empty() {
         let out = ec2
             .describe_vpcs()
             .filters(filter("is-default", "true"))
             .send()
             .await
             .map_err(|e| aws("finding the default VPC (DescribeVpcs)", e))?;
-        out.vpcs()
+        return out
+            .vpcs()
             .first()
             .and_then(|v| v.vpc_id())
             .map(str::to_string)
@@ -423,47 +454,53 @@ async fn network(
                         name::SUBNET_ID
                     ),
                 )
-            })?
-    } else {
-        let out = ec2
-            .describe_vpcs()
-            .vpc_ids(&config.vpc_id)
-            .send()
-            .await
-            .map_err(|e| {
-                let e = aws("finding the VPC (DescribeVpcs)", e);
-                if e.is_code(&["InvalidVpcID.NotFound", "InvalidVpcID.Malformed"]) {
-                    option(
-                        name::VPC_ID,
-                        format!("{} does not exist in {}", config.vpc_id, config.region),
-                    )
-                } else {
-                    e
-                }
-            })?;
-        if out.vpcs().is_empty() {
-            return Err(option(
-                name::VPC_ID,
-                format!("{} does not exist in {}", config.vpc_id, config.region),
-            ));
-        }
-        config.vpc_id.clone()
+            });
+    }
+    let missing = || {
+        option(
+            name::VPC_ID,
+            format!("{} does not exist in {}", config.vpc_id, config.region),
+        )
     };
-    let azs = network_zones(config);
+    let out = ec2
+        .describe_vpcs()
+        .vpc_ids(&config.vpc_id)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws("finding the VPC (DescribeVpcs)", e);
+            if e.is_code(&["InvalidVpcID.NotFound", "InvalidVpcID.Malformed"]) {
+                missing()
+            } else {
+                e
+            }
+        })?;
+    if out.vpcs().is_empty() {
+        return Err(missing());
+    }
+    Ok(config.vpc_id.clone())
+}
+
+/// One subnet of `vpc` in each of `azs` (the zone's default subnet first, then by id).
+async fn zone_subnets(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+    azs: &[String],
+) -> Result<Vec<(String, String)>> {
     let out = ec2
         .describe_subnets()
-        .filters(filter("vpc-id", &vpc))
+        .filters(filter("vpc-id", vpc))
         .filters(
             Filter::builder()
                 .name("availability-zone")
-                .set_values(Some(azs.clone()))
+                .set_values(Some(azs.to_vec()))
                 .build(),
         )
         .send()
         .await
         .map_err(|e| aws("finding subnets (DescribeSubnets)", e))?;
     let mut pairs = Vec::new();
-    for az in &azs {
+    for az in azs {
         let mut subnets: Vec<_> = out
             .subnets()
             .iter()
@@ -487,7 +524,7 @@ async fn network(
         })?;
         pairs.push((subnet.to_string(), az.clone()));
     }
-    Ok((vpc, pairs))
+    Ok(pairs)
 }
 
 /// The (instance type, zone) pairs EC2 offers among `types` × `azs`.

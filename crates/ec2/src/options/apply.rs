@@ -64,13 +64,42 @@ impl Reader<'_> {
     }
 }
 
-/// Reads and validates every option into `config`. Returns warnings for the user (shown by
-/// docker-machine as `(machine) …` lines).
+/// Reads and validates every option into `config`, in the order the checks report: the first
+/// bad option is the one named. Returns warnings for the user (shown by docker-machine as
+/// `(machine) …` lines).
 pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, OptionError> {
-    use name::*;
     let r = Reader(values);
     let mut warnings = Vec::new();
+    credentials(config, &r)?;
+    endpoint_and_region(config, &r)?;
+    image_and_network(config, &r)?;
+    groups_ports_and_tags(config, &r)?;
+    instance_and_volume(config, &r)?;
+    ssh_login(config, &r)?;
+    market(config, &r, &mut warnings)?;
+    addressing_and_key(config, &r)?;
+    retries_and_user_data(config, &r)?;
+    metadata_and_bootstrap(config, &r)?;
 
+    // docker-machine's own swarm options, which amazonec2 also keeps. Every other key
+    // docker-machine sends and we do not know (its shared create flags, such as the fork's
+    // `tls-bootstrap-lock`, and whatever comes next) is ignored, as Go drivers do.
+    config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
+    config.swarm_host = values
+        .string("swarm-host")
+        .unwrap_or(None)
+        .unwrap_or_default();
+    config.swarm_discovery = values
+        .string("swarm-discovery")
+        .unwrap_or(None)
+        .unwrap_or_default();
+
+    Ok(warnings)
+}
+
+/// The static credentials, given both or neither, and a session token only with them.
+fn credentials(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.access_key = r.string(ACCESS_KEY)?;
     config.secret_key = r.string(SECRET_KEY)?;
     config.session_token = r.string(SESSION_TOKEN)?;
@@ -93,7 +122,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
             "needs --amazonec2-access-key and --amazonec2-secret-key",
         );
     }
+    Ok(())
+}
 
+/// The EC2 endpoint (plain HTTP only with one) and the region.
+fn endpoint_and_region(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.endpoint = r.string(ENDPOINT)?;
     config.disable_ssl = r.bool(INSECURE_TRANSPORT)?;
     if !config.endpoint.is_empty() {
@@ -108,7 +142,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
 
     config.region = r.string(REGION)?;
     validate_region(&config.region, !config.endpoint.is_empty())?;
+    Ok(())
+}
 
+/// The image, the Ubuntu release of the default image, VPC, subnets and zones (the lists also kept joined in amazonec2's single-value keys).
+fn image_and_network(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.ami = r.string(AMI)?;
     check_id(AMI, &config.ami, "ami-")?;
     config.ubuntu_release = r.string(UBUNTU_RELEASE)?;
@@ -128,7 +167,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
         validate_zone(z, &config.region)?;
     }
     config.zone = config.zones.join(",");
+    Ok(())
+}
 
+/// Security group names, the ports to open and the user's tags.
+fn groups_ports_and_tags(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
     config.security_group_names = r.list(SECURITY_GROUP)?;
     for g in &config.security_group_names {
@@ -149,7 +193,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
 
     config.tags = r.string(TAGS)?;
     parse_tags(&config.tags)?;
+    Ok(())
+}
 
+/// The instance types and the root volume (device, size, type, encryption), the instance profile.
+fn instance_and_volume(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.instance_types = split_list(&r.string(INSTANCE_TYPE)?);
     if config.instance_types.is_empty() {
         return err(
@@ -196,7 +245,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
         config.volume_encrypted = true;
     }
     config.iam_instance_profile = r.string(IAM_INSTANCE_PROFILE)?;
+    Ok(())
+}
 
+/// The SSH port and user docker-machine logs in with.
+fn ssh_login(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.ssh_port = r.int(SSH_PORT)?;
     if !(1..=65535).contains(&config.ssh_port) {
         return err(
@@ -217,7 +271,16 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
             format!("{:?} is not a user name", config.ssh_user),
         );
     }
+    Ok(())
+}
 
+/// Spot or on-demand: price, fallback, allocation strategy; spot blocks refused. Warnings for options that have no effect.
+fn market(
+    config: &mut Config,
+    r: &Reader<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), OptionError> {
+    use name::*;
     config.request_spot_instance = r.bool(REQUEST_SPOT_INSTANCE)?;
     config.spot_price = r.string(SPOT_PRICE)?;
     if !config.spot_price.is_empty() {
@@ -251,7 +314,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
             ),
         );
     }
+    Ok(())
+}
 
+/// Addressing, monitoring and EBS optimisation, and the SSH key: the user's key pair (with its private key) or a key file whose public half is imported.
+fn addressing_and_key(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.private_ip_only = r.bool(PRIVATE_ADDRESS_ONLY)?;
     config.use_private_ip = r.bool(USE_PRIVATE_ADDRESS)?;
     config.monitoring = r.bool(MONITORING)?;
@@ -281,7 +349,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
     }
     config.existing_key = !keypair.is_empty();
     config.key_name = keypair;
+    Ok(())
+}
 
+/// The retry count and the user data file (readable, within EC2's size limit).
+fn retries_and_user_data(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.retry_count = r.int(RETRIES)?;
     if !(-1..=100).contains(&config.retry_count) {
         return err(
@@ -306,7 +379,12 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
             );
         }
     }
+    Ok(())
+}
 
+/// The instance metadata options (IMDSv2 tokens, hop limit) and the TLS bootstrap.
+fn metadata_and_bootstrap(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
     config.metadata_token = r.string(METADATA_TOKEN)?.to_ascii_lowercase();
     if config.metadata_token.is_empty() {
         config.metadata_token = "required".into();
@@ -332,21 +410,7 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
     }
 
     config.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
-
-    // docker-machine's own swarm options, which amazonec2 also keeps. Every other key
-    // docker-machine sends and we do not know (its shared create flags, such as the fork's
-    // `tls-bootstrap-lock`, and whatever comes next) is ignored, as Go drivers do.
-    config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
-    config.swarm_host = values
-        .string("swarm-host")
-        .unwrap_or(None)
-        .unwrap_or_default();
-    config.swarm_discovery = values
-        .string("swarm-discovery")
-        .unwrap_or(None)
-        .unwrap_or_default();
-
-    Ok(warnings)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -220,62 +220,14 @@ pub async fn ensure(
         if found.iter().any(|g| g.group_name() == Some(name.as_str())) {
             continue;
         }
-        create_record::note(config, Kind::Group, None);
-        let made = ec2
-            .create_security_group()
-            .group_name(name)
-            .description(DESCRIPTION)
-            .vpc_id(vpc)
-            .tag_specifications(crate::tags::tag_spec(ResourceType::SecurityGroup, tag_list))
-            .send()
-            .await
-            .map_err(|e| {
-                aws(
-                    &format!("creating security group {name} (CreateSecurityGroup)"),
-                    e,
-                )
-            });
-        create_record::settle(
-            config,
-            Kind::Group,
-            made.as_ref().map(|o| o.group_id().unwrap_or_default()),
-        );
-        match made {
-            Ok(out) => {
-                let id = out.group_id().unwrap_or_default().to_string();
-                groups.created.push(id.clone());
-                found.push(
-                    SecurityGroup::builder()
-                        .group_name(name)
-                        .group_id(id)
-                        .set_tags(Some(
-                            tag_list
-                                .iter()
-                                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                                .collect(),
-                        ))
-                        .build(),
-                );
+        match create(ec2, vpc, config, name, tag_list).await? {
+            Made::Ours(g) => {
+                groups
+                    .created
+                    .push(g.group_id().unwrap_or_default().to_string());
+                found.push(g);
             }
-            Err(e) => {
-                if e.code() != Some("InvalidGroup.Duplicate") {
-                    return Err(e);
-                }
-                // Another create made it a moment ago: use theirs, once EC2 lists it.
-                let again = retry_fresh(&["InvalidGroup.NotFound"], || async {
-                    let g = describe_by_names(ec2, vpc, std::slice::from_ref(name)).await?;
-                    if g.is_empty() {
-                        return Err(Error::Aws {
-                            step: format!("finding security group {name} another create just made (DescribeSecurityGroups)"),
-                            code: "InvalidGroup.NotFound".into(),
-                            message: "EC2 says it exists and does not list it yet".into(),
-                        });
-                    }
-                    Ok(g)
-                })
-                .await?;
-                found.extend(again);
-            }
+            Made::Theirs(g) => found.extend(g),
         }
     }
     let wanted = plan(config, ports);
@@ -294,40 +246,130 @@ pub async fn ensure(
         if config.security_group_read_only {
             continue;
         }
-        let missing: Vec<&(i32, String, Source)> = wanted
-            .iter()
-            .filter(|(port, proto, _)| !covers(g, *port, proto))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        if !is_ours(g) {
-            let list: Vec<String> = missing
-                .iter()
-                .map(|(p, pr, _)| format!("{pr}/{p}"))
-                .collect();
-            progress.say(&format!(
-                "Security group {name} ({id}) lets nothing in on {}; ec2spot leaves groups it did not create as they are: add rules for them (from the bastion's address) if docker-machine cannot reach the machine",
-                list.join(", ")
-            ));
-            continue;
-        }
-        if blocks.is_none() && missing.iter().any(|(_, _, s)| *s == Source::Vpc) {
-            blocks = Some(vpc_blocks(ec2, vpc).await?);
-        }
-        let perms: Vec<IpPermission> = missing
-            .iter()
-            .map(|(port, proto, source)| rule(*port, proto, source, blocks.as_ref()))
-            .collect();
-        // A group made moments ago may be unknown to the next call (EC2's eventual consistency).
-        let not_yet: &[&str] = if groups.created.contains(&id) {
-            &["InvalidGroup.NotFound"]
-        } else {
-            &[]
-        };
-        retry_fresh(not_yet, || authorize(ec2, &id, perms.clone())).await?;
+        let fresh = groups.created.contains(&id);
+        open_missing(ec2, vpc, g, &wanted, fresh, &mut blocks, progress).await?;
     }
     Ok(groups)
+}
+
+/// A group `ensure` looked for and did not find: made by this create, or by another create
+/// a moment before.
+enum Made {
+    /// Created now, as EC2 would describe it.
+    Ours(SecurityGroup),
+    /// Another create's, found once EC2 lists it.
+    Theirs(Vec<SecurityGroup>),
+}
+
+/// Creates group `name` in `vpc`, tagged at creation and recorded for `rm`; a group of that
+/// name another create made meanwhile (`InvalidGroup.Duplicate`) is used instead.
+async fn create(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+    config: &Config,
+    name: &str,
+    tag_list: &[(String, String)],
+) -> Result<Made> {
+    create_record::note(config, Kind::Group, None);
+    let made = ec2
+        .create_security_group()
+        .group_name(name)
+        .description(DESCRIPTION)
+        .vpc_id(vpc)
+        .tag_specifications(crate::tags::tag_spec(ResourceType::SecurityGroup, tag_list))
+        .send()
+        .await
+        .map_err(|e| {
+            aws(
+                &format!("creating security group {name} (CreateSecurityGroup)"),
+                e,
+            )
+        });
+    create_record::settle(
+        config,
+        Kind::Group,
+        made.as_ref().map(|o| o.group_id().unwrap_or_default()),
+    );
+    match made {
+        Ok(out) => Ok(Made::Ours(
+            SecurityGroup::builder()
+                .group_name(name)
+                .group_id(out.group_id().unwrap_or_default())
+                .set_tags(Some(
+                    tag_list
+                        .iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ))
+                .build(),
+        )),
+        Err(e) if e.code() != Some("InvalidGroup.Duplicate") => Err(e),
+        Err(_) => {
+            // Another create made it a moment ago: use theirs, once EC2 lists it.
+            let again = retry_fresh(&["InvalidGroup.NotFound"], || async {
+                let g = describe_by_names(ec2, vpc, &[name.to_string()]).await?;
+                if g.is_empty() {
+                    return Err(Error::Aws {
+                        step: format!("finding security group {name} another create just made (DescribeSecurityGroups)"),
+                        code: "InvalidGroup.NotFound".into(),
+                        message: "EC2 says it exists and does not list it yet".into(),
+                    });
+                }
+                Ok(g)
+            })
+            .await?;
+            Ok(Made::Theirs(again))
+        }
+    }
+}
+
+/// Lets in what `wanted` lists and group `g` does not yet — in a group ec2spot created only;
+/// for another group the missing ports are reported through `progress` and the group left
+/// as it is. `fresh`: the group was made moments ago (EC2 may not know it yet); `blocks`: the
+/// VPC's address ranges, read once when a rule needs them.
+async fn open_missing(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+    g: &SecurityGroup,
+    wanted: &[(i32, String, Source)],
+    fresh: bool,
+    blocks: &mut Option<(Vec<String>, Vec<String>)>,
+    progress: &Progress,
+) -> Result<()> {
+    let name = g.group_name().unwrap_or_default();
+    let id = g.group_id().unwrap_or_default();
+    let missing: Vec<&(i32, String, Source)> = wanted
+        .iter()
+        .filter(|(port, proto, _)| !covers(g, *port, proto))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_ours(g) {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(p, pr, _)| format!("{pr}/{p}"))
+            .collect();
+        progress.say(&format!(
+            "Security group {name} ({id}) lets nothing in on {}; ec2spot leaves groups it did not create as they are: add rules for them (from the bastion's address) if docker-machine cannot reach the machine",
+            list.join(", ")
+        ));
+        return Ok(());
+    }
+    if blocks.is_none() && missing.iter().any(|(_, _, s)| *s == Source::Vpc) {
+        *blocks = Some(vpc_blocks(ec2, vpc).await?);
+    }
+    let perms: Vec<IpPermission> = missing
+        .iter()
+        .map(|(port, proto, source)| rule(*port, proto, source, blocks.as_ref()))
+        .collect();
+    // A group made moments ago may be unknown to the next call (EC2's eventual consistency).
+    let not_yet: &[&str] = if fresh {
+        &["InvalidGroup.NotFound"]
+    } else {
+        &[]
+    };
+    retry_fresh(not_yet, || authorize(ec2, id, perms.clone())).await
 }
 
 /// The ingress rule for `port` from `source` (`blocks`: the VPC's, when it is the source).

@@ -44,6 +44,14 @@ struct Answer {
     poll: bool,
 }
 
+/// What one state call reads: the instances, how many questions wait for the next call, and
+/// the spot requests already known of running spot instances among them (instance, request).
+struct Batch {
+    ids: Vec<String>,
+    left: usize,
+    known: Vec<(String, String)>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     instance: Option<Instance>,
@@ -314,59 +322,12 @@ impl StateCache {
         }
     }
 
-    /// One call: the questions waiting now plus every instance kept fresh. A call planned (`planned`) for later than one that already answered everybody finds no
-    /// question and is not made. False when EC2 failed it.
+    /// One call: the questions waiting now plus every instance kept fresh. A call planned
+    /// (`planned`) for later than one that already answered everybody finds no question and is
+    /// not made. False when EC2 failed it.
     async fn call(self: &Arc<Self>, planned: Option<Instant>) -> bool {
-        let (ids, left, known) = {
-            let mut inner = self.inner.lock().expect("state cache");
-            if let Some(at) = planned {
-                if inner.next_call.is_some_and(|next| next <= at) {
-                    inner.next_call = None;
-                }
-                if inner.waiting.is_empty() {
-                    return true;
-                }
-            }
-            let mut waiting = std::mem::take(&mut inner.waiting);
-            let now = Instant::now();
-            let (ttl, keep) = (self.ttl, self.keep);
-            inner
-                .forgotten
-                .retain(|_, at| now.duration_since(*at) < ttl + keep);
-            let mut ids: Vec<String> = waiting.keys().cloned().collect();
-            let join: Vec<String> = inner
-                .asked
-                .keys()
-                .filter(|id| !waiting.contains_key(*id) && !inner.reading.contains_key(*id))
-                .cloned()
-                .collect();
-            ids.extend(join);
-            if ids.is_empty() {
-                return true;
-            }
-            // Questions come first; beyond one call's worth they wait for the next call.
-            ids.truncate(MAX_BATCH);
-            for id in &ids {
-                let txs = waiting.remove(id).unwrap_or_default();
-                inner.reading.entry(id.clone()).or_default().extend(txs);
-            }
-            let left = waiting.len();
-            for (id, txs) in waiting {
-                inner.waiting.entry(id).or_default().extend(txs);
-            }
-            if left > 0 {
-                self.plan(&mut inner, now + self.window);
-            }
-            // The spot requests of the running spot instances already known: their
-            // interruption notices are read beside the instances, not after them.
-            let known: Vec<(String, String)> = ids
-                .iter()
-                .filter_map(|id| {
-                    let i = inner.entries.get(id)?.instance.as_ref()?;
-                    Some((id.clone(), instance::spot_request_to_check(i)?.to_string()))
-                })
-                .collect();
-            (ids, left, known)
+        let Some(Batch { ids, left, known }) = self.take_batch(planned) else {
+            return true;
         };
         let started = Instant::now();
         let fetched = fetch(&self.client, &ids, &known).await;
@@ -390,59 +351,122 @@ impl StateCache {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let ok = fetched.is_ok();
-        {
-            let mut inner = self.inner.lock().expect("state cache");
-            for id in &ids {
-                // What this read saw, or on failure the last known state (EC2's error if none).
-                let seen = match &fetched {
-                    Ok(found) => {
-                        let (instance, interruption) =
-                            found.get(id).cloned().unwrap_or((None, None));
-                        let e = Entry {
-                            instance,
-                            interruption,
-                            at: now,
-                        };
-                        // A machine changed while the read was under way keeps no entry from it.
-                        if inner.forgotten.get(id).is_none_or(|at| *at < started) {
-                            inner.entries.insert(id.clone(), e.clone());
-                        }
-                        Ok(e)
-                    }
-                    // Throttled or unreachable: the last known state, if it is recent enough.
-                    Err(err) => inner
-                        .entries
-                        .get(id)
-                        .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
-                        .cloned()
-                        .ok_or_else(|| err.clone()),
-                };
-                let later = follow.iter().any(|(f, _)| f == id);
-                let mut kept = Vec::new();
-                for q in inner.reading.remove(id).unwrap_or_default() {
-                    if later && !q.poll {
-                        kept.push(q);
-                        continue;
-                    }
-                    let _ = q.tx.send(
-                        seen.as_ref()
-                            .map(|e| observed(e, now))
-                            .map_err(Clone::clone),
-                    );
-                }
-                if !kept.is_empty() {
-                    inner.reading.insert(id.clone(), kept);
-                }
-            }
-        }
+        self.answer(&ids, &fetched, &follow, started, now);
         if let Err(err) = &fetched {
             debug!("state call for {} instances failed: {err}", ids.len());
         }
         if !follow.is_empty() {
             self.follow_up(&follow, started).await;
         }
-        ok
+        fetched.is_ok()
+    }
+
+    /// The instances the next call reads, moved from waiting to reading: questions first
+    /// (beyond one call's worth they wait for the next call, which is planned), then every
+    /// instance kept fresh. `None` when there is nothing to read.
+    fn take_batch(self: &Arc<Self>, planned: Option<Instant>) -> Option<Batch> {
+        let mut inner = self.inner.lock().expect("state cache");
+        if let Some(at) = planned {
+            if inner.next_call.is_some_and(|next| next <= at) {
+                inner.next_call = None;
+            }
+            if inner.waiting.is_empty() {
+                return None;
+            }
+        }
+        let mut waiting = std::mem::take(&mut inner.waiting);
+        let now = Instant::now();
+        let (ttl, keep) = (self.ttl, self.keep);
+        inner
+            .forgotten
+            .retain(|_, at| now.duration_since(*at) < ttl + keep);
+        let mut ids: Vec<String> = waiting.keys().cloned().collect();
+        let join: Vec<String> = inner
+            .asked
+            .keys()
+            .filter(|id| !waiting.contains_key(*id) && !inner.reading.contains_key(*id))
+            .cloned()
+            .collect();
+        ids.extend(join);
+        if ids.is_empty() {
+            return None;
+        }
+        ids.truncate(MAX_BATCH);
+        for id in &ids {
+            let txs = waiting.remove(id).unwrap_or_default();
+            inner.reading.entry(id.clone()).or_default().extend(txs);
+        }
+        let left = waiting.len();
+        for (id, txs) in waiting {
+            inner.waiting.entry(id).or_default().extend(txs);
+        }
+        if left > 0 {
+            self.plan(&mut inner, now + self.window);
+        }
+        // The spot requests of the running spot instances already known: their
+        // interruption notices are read beside the instances, not after them.
+        let known: Vec<(String, String)> = ids
+            .iter()
+            .filter_map(|id| {
+                let i = inner.entries.get(id)?.instance.as_ref()?;
+                Some((id.clone(), instance::spot_request_to_check(i)?.to_string()))
+            })
+            .collect();
+        Some(Batch { ids, left, known })
+    }
+
+    /// Notes what the call `fetched` in the entries and answers the questions about `ids`,
+    /// except state questions about instances whose notices are read next (`follow`).
+    fn answer(
+        &self,
+        ids: &[String],
+        fetched: &Result<Found>,
+        follow: &[(String, String)],
+        started: Instant,
+        now: Instant,
+    ) {
+        let mut inner = self.inner.lock().expect("state cache");
+        for id in ids {
+            // What this read saw, or on failure the last known state (EC2's error if none).
+            let seen = match fetched {
+                Ok(found) => {
+                    let (instance, interruption) = found.get(id).cloned().unwrap_or((None, None));
+                    let e = Entry {
+                        instance,
+                        interruption,
+                        at: now,
+                    };
+                    // A machine changed while the read was under way keeps no entry from it.
+                    if inner.forgotten.get(id).is_none_or(|at| *at < started) {
+                        inner.entries.insert(id.clone(), e.clone());
+                    }
+                    Ok(e)
+                }
+                // Throttled or unreachable: the last known state, if it is recent enough.
+                Err(err) => inner
+                    .entries
+                    .get(id)
+                    .filter(|e| err.is_transient() && now.duration_since(e.at) < self.max_stale)
+                    .cloned()
+                    .ok_or_else(|| err.clone()),
+            };
+            let later = follow.iter().any(|(f, _)| f == id);
+            let mut kept = Vec::new();
+            for q in inner.reading.remove(id).unwrap_or_default() {
+                if later && !q.poll {
+                    kept.push(q);
+                    continue;
+                }
+                let _ = q.tx.send(
+                    seen.as_ref()
+                        .map(|e| observed(e, now))
+                        .map_err(Clone::clone),
+                );
+            }
+            if !kept.is_empty() {
+                inner.reading.insert(id.clone(), kept);
+            }
+        }
     }
 
     /// Reads the interruption notices of `pairs` (instance, spot request) that the last call

@@ -5,7 +5,9 @@
 //!   scan for crate names a crate must not use, and the declared `rust-version` against what
 //!   the dependencies need;
 //! * [`modules`] — the module import graph of a crate, its cycles, and the cycles between its
-//!   top-level modules (folders).
+//!   top-level modules (folders);
+//! * [`functions`] — how long each function of the shipped code is.
 
 pub mod crates;
+pub mod functions;
 pub mod modules;
