@@ -5,6 +5,7 @@
 //! files or between folders — `rust-version` says what the dependencies really need, and no
 //! function of the shipped code is longer than a reader can hold (80 lines).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ec2spot_testkit::architecture::crates::{
@@ -37,6 +38,7 @@ fn crates_depend_on_each_other_in_one_direction_only() {
         assert!(deps["ec2spot"].contains(layer), "{:?}", deps["ec2spot"]);
     }
     assert!(deps["ec2spot-ec2"].contains("aws-sdk-ec2"));
+    assert!(deps["ec2spot-ec2"].contains("ec2spot-options"));
     let broken = forbidden_dependencies(&deps, FORBIDDEN_DEPENDENCIES);
     assert!(
         broken.is_empty(),
@@ -91,6 +93,33 @@ fn no_crate_has_a_module_import_cycle_between_files_or_folders() {
         ec2.edges.len()
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The options crate's rules are not vacuous: an options crate that depended on the AWS SDK,
+/// or named it in its sources, would fail the two checks above.
+#[test]
+fn the_options_crate_naming_the_sdk_is_caught() {
+    let deps = BTreeMap::from([(
+        "ec2spot-options".to_string(),
+        BTreeSet::from(["serde".to_string(), "aws-sdk-ec2".to_string()]),
+    )]);
+    assert_eq!(
+        forbidden_dependencies(&deps, FORBIDDEN_DEPENDENCIES),
+        vec!["ec2spot-options → aws-sdk-ec2".to_string()]
+    );
+    let tree = tempfile::tempdir().unwrap();
+    let src = tree.path().join("crates/options/src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("apply.rs"),
+        "// aws_sdk_ec2::Client in a comment does not count\n\
+         fn f() {\n    let c: aws_sdk_ec2::Client = todo!();\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        forbidden_names(tree.path(), FORBIDDEN_NAMES),
+        vec!["crates/options/src/apply.rs:3: aws_sdk_ec2".to_string()]
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ fn read(p: &str) -> String {
 #[test]
 fn option_table_matches_the_flags_in_code() {
     let readme = read("README.md");
-    let begin = "<!-- options:begin (generated from crates/ec2/src/options/flags.rs; tests/integration/readme.rs checks it) -->\n";
+    let begin = "<!-- options:begin (generated from crates/options/src/flags.rs; tests/integration/readme.rs checks it) -->\n";
     let end = "<!-- options:end -->";
     let start = readme.find(begin).expect("README has the options markers") + begin.len();
     let stop = readme[start..].find(end).expect("end marker") + start;

@@ -8,7 +8,9 @@
 //! checks that no module import cycle exists, within a folder or between them):
 //! * [`tags`], [`progress`], [`manager`] — the ownership tags every resource carries, progress
 //!   lines, the bastion's manager id.
-//! * [`options`] — the flag table, the option values, their checks, the persisted [`Config`].
+//! * [`options`] — the `ec2spot-options` crate (re-exported): the flag table, the option
+//!   values, their checks, the persisted [`Config`]; it has no AWS SDK, so a bad option is
+//!   refused before any AWS call.
 //! * [`aws`] — the EC2 client, its HTTPS client and rate limits, error classification.
 //! * [`create_record`] — what a create made, on disk, for an `rm` after it died.
 //! * [`resources`] — one file per EC2 resource kind: instance, launch (`RunInstances`),
@@ -32,7 +34,6 @@ pub mod labels;
 pub mod machine_lock;
 pub mod manager;
 pub mod ops;
-pub mod options;
 pub mod progress;
 pub mod remove;
 pub mod resources;
@@ -40,4 +41,5 @@ pub mod state;
 pub mod tags;
 pub mod tools;
 
+pub use ec2spot_options as options;
 pub use options::config::Config;

@@ -1,5 +1,5 @@
 //! Crate-level checks: the dependency direction between the workspace's crates (gob → rpc →
-//! plugin; ec2 → agent; the binary on top, the testkit beside it), read from `cargo metadata`;
+//! plugin; options → ec2 → agent; the binary on top, the testkit beside it), read from `cargo metadata`;
 //! a scan of each crate's sources for the names of crates it must not use; and the workspace's
 //! `rust-version` against the dependency tree's.
 
@@ -21,6 +21,22 @@ pub const FORBIDDEN_DEPENDENCIES: &[(&str, &[&str])] = &[
             "ec2spot-ec2",
             "ec2spot-agent",
             "ec2spot-testkit",
+        ],
+    ),
+    // The options: read and refused before any AWS call, so nothing of AWS (nor a runtime).
+    (
+        "ec2spot-options",
+        &[
+            "ec2spot-gob",
+            "ec2spot-rpc",
+            "ec2spot-plugin",
+            "ec2spot-ec2",
+            "ec2spot-agent",
+            "ec2spot-testkit",
+            "aws-",
+            "tokio",
+            "tonic",
+            "prost",
         ],
     ),
     (
@@ -88,6 +104,20 @@ pub const FORBIDDEN_DEPENDENCIES: &[(&str, &[&str])] = &[
 /// The names a crate's sources must not use as a path (`name::…`), whatever Cargo.toml says:
 /// (source directory, forbidden names; an entry ending in `_` is a prefix).
 pub const FORBIDDEN_NAMES: &[(&str, &[&str])] = &[
+    (
+        "crates/options/src",
+        &[
+            "ec2spot_gob",
+            "ec2spot_rpc",
+            "ec2spot_plugin",
+            "ec2spot_ec2",
+            "ec2spot_agent",
+            "aws_",
+            "tokio",
+            "tonic",
+            "prost",
+        ],
+    ),
     (
         "crates/gob/src",
         &[

@@ -416,8 +416,8 @@ fn metadata_and_bootstrap(config: &mut Config, r: &Reader<'_>) -> Result<(), Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::validate::endpoint_url;
-    use crate::options::values::OptionValue;
+    use crate::validate::endpoint_url;
+    use crate::values::OptionValue;
 
     fn values(pairs: &[(&str, OptionValue)]) -> OptionValues {
         let mut v = OptionValues::default();

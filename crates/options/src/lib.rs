@@ -11,12 +11,19 @@
 //! * [`config`] — the persisted config (`config.json`'s `Driver`), with the launch pools the
 //!   pre-create check found.
 //! * [`resolved`] — what the pre-create check resolved the options to.
+//! * [`tags`] — the ownership tags every resource a machine makes carries.
+//!
+//! This crate does not depend on the AWS SDK (the `architecture` test checks it): options are
+//! read and refused before anything can call AWS.
+
+#![warn(missing_docs)]
 
 mod apply;
 pub mod config;
 pub mod error;
 pub mod flags;
 pub mod resolved;
+pub mod tags;
 pub mod validate;
 pub mod values;
 

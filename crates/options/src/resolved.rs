@@ -1,7 +1,8 @@
 //! What the pre-create check resolves the options to: the VPC, the pools, the image and its
-//! architecture (found by `create::resolve`, remembered between creates by `state::memory`).
+//! architecture (found by the EC2 crate's `create::resolve`, remembered between creates by its
+//! `state::memory`).
 
-use crate::options::config::Pool;
+use crate::config::Pool;
 
 /// What a create will use.
 #[derive(Debug, Clone, PartialEq, Eq)]
