@@ -28,6 +28,56 @@ struct Entry<T> {
     refreshing: bool,
 }
 
+/// One kind of remembered answer, by key, under the memory's one rule: an answer is used for
+/// [`TTL`]; past [`REFRESH_AFTER`] the first caller to recall it is told to refresh it (and
+/// the next ones are not); an answer EC2 refused is forgotten.
+struct Shelf<T> {
+    entries: HashMap<String, Entry<T>>,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Shelf {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Shelf<T> {
+    /// The answer for `key` if one younger than [`TTL`] is kept, and whether this caller
+    /// refreshes it.
+    fn recall(&mut self, key: &str) -> Option<(T, bool)> {
+        let e = self.entries.get_mut(key)?;
+        let age = e.at.elapsed();
+        if age >= TTL {
+            self.entries.remove(key);
+            return None;
+        }
+        let refresh = age >= REFRESH_AFTER && !e.refreshing;
+        if refresh {
+            e.refreshing = true;
+        }
+        Some((e.value.clone(), refresh))
+    }
+
+    /// Keeps `value` as the answer for `key`, new.
+    fn remember(&mut self, key: &str, value: T) {
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                value,
+                at: Instant::now(),
+                refreshing: false,
+            },
+        );
+    }
+
+    /// Forgets every answer `refused` says EC2 no longer stands by.
+    fn forget_where(&mut self, refused: impl Fn(&str, &T) -> bool) {
+        self.entries.retain(|k, e| !refused(k, &e.value));
+    }
+}
+
 /// A remembered pre-create answer, and whether the caller should refresh it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recalled {
@@ -46,85 +96,59 @@ pub struct Memory {
 
 #[derive(Default)]
 struct Inner {
-    resolved: HashMap<String, Entry<Resolved>>,
-    groups: HashMap<String, Entry<Vec<String>>>,
+    /// Pre-create answers (network, pools, image), per option set.
+    resolved: Shelf<Resolved>,
+    /// Security group ids found complete, per VPC, names and ports.
+    groups: Shelf<Vec<String>>,
 }
 
 impl Memory {
     /// The pre-create answer for option set `key`, if one younger than [`TTL`] is remembered.
     pub fn recall(&self, key: &str) -> Option<Recalled> {
-        let mut inner = self.inner.lock().expect("memory");
-        let e = inner.resolved.get_mut(key)?;
-        let age = e.at.elapsed();
-        if age >= TTL {
-            inner.resolved.remove(key);
-            return None;
-        }
-        let refresh = age >= REFRESH_AFTER && !e.refreshing;
-        if refresh {
-            e.refreshing = true;
-        }
-        Some(Recalled {
-            resolved: e.value.clone(),
-            refresh,
-        })
+        let (resolved, refresh) = self.inner.lock().expect("memory").resolved.recall(key)?;
+        Some(Recalled { resolved, refresh })
     }
 
     /// Remembers the pre-create answer for option set `key`.
     pub fn remember(&self, key: &str, resolved: Resolved) {
-        self.inner.lock().expect("memory").resolved.insert(
-            key.to_string(),
-            Entry {
-                value: resolved,
-                at: Instant::now(),
-                refreshing: false,
-            },
-        );
+        let mut inner = self.inner.lock().expect("memory");
+        inner.resolved.remember(key, resolved);
     }
 
-    /// Forgets the pre-create answer for option set `key` (a refresh found it wrong now).
+    /// Forgets the pre-create answer for option set `key` (EC2 refused what it named, or a
+    /// refresh found it wrong now).
     pub fn forget(&self, key: &str) {
-        self.inner.lock().expect("memory").resolved.remove(key);
+        let mut inner = self.inner.lock().expect("memory");
+        inner.resolved.forget_where(|k, _| k == key);
     }
 
     /// The ids of the security groups `key` names, if they were found complete less than
-    /// [`TTL`] ago.
+    /// [`TTL`] ago. (Not refreshed in the background: a group EC2 refuses at the launch is
+    /// forgotten, and the create makes or opens it again.)
     pub fn groups(&self, key: &str) -> Option<Vec<String>> {
         let mut inner = self.inner.lock().expect("memory");
-        let e = inner.groups.get(key)?;
-        if e.at.elapsed() >= TTL {
-            inner.groups.remove(key);
-            return None;
-        }
-        Some(e.value.clone())
+        inner.groups.recall(key).map(|(ids, _)| ids)
     }
 
     /// Remembers that the security groups `key` names are complete, with these ids.
     pub fn remember_groups(&self, key: &str, ids: Vec<String>) {
-        self.inner.lock().expect("memory").groups.insert(
-            key.to_string(),
-            Entry {
-                value: ids,
-                at: Instant::now(),
-                refreshing: false,
-            },
-        );
+        let mut inner = self.inner.lock().expect("memory");
+        inner.groups.remember(key, ids);
     }
 
     /// Forgets every remembered group set that holds group `id` (it was deleted, or EC2 no
     /// longer knows it).
     pub fn forget_group(&self, id: &str) {
-        self.inner
-            .lock()
-            .expect("memory")
+        let mut inner = self.inner.lock().expect("memory");
+        inner
             .groups
-            .retain(|_, e| !e.value.iter().any(|g| g == id));
+            .forget_where(|_, ids| ids.iter().any(|g| g == id));
     }
 
     /// How many answers are remembered (pre-create answers, group sets).
     pub fn len(&self) -> (usize, usize) {
         let inner = self.inner.lock().expect("memory");
-        (inner.resolved.len(), inner.groups.len())
+        (inner.resolved.entries.len(), inner.groups.entries.len())
     }
 }
 
@@ -151,15 +175,27 @@ mod tests {
         assert!(!r.refresh, "young answers need no refresh");
         assert_eq!(m.recall("b"), None);
         // Aged past REFRESH_AFTER: the first caller refreshes, the next ones do not.
-        m.inner.lock().unwrap().resolved.get_mut("a").unwrap().at =
-            Instant::now() - REFRESH_AFTER - Duration::from_secs(1);
+        m.inner
+            .lock()
+            .unwrap()
+            .resolved
+            .entries
+            .get_mut("a")
+            .unwrap()
+            .at = Instant::now() - REFRESH_AFTER - Duration::from_secs(1);
         assert!(m.recall("a").unwrap().refresh);
         assert!(!m.recall("a").unwrap().refresh);
         m.remember("a", resolved("ami-2"));
         assert!(!m.recall("a").unwrap().refresh);
         // Past TTL: gone.
-        m.inner.lock().unwrap().resolved.get_mut("a").unwrap().at =
-            Instant::now() - TTL - Duration::from_secs(1);
+        m.inner
+            .lock()
+            .unwrap()
+            .resolved
+            .entries
+            .get_mut("a")
+            .unwrap()
+            .at = Instant::now() - TTL - Duration::from_secs(1);
         assert_eq!(m.recall("a"), None);
         assert_eq!(m.len().0, 0);
     }
