@@ -283,15 +283,30 @@ fn run_doctor(args: DoctorArgs) -> ! {
 }
 
 fn run_gc(args: GcArgs) -> ! {
-    use ec2spot_ec2::{manager, tags, tools::gc};
     let store = args.store.unwrap_or_else(default_store);
-    if let Some(id) = &args.manager
+    let manager = gc_manager(&store, args.manager.as_deref());
+    let regions = gc_regions(args.regions, &store);
+    let code = runtime().block_on(gc_in(
+        &regions,
+        &store,
+        &manager,
+        args.endpoint.as_deref(),
+        args.delete,
+    ));
+    std::process::exit(code)
+}
+
+/// The manager id gc collects for, said on stdout: `given` (`--manager`; exit 2 if it is
+/// not one), else the store's; exit 0 when neither exists, as nothing can be found then.
+fn gc_manager(store: &std::path::Path, given: Option<&str>) -> String {
+    use ec2spot_ec2::{manager, tags, tools::gc};
+    if let Some(id) = given
         && let Err(e) = manager::check(id)
     {
         eprintln!("gc: --manager: {e}");
         std::process::exit(2);
     }
-    let Some(manager) = gc::manager_of(&store, args.manager.as_deref()) else {
+    let Some(manager) = gc::manager_of(store, given) else {
         println!(
             "no manager id in {}: no machine was ever created from this store, so nothing \
              of its can be in EC2. For a bastion whose store or disk is lost, give --manager ID \
@@ -304,7 +319,7 @@ fn run_gc(args: GcArgs) -> ! {
     println!(
         "manager id {manager} (tag {}; {})",
         tags::MANAGER,
-        if args.manager.is_some() {
+        if given.is_some() {
             "given with --manager".to_string()
         } else {
             format!(
@@ -313,7 +328,13 @@ fn run_gc(args: GcArgs) -> ! {
             )
         }
     );
-    let mut regions = args.regions;
+    manager
+}
+
+/// The regions gc looks in: `given` (`--region`), else those of the store's machines, else
+/// $AWS_DEFAULT_REGION / $AWS_REGION, else us-east-1.
+fn gc_regions(given: Vec<String>, store: &std::path::Path) -> Vec<String> {
+    let mut regions = given;
     if regions.is_empty()
         && let Ok(dirs) = std::fs::read_dir(store.join("machines"))
     {
@@ -334,49 +355,59 @@ fn run_gc(args: GcArgs) -> ! {
                 .unwrap_or_else(|_| "us-east-1".into()),
         );
     }
-    let code = runtime().block_on(async {
-        let mut found = 0;
-        for region in &regions {
-            let config = ec2spot_ec2::Config {
-                region: region.clone(),
-                endpoint: args.endpoint.clone().unwrap_or_default(),
-                retry_count: 5,
-                ..Default::default()
-            };
-            let ec2 = match ec2spot_ec2::aws::client(&config).await {
-                Ok(ec2) => ec2,
-                Err(e) => {
-                    eprintln!("gc in {region}: {e}");
-                    return 1;
+    regions
+}
+
+/// Collects `manager`'s orphans region after region, a line for each on stdout, then a
+/// summary; the exit code (1 at the first region where gc fails, its error on stderr).
+async fn gc_in(
+    regions: &[String],
+    store: &std::path::Path,
+    manager: &str,
+    endpoint: Option<&str>,
+    delete: bool,
+) -> i32 {
+    use ec2spot_ec2::tools::gc;
+    let mut found = 0;
+    for region in regions {
+        let config = ec2spot_ec2::Config {
+            region: region.clone(),
+            endpoint: endpoint.map(str::to_string).unwrap_or_default(),
+            retry_count: 5,
+            ..Default::default()
+        };
+        let ec2 = match ec2spot_ec2::aws::client(&config).await {
+            Ok(ec2) => ec2,
+            Err(e) => {
+                eprintln!("gc in {region}: {e}");
+                return 1;
+            }
+        };
+        match gc::collect(&ec2, store, manager, delete).await {
+            Ok(orphans) => {
+                for o in &orphans {
+                    println!(
+                        "{region}\t{}\t{}\t{}\t{}",
+                        o.kind, o.id, o.machine, o.action
+                    );
                 }
-            };
-            match gc::collect(&ec2, &store, &manager, args.delete).await {
-                Ok(orphans) => {
-                    for o in &orphans {
-                        println!(
-                            "{region}\t{}\t{}\t{}\t{}",
-                            o.kind, o.id, o.machine, o.action
-                        );
-                    }
-                    found += orphans.len();
-                }
-                Err(e) => {
-                    eprintln!("gc in {region}: {e}");
-                    return 1;
-                }
+                found += orphans.len();
+            }
+            Err(e) => {
+                eprintln!("gc in {region}: {e}");
+                return 1;
             }
         }
-        if found == 0 {
-            println!(
-                "nothing of this bastion's is left outside its machines ({})",
-                regions.join(", ")
-            );
-        } else if !args.delete {
-            println!("{found} found; run again with --delete to remove them");
-        }
-        0
-    });
-    std::process::exit(code)
+    }
+    if found == 0 {
+        println!(
+            "nothing of this bastion's is left outside its machines ({})",
+            regions.join(", ")
+        );
+    } else if !delete {
+        println!("{found} found; run again with --delete to remove them");
+    }
+    0
 }
 
 /// Rust's own start-up already ignores SIGPIPE (a closed pipe is an error to handle, not

@@ -114,6 +114,23 @@ struct Shared {
 }
 
 impl Shared {
+    /// What an agent shares that holds the store's agent `lock` and bound `socket` (its
+    /// path, device and inode), before any request.
+    fn new(settings: Settings, lock: std::fs::File, socket: (PathBuf, u64, u64)) -> Self {
+        Shared {
+            settings,
+            http: Mutex::new(HashMap::new()),
+            throttles: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            operations: AtomicU64::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            draining: AtomicBool::new(false),
+            store_lock: Mutex::new(Some(lock)),
+            socket,
+        }
+    }
+
     fn touch(&self) {
         *self.last_activity.lock().expect("activity") = Instant::now();
     }
@@ -366,49 +383,7 @@ impl Agent for Service {
         let (tx, rx) = mpsc::channel(64);
         // The operation runs to its end even if the plugin goes away: a create finishes (or
         // cleans up) rather than stopping half-way.
-        tokio::spawn(async move {
-            // One changing operation per machine at a time, also across processes.
-            let serial = if op.changes() {
-                machine_lock::lock(&config).await
-            } else {
-                None
-            };
-            let lines = tx.clone();
-            let progress = Progress::to(Arc::new(move |line: &str| {
-                let _ = lines.try_send(Ok(RunEvent {
-                    event: Some(run_event::Event::Progress(line.to_string())),
-                }));
-            }));
-            let result = ops::run(&context, op, &input, &mut config, &progress).await;
-            match serial {
-                Some(lock) if op == ops::Op::Remove && result.is_ok() => lock.remove(),
-                other => drop(other),
-            }
-            let reply = match result {
-                Ok(o) => RunResult {
-                    config_json: config.to_json(),
-                    error: String::new(),
-                    state: super::state_to_proto(o.state),
-                    text: o.text,
-                    observed_seconds_ago: o.age.as_secs_f64(),
-                },
-                Err(e) => {
-                    info!("{op:?} for machine {} failed: {e}", config.machine_name);
-                    RunResult {
-                        config_json: config.to_json(),
-                        error: e.to_string(),
-                        ..RunResult::default()
-                    }
-                }
-            };
-            let _ = tx
-                .send(Ok(RunEvent {
-                    event: Some(run_event::Event::Result(reply)),
-                }))
-                .await;
-            shared.touch();
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
+        tokio::spawn(perform(shared, context, op, input, config, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -442,6 +417,68 @@ impl Agent for Service {
             cached_states,
             machine_locks: machine_lock::held() as u64,
         }))
+    }
+}
+
+/// Runs operation `op` for a `run` request to its end, sending its progress lines and then
+/// its result to `tx`, and counts it done.
+async fn perform(
+    shared: Arc<Shared>,
+    context: Context,
+    op: ops::Op,
+    input: ops::Input,
+    mut config: Config,
+    tx: mpsc::Sender<Result<RunEvent, Status>>,
+) {
+    // One changing operation per machine at a time, also across processes.
+    let serial = if op.changes() {
+        machine_lock::lock(&config).await
+    } else {
+        None
+    };
+    let lines = tx.clone();
+    let progress = Progress::to(Arc::new(move |line: &str| {
+        let _ = lines.try_send(Ok(RunEvent {
+            event: Some(run_event::Event::Progress(line.to_string())),
+        }));
+    }));
+    let result = ops::run(&context, op, &input, &mut config, &progress).await;
+    match serial {
+        Some(lock) if op == ops::Op::Remove && result.is_ok() => lock.remove(),
+        other => drop(other),
+    }
+    let reply = run_result(op, result, &config);
+    let _ = tx
+        .send(Ok(RunEvent {
+            event: Some(run_event::Event::Result(reply)),
+        }))
+        .await;
+    shared.touch();
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// The answer to a `run` request: the operation's outcome and the machine's config after it.
+fn run_result(
+    op: ops::Op,
+    result: ec2spot_ec2::aws::error::Result<ops::Outcome>,
+    config: &Config,
+) -> RunResult {
+    match result {
+        Ok(o) => RunResult {
+            config_json: config.to_json(),
+            error: String::new(),
+            state: super::state_to_proto(o.state),
+            text: o.text,
+            observed_seconds_ago: o.age.as_secs_f64(),
+        },
+        Err(e) => {
+            info!("{op:?} for machine {} failed: {e}", config.machine_name);
+            RunResult {
+                config_json: config.to_json(),
+                error: e.to_string(),
+                ..RunResult::default()
+            }
+        }
     }
 }
 
@@ -495,101 +532,25 @@ fn bind_private(socket: &Path) -> Result<UnixListener, String> {
 /// its executable was replaced, until the operations under way are done. Returns at once (Ok)
 /// when another agent already serves the store.
 pub async fn serve(settings: Settings) -> Result<(), String> {
-    let dir = paths::dir(&settings.store);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    let lock = loop {
-        if settings.service {
-            // Claimed before the lock: an agent a plugin started sees it and leaves.
-            service::mark(&settings.store).map_err(|e| format!("service marker: {e}"))?;
-        }
-        match take_lock(&paths::lock(&settings.store)).map_err(|e| format!("agent lock: {e}"))? {
-            Some(lock) => break lock,
-            // The service waits for the store; it does not exit into a restart loop.
-            None if settings.service => tokio::time::sleep(Duration::from_millis(200)).await,
-            None => {
-                info!("another agent serves {}", settings.store.display());
-                return Ok(());
-            }
-        }
+    let Some(lock) = claim_store(&settings).await? else {
+        return Ok(());
     };
     let socket = paths::socket(&settings.store);
     let _ = std::fs::remove_file(&socket); // a crashed (or drained) agent's; we hold the lock
     let listener = bind_private(&socket)?;
     let bound = std::fs::metadata(&socket).map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared {
-        settings: settings.clone(),
-        http: Mutex::new(HashMap::new()),
-        throttles: Mutex::new(HashMap::new()),
-        clients: Mutex::new(HashMap::new()),
-        in_flight: AtomicUsize::new(0),
-        operations: AtomicU64::new(0),
-        last_activity: Mutex::new(Instant::now()),
-        draining: AtomicBool::new(false),
-        store_lock: Mutex::new(Some(lock)),
-        socket: (socket.clone(), bound.dev(), bound.ino()),
-    });
+    let shared = Arc::new(Shared::new(
+        settings.clone(),
+        lock,
+        (socket.clone(), bound.dev(), bound.ino()),
+    ));
     info!(
         "agent {} ({}) serving {}",
         std::process::id(),
         identity::describe(&identity::this()),
         socket.display()
     );
-    let idle = {
-        let shared = Arc::clone(&shared);
-        async move {
-            let tick = settings
-                .idle
-                .min(Duration::from_secs(1))
-                .max(Duration::from_millis(100));
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            loop {
-                let stopped = match terminate.as_mut() {
-                    Some(t) => tokio::select! {
-                        _ = t.recv() => true,
-                        _ = tokio::time::sleep(tick) => false,
-                    },
-                    None => {
-                        tokio::time::sleep(tick).await;
-                        false
-                    }
-                };
-                if stopped {
-                    // Stopped (`systemctl stop`, a kill): plugins may start agents again.
-                    info!("terminated: exiting");
-                    if settings.service {
-                        service::unmark(&settings.store);
-                    }
-                    shared.remove_socket();
-                    shared.close_spare_keys().await;
-                    return;
-                }
-                if settings.service {
-                    let _ = service::mark(&settings.store);
-                } else if !shared.draining() && service::claimed(&settings.store) {
-                    shared.drain("the store's service agent takes it over");
-                }
-                shared.evict();
-                if !shared.draining() && !identity::current() {
-                    shared.drain("its executable was replaced");
-                }
-                let quiet = shared.last_activity.lock().expect("activity").elapsed();
-                let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
-                if !busy && shared.draining() {
-                    info!("drained: exiting");
-                    shared.close_spare_keys().await;
-                    return;
-                }
-                if !busy && quiet >= settings.idle {
-                    info!("idle for {quiet:?}: exiting");
-                    shared.remove_socket();
-                    shared.close_spare_keys().await;
-                    return;
-                }
-            }
-        }
-    };
+    let idle = until_leaving(Arc::clone(&shared), settings);
     let incoming = UnixListenerStream::new(listener).filter(|s| match s {
         Ok(s) => same_user(s),
         Err(_) => true,
@@ -598,4 +559,97 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .add_service(AgentServer::new(Service { shared }))
         .serve_with_incoming_shutdown(incoming, idle);
     server.await.map_err(|e| e.to_string())
+}
+
+/// Makes the agent directory (0700) and takes the store's agent lock; `None` when another
+/// agent serves the store. The service claims the store first and waits for the lock.
+async fn claim_store(settings: &Settings) -> Result<Option<std::fs::File>, String> {
+    let dir = paths::dir(&settings.store);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    loop {
+        if settings.service {
+            // Claimed before the lock: an agent a plugin started sees it and leaves.
+            service::mark(&settings.store).map_err(|e| format!("service marker: {e}"))?;
+        }
+        match take_lock(&paths::lock(&settings.store)).map_err(|e| format!("agent lock: {e}"))? {
+            Some(lock) => return Ok(Some(lock)),
+            // The service waits for the store; it does not exit into a restart loop.
+            None if settings.service => tokio::time::sleep(Duration::from_millis(200)).await,
+            None => {
+                info!("another agent serves {}", settings.store.display());
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Resolves when the agent is to leave, which stops the server: on SIGTERM, once drained,
+/// or after `settings.idle` without operations. Looks around every tick (at most a second).
+async fn until_leaving(shared: Arc<Shared>, settings: Settings) {
+    let tick = settings
+        .idle
+        .min(Duration::from_secs(1))
+        .max(Duration::from_millis(100));
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        if terminated_within(terminate.as_mut(), tick).await {
+            // Stopped (`systemctl stop`, a kill): plugins may start agents again.
+            info!("terminated: exiting");
+            if settings.service {
+                service::unmark(&settings.store);
+            }
+            shared.remove_socket();
+            shared.close_spare_keys().await;
+            return;
+        }
+        housekeeping(&shared, &settings);
+        let quiet = shared.last_activity.lock().expect("activity").elapsed();
+        let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
+        if !busy && shared.draining() {
+            info!("drained: exiting");
+            shared.close_spare_keys().await;
+            return;
+        }
+        if !busy && quiet >= settings.idle {
+            info!("idle for {quiet:?}: exiting");
+            shared.remove_socket();
+            shared.close_spare_keys().await;
+            return;
+        }
+    }
+}
+
+/// Waits `tick`; whether SIGTERM came meanwhile (`terminate`: its stream, when it could be
+/// set up).
+async fn terminated_within(
+    terminate: Option<&mut tokio::signal::unix::Signal>,
+    tick: Duration,
+) -> bool {
+    match terminate {
+        Some(t) => tokio::select! {
+            _ = t.recv() => true,
+            _ = tokio::time::sleep(tick) => false,
+        },
+        None => {
+            tokio::time::sleep(tick).await;
+            false
+        }
+    }
+}
+
+/// An agent's chores every tick: the service renews its claim on the store (an agent a
+/// plugin started drains once the service claims it), unused clients are dropped, and an
+/// agent whose executable was replaced drains.
+fn housekeeping(shared: &Shared, settings: &Settings) {
+    if settings.service {
+        let _ = service::mark(&settings.store);
+    } else if !shared.draining() && service::claimed(&settings.store) {
+        shared.drain("the store's service agent takes it over");
+    }
+    shared.evict();
+    if !shared.draining() && !identity::current() {
+        shared.drain("its executable was replaced");
+    }
 }

@@ -128,67 +128,20 @@ impl Server {
             enc: Encoder::new(),
         }));
         let mut calls = JoinSet::new();
-        loop {
-            let header = match dec.next().await {
-                Ok(Some(v)) => v,
-                Ok(None) => break,
-                Err(e) => {
-                    debug!("rpc: reading request header: {e}");
-                    break;
-                }
-            };
-            let header = match RequestHeader::from_value(&header) {
-                Ok(h) => h,
-                Err(e) => {
-                    debug!("rpc: bad request header: {e}");
-                    break;
-                }
-            };
-            let sm = header.service_method.clone();
+        while let Some(header) = next_header(&mut dec).await {
             let body = match dec.next().await {
                 Ok(Some(v)) => v,
                 Ok(None) => break,
                 Err(e) => {
                     // Go answers a body it cannot decode with the decoder's error and goes on.
-                    let text = e.to_string();
-                    let w = Arc::clone(&writer);
-                    calls.spawn(
-                        async move { w.lock().await.write(&header, Reply::error(text)).await },
-                    );
+                    answer_error(&mut calls, &writer, header, e.to_string());
                     continue;
                 }
             };
-            let target = match sm.rfind('.') {
-                None => Err(format!("rpc: service/method request ill-formed: {sm}")),
-                Some(dot) => match self.services.get(&sm[..dot]) {
-                    None => Err(format!("rpc: can't find service {sm}")),
-                    Some(svc) if !svc.has_method(&sm[dot + 1..]) => {
-                        Err(format!("rpc: can't find method {sm}"))
-                    }
-                    Some(svc) => Ok((Arc::clone(svc), sm[dot + 1..].to_string())),
-                },
-            };
-            let w = Arc::clone(&writer);
-            match target {
-                Err(text) => {
-                    calls.spawn(
-                        async move { w.lock().await.write(&header, Reply::error(text)).await },
-                    );
-                }
+            match self.target(&header.service_method) {
+                Err(text) => answer_error(&mut calls, &writer, header, text),
                 Ok((svc, method)) => {
-                    let server = Arc::clone(&self);
-                    calls.spawn(async move {
-                        // A panicking method must still answer, or the client would wait forever.
-                        let reply = match tokio::spawn(svc.call(&method, body)).await {
-                            Ok(reply) => reply,
-                            Err(e) => Reply::error(format!("internal error in {method}: {e}")),
-                        };
-                        let close = reply.close_after;
-                        w.lock().await.write(&header, reply).await;
-                        if close {
-                            server.closed.notify_one();
-                        }
-                    });
+                    self.answer_call(&mut calls, &writer, header, svc, method, body)
                 }
             }
             // Reap finished calls so the set does not grow on a long-lived connection.
@@ -197,6 +150,80 @@ impl Server {
         while calls.join_next().await.is_some() {}
         let _ = writer.lock().await.wr.shutdown().await;
     }
+
+    /// The service and method a call's `Service.Method` names, or Go's error text when it is
+    /// ill-formed or names neither.
+    fn target(&self, sm: &str) -> Result<(Arc<dyn Service>, String), String> {
+        match sm.rfind('.') {
+            None => Err(format!("rpc: service/method request ill-formed: {sm}")),
+            Some(dot) => match self.services.get(&sm[..dot]) {
+                None => Err(format!("rpc: can't find service {sm}")),
+                Some(svc) if !svc.has_method(&sm[dot + 1..]) => {
+                    Err(format!("rpc: can't find method {sm}"))
+                }
+                Some(svc) => Ok((Arc::clone(svc), sm[dot + 1..].to_string())),
+            },
+        }
+    }
+
+    /// Serves the call `header` asks for on its own task: the method's reply is written (and
+    /// the server told to close if it asks to) when it is done.
+    fn answer_call(
+        self: &Arc<Self>,
+        calls: &mut JoinSet<()>,
+        writer: &SharedWriter,
+        header: RequestHeader,
+        svc: Arc<dyn Service>,
+        method: String,
+        body: Value,
+    ) {
+        let w = Arc::clone(writer);
+        let server = Arc::clone(self);
+        calls.spawn(async move {
+            // A panicking method must still answer, or the client would wait forever.
+            let reply = match tokio::spawn(svc.call(&method, body)).await {
+                Ok(reply) => reply,
+                Err(e) => Reply::error(format!("internal error in {method}: {e}")),
+            };
+            let close = reply.close_after;
+            w.lock().await.write(&header, reply).await;
+            if close {
+                server.closed.notify_one();
+            }
+        });
+    }
+}
+
+/// The next request header of a connection; `None` at its end or when a header cannot be
+/// read (the connection is then closed).
+async fn next_header<R: AsyncRead + Unpin>(dec: &mut StreamDecoder<R>) -> Option<RequestHeader> {
+    let header = match dec.next().await {
+        Ok(Some(v)) => v,
+        Ok(None) => return None,
+        Err(e) => {
+            debug!("rpc: reading request header: {e}");
+            return None;
+        }
+    };
+    match RequestHeader::from_value(&header) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            debug!("rpc: bad request header: {e}");
+            None
+        }
+    }
+}
+
+/// Answers the call `header` asks for with the error `text`, on its own task (in turn for
+/// the connection's writer).
+fn answer_error(
+    calls: &mut JoinSet<()>,
+    writer: &SharedWriter,
+    header: RequestHeader,
+    text: String,
+) {
+    let w = Arc::clone(writer);
+    calls.spawn(async move { w.lock().await.write(&header, Reply::error(text)).await });
 }
 
 impl Default for Server {
@@ -210,6 +237,9 @@ struct ReplyWriter {
     wr: Box<dyn AsyncWrite + Unpin + Send>,
     enc: Encoder,
 }
+
+/// A connection's writer, shared by its calls' tasks.
+type SharedWriter = Arc<Mutex<ReplyWriter>>;
 
 impl ReplyWriter {
     async fn write(&mut self, req: &RequestHeader, reply: Reply) {

@@ -291,8 +291,22 @@ fn on_made_up_resource(check: &mut Check) {
     }
 }
 
-/// Dry-runs every write ec2spot makes, with `launch` as the create would send it.
+/// Dry-runs every write ec2spot makes, with `launch` as the create would send it, then four
+/// of its reads.
 async fn permission_checks(
+    ec2: &aws_sdk_ec2::Client,
+    config: &Config,
+    launch: &Launch,
+    vpc: &str,
+) -> Vec<Check> {
+    let mut out = creation_checks(ec2, config, launch, vpc).await;
+    out.extend(change_checks(ec2).await);
+    out.extend(read_checks(ec2).await);
+    out
+}
+
+/// Dry-runs the calls that create something: the launch, a security group, a key pair.
+async fn creation_checks(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
     launch: &Launch,
@@ -331,8 +345,13 @@ async fn permission_checks(
             .send()
             .await,
     ));
-    // The rest act on made-up resources, which carry no ownership tag.
-    let start = out.len();
+    out
+}
+
+/// Dry-runs the calls that change or delete something. They act on made-up resources, which
+/// carry no ownership tag: a denial is undecided ([`on_made_up_resource`]).
+async fn change_checks(ec2: &aws_sdk_ec2::Client) -> Vec<Check> {
+    let mut out = Vec::new();
     out.push(dry_run(
         "DeleteKeyPair",
         ec2.delete_key_pair()
@@ -381,29 +400,35 @@ async fn permission_checks(
             .send()
             .await,
     ));
-    for check in &mut out[start..] {
+    for check in &mut out {
         on_made_up_resource(check);
     }
-    out.push(dry_run(
-        "DescribeInstances",
-        ec2.describe_instances().dry_run(true).send().await,
-    ));
-    out.push(dry_run(
-        "DescribeSpotInstanceRequests",
-        ec2.describe_spot_instance_requests()
-            .dry_run(true)
-            .send()
-            .await,
-    ));
-    out.push(dry_run(
-        "DescribeKeyPairs",
-        ec2.describe_key_pairs().dry_run(true).send().await,
-    ));
-    out.push(dry_run(
-        "DescribeNetworkInterfaces",
-        ec2.describe_network_interfaces().dry_run(true).send().await,
-    ));
     out
+}
+
+/// Dry-runs reads of instances, spot requests, key pairs and network interfaces.
+async fn read_checks(ec2: &aws_sdk_ec2::Client) -> Vec<Check> {
+    vec![
+        dry_run(
+            "DescribeInstances",
+            ec2.describe_instances().dry_run(true).send().await,
+        ),
+        dry_run(
+            "DescribeSpotInstanceRequests",
+            ec2.describe_spot_instance_requests()
+                .dry_run(true)
+                .send()
+                .await,
+        ),
+        dry_run(
+            "DescribeKeyPairs",
+            ec2.describe_key_pairs().dry_run(true).send().await,
+        ),
+        dry_run(
+            "DescribeNetworkInterfaces",
+            ec2.describe_network_interfaces().dry_run(true).send().await,
+        ),
+    ]
 }
 
 /// A public key for `ImportKeyPair` dry runs (never imported).
@@ -428,54 +453,34 @@ fn manager_check(store: &str) -> Check {
 /// Runs every check for the options in `values`; `store` is the docker-machine store.
 pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
     let mut out = vec![manager_check(store)];
+    if let Err(problem) = checks_in_order(values, store, &mut out).await {
+        out.push(problem);
+    }
+    out
+}
+
+/// The checks after the manager id's, in order, added to `out`. A problem that leaves the
+/// later checks nothing to work with (invalid options, no credentials or client, nothing
+/// resolved) ends them: it is the `Err`.
+async fn checks_in_order(
+    values: &OptionValues,
+    store: &str,
+    out: &mut Vec<Check>,
+) -> Result<(), Check> {
     let mut config = Config {
         machine_name: "ec2spot-doctor".into(),
         store_path: store.into(),
         ..Default::default()
     };
-    match options::apply(&mut config, values) {
-        Ok(warnings) => {
-            out.push(Check::ok("options are valid"));
-            for w in warnings {
-                out.push(Check::unknown(format!("options: {w}")));
-            }
-        }
-        Err(e) => {
-            out.push(Check::problem(
-                e.to_string(),
-                format!(
-                    "correct --{} (see `docker-machine create -d ec2spot --help`)",
-                    e.flag
-                ),
-            ));
-            return out;
-        }
-    }
+    out.extend(options_checks(&mut config, values)?);
     let endpoint = aws::endpoint(&config);
-    match aws::credentials(&config).await {
-        Ok(_) => out.push(Check::ok(if config.access_key.is_empty() {
-            "credentials found by the standard AWS chain"
-        } else {
-            "credentials from --amazonec2-access-key/--amazonec2-secret-key (or AWS_ACCESS_KEY_ID…)"
-        })),
-        Err(e) => {
-            out.push(Check::problem(
-                e.to_string(),
-                "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set AWS_PROFILE, or run on an instance with a role",
-            ));
-            return out;
-        }
-    }
-    let ec2 = match aws::client(&config).await {
-        Ok(ec2) => ec2,
-        Err(e) => {
-            out.push(Check::problem(
-                e.to_string(),
-                "fix the proxy (HTTPS_PROXY…) or CA bundle (AWS_CA_BUNDLE) settings it names",
-            ));
-            return out;
-        }
-    };
+    out.push(credentials_check(&config).await?);
+    let ec2 = aws::client(&config).await.map_err(|e| {
+        Check::problem(
+            e.to_string(),
+            "fix the proxy (HTTPS_PROXY…) or CA bundle (AWS_CA_BUNDLE) settings it names",
+        )
+    })?;
     out.push(Check::ok(format!(
         "region {}, endpoint {}",
         config.region,
@@ -485,26 +490,71 @@ pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
             endpoint.as_str()
         }
     )));
-    let resolved = match resolve::resolve(&ec2, &config).await {
-        Ok(r) => r,
-        Err(e) => {
-            out.push(match &e {
-                Error::Option(o) => Check::problem(
-                    e.to_string(),
-                    format!("correct --{} or leave it to its default", o.flag),
-                ),
-                _ => failure(
-                    e.to_string()
-                        .rsplit_once('(')
-                        .and_then(|(_, a)| a.split(')').next())
-                        .unwrap_or("Describe*"),
-                    &e,
-                ),
-            });
-            return out;
+    let resolved = resolve::resolve(&ec2, &config)
+        .await
+        .map_err(|e| resolve_problem(&e))?;
+    out.extend(resolved_checks(&resolved));
+    let launch = doctor_launch(&config, &resolved);
+    out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
+    out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
+    Ok(())
+}
+
+/// Reads `values` into `config`: "valid" and the warnings, or the problem.
+fn options_checks(config: &mut Config, values: &OptionValues) -> Result<Vec<Check>, Check> {
+    match options::apply(config, values) {
+        Ok(warnings) => {
+            let mut out = vec![Check::ok("options are valid")];
+            for w in warnings {
+                out.push(Check::unknown(format!("options: {w}")));
+            }
+            Ok(out)
         }
-    };
-    out.push(Check::ok(format!("VPC {}", resolved.vpc_id)));
+        Err(e) => Err(Check::problem(
+            e.to_string(),
+            format!(
+                "correct --{} (see `docker-machine create -d ec2spot --help`)",
+                e.flag
+            ),
+        )),
+    }
+}
+
+/// Where the credentials come from, or the problem of finding none.
+async fn credentials_check(config: &Config) -> Result<Check, Check> {
+    match aws::credentials(config).await {
+        Ok(_) => Ok(Check::ok(if config.access_key.is_empty() {
+            "credentials found by the standard AWS chain"
+        } else {
+            "credentials from --amazonec2-access-key/--amazonec2-secret-key (or AWS_ACCESS_KEY_ID…)"
+        })),
+        Err(e) => Err(Check::problem(
+            e.to_string(),
+            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set AWS_PROFILE, or run on an instance with a role",
+        )),
+    }
+}
+
+/// The problem of a pre-create check that failed: an option it rejected, or the call (named
+/// in the error's last parentheses) that failed.
+fn resolve_problem(e: &Error) -> Check {
+    match e {
+        Error::Option(o) => Check::problem(
+            e.to_string(),
+            format!("correct --{} or leave it to its default", o.flag),
+        ),
+        _ => failure(
+            e.to_string()
+                .rsplit_once('(')
+                .and_then(|(_, a)| a.split(')').next())
+                .unwrap_or("Describe*"),
+            e,
+        ),
+    }
+}
+
+/// What the pre-create check resolved: the VPC, the pools and their zones, the image.
+fn resolved_checks(resolved: &resolve::Resolved) -> Vec<Check> {
     let mut zones: Vec<&str> = resolved
         .pools
         .iter()
@@ -512,23 +562,30 @@ pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
         .collect();
     zones.sort();
     zones.dedup();
-    out.push(Check::ok(format!(
-        "{} pool(s) in {} zone(s): {}",
-        resolved.pools.len(),
-        zones.len(),
-        resolved
-            .pools
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )));
-    out.push(Check::ok(format!(
-        "image {} ({})",
-        resolved.ami, resolved.architecture
-    )));
+    vec![
+        Check::ok(format!("VPC {}", resolved.vpc_id)),
+        Check::ok(format!(
+            "{} pool(s) in {} zone(s): {}",
+            resolved.pools.len(),
+            zones.len(),
+            resolved
+                .pools
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Check::ok(format!(
+            "image {} ({})",
+            resolved.ami, resolved.architecture
+        )),
+    ]
+}
+
+/// The launch a create would send into the first pool (the permission checks dry-run it).
+fn doctor_launch(config: &Config, resolved: &resolve::Resolved) -> Launch {
     let pool = &resolved.pools[0];
-    let launch = Launch {
+    Launch {
         ami: resolved.ami.clone(),
         instance_type: pool.instance_type.clone(),
         subnet_id: pool.subnet_id.clone(),
@@ -543,10 +600,7 @@ pub async fn run(values: &OptionValues, store: &str) -> Vec<Check> {
         },
         client_token: format!("ec2spot-doctor-{}", std::process::id()),
         not_yet: Vec::new(),
-    };
-    out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
-    out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
-    out
+    }
 }
 
 #[cfg(test)]

@@ -291,26 +291,44 @@ fn actions(names: &[&str]) -> Vec<String> {
 /// The statements of `examples/iam-policy.json`: every permission ec2spot needs, each as
 /// narrow as EC2's IAM allows.
 pub fn statements() -> Vec<Statement> {
+    let mut all = vec![reads_statement()];
+    all.extend(creating_statements());
+    all.extend(tagging_statements());
+    all.push(changing_statement());
+    all.extend(iam_statements());
+    all.extend(kms_statements());
+    all
+}
+
+/// The condition key requiring ec2spot's ownership tag in a creating request.
+fn request_tag() -> String {
+    format!("aws:RequestTag/{OWNERSHIP_TAG}")
+}
+
+/// The condition key requiring ec2spot's ownership tag on an existing resource.
+fn resource_tag() -> String {
+    format!("ec2:ResourceTag/{OWNERSHIP_TAG}")
+}
+
+/// Every `Describe*` read, on any resource.
+fn reads_statement() -> Statement {
     let reads: Vec<String> = PERMISSIONS
         .iter()
         .filter(|p| p.action.starts_with("ec2:Describe"))
         .map(|p| p.action.to_string())
         .collect();
-    let request_tag = format!("aws:RequestTag/{OWNERSHIP_TAG}");
-    let resource_tag = format!("ec2:ResourceTag/{OWNERSHIP_TAG}");
-    let kms_key = Value::String(format!("arn:{PARTITION}:kms:*:*:key/{KMS_KEY_PLACEHOLDER}"));
-    let kms_use: Vec<String> = KMS_PERMISSIONS
-        .iter()
-        .map(|p| p.action.to_string())
-        .filter(|a| a != "kms:CreateGrant")
-        .collect();
+    statement("Ec2spotReads", reads, "*".into(), None)
+}
+
+/// Creating resources: only with the ownership tag in the request; the launches may refer
+/// to resources that are not ec2spot's, and security groups are created in a VPC.
+fn creating_statements() -> Vec<Statement> {
     vec![
-        statement("Ec2spotReads", reads, "*".into(), None),
         statement(
             "Ec2spotCreateOnlyTagged",
             actions(CREATING),
             ec2_arns(CREATED),
-            Some(json!({ "Null": { request_tag: "false" } })),
+            Some(json!({ "Null": { request_tag(): "false" } })),
         ),
         statement(
             "Ec2spotLaunchReferences",
@@ -324,6 +342,12 @@ pub fn statements() -> Vec<Statement> {
             ec2_arns(&["vpc"]),
             None,
         ),
+    ]
+}
+
+/// Writing tags: by the creating calls, and labels (no tag of ec2spot's own) on what it owns.
+fn tagging_statements() -> Vec<Statement> {
+    vec![
         statement(
             "Ec2spotTagOnlyWhenCreating",
             actions(&["CreateTags"]),
@@ -335,16 +359,26 @@ pub fn statements() -> Vec<Statement> {
             actions(&["CreateTags"]),
             ec2_arns(&["instance", "volume", "network-interface"]),
             Some(json!({
-                "Null": { resource_tag.clone(): "false" },
+                "Null": { resource_tag(): "false" },
                 "ForAllValues:StringNotLike": { "aws:TagKeys": [format!("{}*", tags::PREFIX)] }
             })),
         ),
-        statement(
-            "Ec2spotChangeOnlyOwned",
-            actions(CHANGING),
-            ec2_arns(CHANGED),
-            Some(json!({ "Null": { resource_tag: "false" } })),
-        ),
+    ]
+}
+
+/// Changing or deleting a resource: only one carrying the ownership tag.
+fn changing_statement() -> Statement {
+    statement(
+        "Ec2spotChangeOnlyOwned",
+        actions(CHANGING),
+        ec2_arns(CHANGED),
+        Some(json!({ "Null": { resource_tag(): "false" } })),
+    )
+}
+
+/// IAM: passing the machines' role to EC2, and creating the spot and fleet service roles.
+fn iam_statements() -> Vec<Statement> {
+    vec![
         statement(
             "Ec2spotPassMachineRole",
             vec!["iam:PassRole".into()],
@@ -361,6 +395,19 @@ pub fn statements() -> Vec<Statement> {
                 }
             })),
         ),
+    ]
+}
+
+/// The optional statements for `amazonec2-volume-kms-key`: EC2 may grant EBS the key and
+/// use it on the caller's behalf.
+fn kms_statements() -> Vec<Statement> {
+    let kms_key = Value::String(format!("arn:{PARTITION}:kms:*:*:key/{KMS_KEY_PLACEHOLDER}"));
+    let kms_use: Vec<String> = KMS_PERMISSIONS
+        .iter()
+        .map(|p| p.action.to_string())
+        .filter(|a| a != "kms:CreateGrant")
+        .collect();
+    vec![
         statement(
             &format!("{OPTIONAL_SID_PREFIX}Grant"),
             vec!["kms:CreateGrant".into()],
