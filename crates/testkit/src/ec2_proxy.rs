@@ -391,6 +391,8 @@ async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Answers the one request on `sock`: with a fault rule's answer, through the layers and
+/// moto, or straight from moto; marks it answered once the answer is written.
 async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     // One request per connection: answers say `Connection: close`, as moto's do.
     let Some(req) = read_request(&mut sock).await else {
@@ -398,145 +400,189 @@ async fn serve(mut sock: TcpStream, upstream: String, state: Arc<Mutex<State>>) 
     };
     let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let form = String::from_utf8_lossy(&req[head_end..]).into_owned();
-    let params = parse_form(&form);
-    let headers: Vec<(String, String)> = String::from_utf8_lossy(&req[..head_end])
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let Admitted {
+        fault,
+        logged,
+        delay,
+        layers,
+    } = admit(&state, &req[..head_end], &form);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let written = match fault {
+        None if !layers.is_empty() => {
+            let (status, body) =
+                through_layers(&layers, &logged, &req, head_end, &upstream, &state).await;
+            let reason = if status < 300 { "OK" } else { "Error" };
+            write_answer(&mut sock, status, reason, &body).await;
+            true
+        }
+        Some((Fault::Respond(f), faulted)) => {
+            let (status, body) = f(&faulted);
+            write_answer(&mut sock, status, "OK", &body).await;
+            true
+        }
+        Some((
+            Fault::Error {
+                status,
+                code,
+                message,
+            },
+            _,
+        )) => {
+            let body = error_body(&code, &message);
+            write_answer(&mut sock, status, error_reason(status), &body).await;
+            true
+        }
+        Some((Fault::Hold, _)) => {
+            hold(&mut sock).await;
+            true
+        }
+        None => relay(&mut sock, &upstream, &req).await,
+    };
+    if written {
+        let _ = sock.shutdown().await;
+        mark_answered(&state, logged.seq);
+    }
+}
+
+/// What the proxy decided about a request when it read it.
+struct Admitted {
+    /// The fault that answers it, with the request as logged (no layer sees it then).
+    fault: Option<(Fault, Request)>,
+    /// The request as logged.
+    logged: Request,
+    /// How long to wait before answering it.
+    delay: Duration,
+    /// The layers it goes through (none when a fault answers it).
+    layers: Vec<Arc<dyn Layer>>,
+}
+
+/// Logs the request with head `head` and form body `form`, and picks what answers it.
+fn admit(state: &Mutex<State>, head: &[u8], form: &str) -> Admitted {
+    let params = parse_form(form);
+    let headers = parse_headers(head);
     let action = params
         .iter()
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let fault = {
-        let mut st = state.lock().unwrap();
-        let mut chosen = None;
-        if let Some(b) = st.buckets.clone()
-            && !b.take(&form)
-        {
-            chosen = Some(Fault::Error {
-                status: 503,
-                code: "RequestLimitExceeded".into(),
-                message: "Request limit exceeded.".into(),
-            });
-        }
-        if chosen.is_none() {
-            for r in st.rules.iter_mut() {
-                if (r.action == action || r.action == "*") && r.times > 0 {
-                    if r.skip > 0 {
-                        r.skip -= 1;
-                        continue;
-                    }
-                    r.times -= 1;
-                    chosen = Some(r.fault.clone());
-                    break;
-                }
-            }
-        }
-        st.seq += 1;
-        let req = Request {
-            action: action.clone(),
-            params,
-            faulted: chosen.is_some(),
-            answered_by: None,
-            refused: false,
-            headers,
-            received: Instant::now(),
-            answered: None,
-            seq: st.seq,
-        };
-        st.log.push(req.clone());
-        let layers = if chosen.is_some() {
-            Vec::new()
-        } else {
-            st.layers.clone()
-        };
-        (chosen.map(|f| (f, req.clone())), req, st.delay, layers)
+    let mut st = state.lock().unwrap();
+    let chosen = choose_fault(&mut st, form, &action);
+    st.seq += 1;
+    let req = Request {
+        action,
+        params,
+        faulted: chosen.is_some(),
+        answered_by: None,
+        refused: false,
+        headers,
+        received: Instant::now(),
+        answered: None,
+        seq: st.seq,
     };
-    let (fault, logged, delay, layers) = fault;
-    let seq = logged.seq;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    st.log.push(req.clone());
+    let layers = if chosen.is_some() {
+        Vec::new()
+    } else {
+        st.layers.clone()
+    };
+    Admitted {
+        fault: chosen.map(|f| (f, req.clone())),
+        logged: req,
+        delay: st.delay,
+        layers,
     }
-    let answered = |state: &Mutex<State>| {
-        let mut st = state.lock().unwrap();
-        if let Some(r) = st.log.iter_mut().rev().find(|r| r.seq == seq) {
-            r.answered = Some(Instant::now());
-        }
-    };
-    if fault.is_none() && !layers.is_empty() {
-        let (status, body) =
-            through_layers(&layers, &logged, &req, head_end, &upstream, &state).await;
-        let reason = if status < 300 { "OK" } else { "Error" };
-        let resp = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = sock.write_all(resp.as_bytes()).await;
-        let _ = sock.shutdown().await;
-        answered(&state);
-        return;
+}
+
+/// The header lines of a request head (its request line skipped): lower-cased names,
+/// trimmed values.
+fn parse_headers(head: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(head)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+/// The fault that answers a request for `action` with form body `form`:
+/// `RequestLimitExceeded` when its emulated bucket is empty, else the first rule that applies
+/// (each matching request counts down a rule's skips, then its times).
+fn choose_fault(st: &mut State, form: &str, action: &str) -> Option<Fault> {
+    if let Some(b) = st.buckets.clone()
+        && !b.take(form)
+    {
+        return Some(Fault::Error {
+            status: 503,
+            code: "RequestLimitExceeded".into(),
+            message: "Request limit exceeded.".into(),
+        });
     }
-    let fault = match fault {
-        Some((Fault::Respond(f), req)) => {
-            let (status, body) = f(&req);
-            let resp = format!(
-                "HTTP/1.1 {status} OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-            answered(&state);
-            return;
-        }
-        other => other.map(|(f, _)| f),
-    };
-    match fault {
-        Some(Fault::Error {
-            status,
-            code,
-            message,
-        }) => {
-            let body = error_body(&code, &message);
-            let reason = match status {
-                400 => "Bad Request",
-                403 => "Forbidden",
-                500 => "Internal Server Error",
-                503 => "Service Unavailable",
-                _ => "Error",
-            };
-            let resp = format!(
-                "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-        }
-        Some(Fault::Hold) => {
-            // Keep the socket open without answering until the client hangs up.
-            let mut sink = [0u8; 64];
-            while let Ok(n) = sock.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
+    for r in st.rules.iter_mut() {
+        if (r.action == action || r.action == "*") && r.times > 0 {
+            if r.skip > 0 {
+                r.skip -= 1;
+                continue;
             }
-        }
-        Some(Fault::Respond(_)) => unreachable!("answered above"),
-        None => {
-            let Ok(mut up) = TcpStream::connect(&upstream).await else {
-                return;
-            };
-            if up.write_all(&req).await.is_err() {
-                return;
-            }
-            let mut resp = Vec::new();
-            let _ = up.read_to_end(&mut resp).await;
-            let _ = sock.write_all(&resp).await;
+            r.times -= 1;
+            return Some(r.fault.clone());
         }
     }
-    let _ = sock.shutdown().await;
-    answered(&state);
+    None
+}
+
+/// Writes an XML answer with HTTP `status`, `reason` and `body` (a client gone is ignored).
+async fn write_answer(sock: &mut TcpStream, status: u16, reason: &str, body: &str) {
+    let resp = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(resp.as_bytes()).await;
+}
+
+/// The HTTP reason phrase of an error answer's `status`.
+fn error_reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Keeps the socket open without answering until the client hangs up.
+async fn hold(sock: &mut TcpStream) {
+    let mut sink = [0u8; 64];
+    while let Ok(n) = sock.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Sends `raw` to moto and its answer, byte for byte, to the client; false if moto could not
+/// be reached.
+async fn relay(sock: &mut TcpStream, upstream: &str, raw: &[u8]) -> bool {
+    let Ok(mut up) = TcpStream::connect(upstream).await else {
+        return false;
+    };
+    if up.write_all(raw).await.is_err() {
+        return false;
+    }
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp).await;
+    let _ = sock.write_all(&resp).await;
+    true
+}
+
+/// Records when the logged request `seq` was answered.
+fn mark_answered(state: &Mutex<State>, seq: u64) {
+    let mut st = state.lock().unwrap();
+    if let Some(r) = st.log.iter_mut().rev().find(|r| r.seq == seq) {
+        r.answered = Some(Instant::now());
+    }
 }
 
 /// EC2's XML error answer with `code` and `message` (escaped here).

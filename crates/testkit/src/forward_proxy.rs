@@ -61,6 +61,7 @@ fn resolve(hosts: &HashMap<String, String>, authority: &str) -> String {
     }
 }
 
+/// Serves one connection: tunnels a `CONNECT`, forwards an absolute-form request.
 async fn serve(
     sock: TcpStream,
     hosts: Arc<HashMap<String, String>>,
@@ -68,9 +69,32 @@ async fn serve(
 ) -> std::io::Result<()> {
     // One request per connection (its answer closes it).
     let mut client = BufReader::new(sock);
+    let Some(head) = read_head(&mut client).await? else {
+        return Ok(());
+    };
+    if head.method == "CONNECT" {
+        return tunnel(client, &hosts, &head.target, &count).await;
+    }
+    forward(client, &hosts, &count, &head).await
+}
+
+/// A request's line and header lines.
+struct Head {
+    /// `CONNECT`, `POST`, …
+    method: String,
+    /// `host:port` of a `CONNECT`, else the absolute-form URL.
+    target: String,
+    /// `HTTP/1.1` unless the line says otherwise.
+    version: String,
+    /// The header lines as read (line ends kept).
+    headers: Vec<String>,
+}
+
+/// Reads the request line and header lines; `None` when the client sent nothing.
+async fn read_head(client: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
     let mut line = String::new();
     if client.read_line(&mut line).await? == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut parts = line.split_whitespace();
     let (method, target, version) = (
@@ -87,19 +111,42 @@ async fn serve(
         }
         headers.push(h);
     }
-    if method == "CONNECT" {
-        let mut upstream = TcpStream::connect(resolve(&hosts, &target)).await?;
-        count.fetch_add(1, Ordering::SeqCst);
-        client
-            .get_mut()
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .await?;
-        let mut client = client.into_inner();
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-        return Ok(());
-    }
+    Ok(Some(Head {
+        method,
+        target,
+        version,
+        headers,
+    }))
+}
+
+/// `CONNECT target`: connects to it, tells the client, and relays both ways until either
+/// side closes.
+async fn tunnel(
+    mut client: BufReader<TcpStream>,
+    hosts: &HashMap<String, String>,
+    target: &str,
+    count: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut upstream = TcpStream::connect(resolve(hosts, target)).await?;
+    count.fetch_add(1, Ordering::SeqCst);
+    client
+        .get_mut()
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
+    let mut client = client.into_inner();
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}
+
+/// An absolute-form request: sent in origin form to its host, the answer relayed back.
+async fn forward(
+    mut client: BufReader<TcpStream>,
+    hosts: &HashMap<String, String>,
+    count: &AtomicUsize,
+    head: &Head,
+) -> std::io::Result<()> {
     // Absolute form: http://host:port/path → origin form to host:port.
-    let Some(rest) = target.strip_prefix("http://") else {
+    let Some(rest) = head.target.strip_prefix("http://") else {
         client
             .get_mut()
             .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
@@ -110,30 +157,13 @@ async fn serve(
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let length: usize = headers
-        .iter()
-        .find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
+    let mut body = vec![0u8; content_length(&head.headers)];
     client.read_exact(&mut body).await?;
-    let mut upstream = TcpStream::connect(resolve(&hosts, authority)).await?;
+    let mut upstream = TcpStream::connect(resolve(hosts, authority)).await?;
     count.fetch_add(1, Ordering::SeqCst);
-    let mut request = format!("{method} {path} {version}\r\n");
-    for h in &headers {
-        let name = h.split(':').next().unwrap_or_default().trim();
-        if !name.eq_ignore_ascii_case("proxy-connection")
-            && !name.eq_ignore_ascii_case("connection")
-        {
-            request.push_str(h);
-        }
-    }
-    request.push_str("connection: close\r\n\r\n");
-    upstream.write_all(request.as_bytes()).await?;
+    upstream
+        .write_all(origin_form(head, path).as_bytes())
+        .await?;
     upstream.write_all(&body).await?;
     // The upstream (our EC2 proxy, moto) closes after its answer: relay until then, and
     // close the client's connection too (the answer says `Connection: close` or is
@@ -144,4 +174,33 @@ async fn serve(
     sock.write_all(&answer).await?;
     sock.shutdown().await?;
     Ok(())
+}
+
+/// The body length the header lines give (`Content-Length`), 0 if none.
+fn content_length(headers: &[String]) -> usize {
+    headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// The head of the request to send upstream: origin form (`path`), the client's headers
+/// but its connection ones, and `connection: close`.
+fn origin_form(head: &Head, path: &str) -> String {
+    let mut request = format!("{} {path} {}\r\n", head.method, head.version);
+    for h in &head.headers {
+        let name = h.split(':').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("proxy-connection")
+            && !name.eq_ignore_ascii_case("connection")
+        {
+            request.push_str(h);
+        }
+    }
+    request.push_str("connection: close\r\n\r\n");
+    request
 }

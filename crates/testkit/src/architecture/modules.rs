@@ -13,6 +13,7 @@
 //! something inside another.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// A module path from the crate root (`[]` is the root, `["create", "flow"]` is
@@ -62,107 +63,138 @@ pub fn strip_comments_and_strings(text: &str) -> String {
     let b: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
-    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
     while i < b.len() {
         let c = b[i];
         let next = b.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < b.len() && b[i] != '\n' {
-                out.push(' ');
-                i += 1;
-            }
+        i = if c == '/' && next == Some('/') {
+            blank_line_comment(&b, i, &mut out)
         } else if c == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < b.len() {
-                if b[i] == '/' && b.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if b[i] == '*' && b.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    out.push(blank(b[i]));
-                    i += 1;
-                }
-            }
+            blank_block_comment(&b, i, &mut out)
         } else if c == 'r'
             && (next == Some('"') || next == Some('#'))
             && (!ident_before(&b, i) || i > 0 && b[i - 1] == 'b' && !ident_before(&b, i - 1))
         {
-            // A raw string r"…" or r#"…"#.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while b.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if b.get(j) != Some(&'"') {
-                out.push(c);
-                i += 1;
-                continue;
-            }
-            j += 1;
-            loop {
-                if j >= b.len() {
-                    break;
-                }
-                if b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#')) {
-                    j += 1 + hashes;
-                    break;
-                }
-                j += 1;
-            }
-            for &ch in &b[i..j.min(b.len())] {
-                out.push(blank(ch));
-            }
-            i = j;
+            blank_raw_string(&b, i, &mut out)
         } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < b.len() && b[i] != '"' {
-                if b[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < b.len() {
-                    out.push(blank(b[i]));
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
+            blank_string(&b, i, &mut out)
         } else if c == '\'' {
-            // A char literal ('x', '\n', '\u{..}') — not a lifetime ('a).
-            let close = if next == Some('\\') {
-                (i + 3..b.len().min(i + 12)).find(|&k| b[k] == '\'')
-            } else if b.get(i + 2) == Some(&'\'') {
-                Some(i + 2)
-            } else {
-                None
-            };
-            match close {
-                Some(end) => {
-                    for _ in i..=end {
-                        out.push(' ');
-                    }
-                    i = end + 1;
-                }
-                None => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
+            blank_char_literal(&b, i, &mut out)
         } else {
             out.push(c);
+            i + 1
+        };
+    }
+    out
+}
+
+/// `c` blanked: a newline stays, anything else becomes a space.
+fn blank(c: char) -> char {
+    if c == '\n' { '\n' } else { ' ' }
+}
+
+/// Blanks the `//` comment at `i` into `out` up to its line's end; returns where it ends.
+fn blank_line_comment(b: &[char], mut i: usize, out: &mut String) -> usize {
+    while i < b.len() && b[i] != '\n' {
+        out.push(' ');
+        i += 1;
+    }
+    i
+}
+
+/// Blanks the `/* … */` comment at `i` (nested ones too) into `out`; returns where it ends.
+fn blank_block_comment(b: &[char], mut i: usize, out: &mut String) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        if b[i] == '/' && b.get(i + 1) == Some(&'*') {
+            depth += 1;
+            out.push_str("  ");
+            i += 2;
+        } else if b[i] == '*' && b.get(i + 1) == Some(&'/') {
+            depth -= 1;
+            out.push_str("  ");
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            out.push(blank(b[i]));
             i += 1;
         }
     }
-    out
+    i
+}
+
+/// Blanks the raw string `r"…"` or `r#"…"#` at `i` into `out` (an `r` that starts none is
+/// kept); returns where it ends.
+fn blank_raw_string(b: &[char], i: usize, out: &mut String) -> usize {
+    let mut j = i + 1;
+    let mut hashes = 0;
+    while b.get(j) == Some(&'#') {
+        hashes += 1;
+        j += 1;
+    }
+    if b.get(j) != Some(&'"') {
+        out.push(b[i]);
+        return i + 1;
+    }
+    j += 1;
+    loop {
+        if j >= b.len() {
+            break;
+        }
+        if b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#')) {
+            j += 1 + hashes;
+            break;
+        }
+        j += 1;
+    }
+    for &ch in &b[i..j.min(b.len())] {
+        out.push(blank(ch));
+    }
+    j
+}
+
+/// Blanks the string literal at `i` (escapes included) into `out`; returns where it ends.
+fn blank_string(b: &[char], mut i: usize, out: &mut String) -> usize {
+    out.push(' ');
+    i += 1;
+    while i < b.len() && b[i] != '"' {
+        if b[i] == '\\' {
+            out.push(' ');
+            i += 1;
+        }
+        if i < b.len() {
+            out.push(blank(b[i]));
+            i += 1;
+        }
+    }
+    out.push(' ');
+    i + 1
+}
+
+/// Blanks the char literal at `i` into `out`, or keeps the `'` of a lifetime; returns where
+/// it ends.
+fn blank_char_literal(b: &[char], i: usize, out: &mut String) -> usize {
+    // A char literal ('x', '\n', '\u{..}') — not a lifetime ('a).
+    let close = if b.get(i + 1) == Some(&'\\') {
+        (i + 3..b.len().min(i + 12)).find(|&k| b[k] == '\'')
+    } else if b.get(i + 2) == Some(&'\'') {
+        Some(i + 2)
+    } else {
+        None
+    };
+    match close {
+        Some(end) => {
+            for _ in i..=end {
+                out.push(' ');
+            }
+            end + 1
+        }
+        None => {
+            out.push(b[i]);
+            i + 1
+        }
+    }
 }
 
 fn ident_before(b: &[char], i: usize) -> bool {
@@ -305,6 +337,7 @@ struct Reference {
     reexport: bool,
 }
 
+/// The references in `code`, the stripped text of the file of module `file_module`.
 fn references(file_module: &ModulePath, code: &str) -> Vec<Reference> {
     let toks = tokens(code);
     let mut out = Vec::new();
@@ -335,17 +368,9 @@ fn references(file_module: &ModulePath, code: &str) -> Vec<Reference> {
                 i += 1;
             }
             Tok::Ident(id) if id == "use" => {
-                let reexport = i > 0 && matches!(&toks[i - 1].0, Tok::Ident(p) if p == "pub")
-                    || i > 3
-                        && matches!(&toks[i - 1].0, Tok::Punct(')'))
-                        && matches!(&toks[i - 3].0, Tok::Punct('('))
-                        && matches!(&toks[i - 4].0, Tok::Ident(p) if p == "pub");
+                let reexport = is_reexport(&toks, i);
                 let (paths, j) = use_paths(&toks, i + 1, &[]);
-                let scope: ModulePath = file_module
-                    .iter()
-                    .cloned()
-                    .chain(inline.iter().map(|(n, _)| n.clone()))
-                    .collect();
+                let scope = scope_of(file_module, &inline);
                 for (path, bound) in paths {
                     out.push(Reference {
                         scope: scope.clone(),
@@ -358,30 +383,11 @@ fn references(file_module: &ModulePath, code: &str) -> Vec<Reference> {
                 }
                 i = j.max(i + 1);
             }
-            Tok::Ident(first) => {
-                // A path in code: `first::…`, not itself the tail of another path.
-                let after_sep = i > 0 && toks[i - 1].0 == Tok::Sep;
-                let is_path = toks.get(i + 1).map(|t| &t.0) == Some(&Tok::Sep);
-                if !after_sep && is_path {
-                    let mut path = vec![first.clone()];
-                    let mut j = i + 1;
-                    while toks.get(j).map(|t| &t.0) == Some(&Tok::Sep) {
-                        match toks.get(j + 1).map(|t| &t.0) {
-                            Some(Tok::Ident(id)) => {
-                                path.push(id.clone());
-                                j += 2;
-                            }
-                            _ => break,
-                        }
-                    }
+            Tok::Ident(first) => match code_path(&toks, i, first) {
+                Some((path, j)) => {
                     // Whether it starts in this crate is decided when it is resolved.
-                    let scope: ModulePath = file_module
-                        .iter()
-                        .cloned()
-                        .chain(inline.iter().map(|(n, _)| n.clone()))
-                        .collect();
                     out.push(Reference {
-                        scope,
+                        scope: scope_of(file_module, &inline),
                         inline_depth: inline.len(),
                         path,
                         bound: None,
@@ -389,14 +395,53 @@ fn references(file_module: &ModulePath, code: &str) -> Vec<Reference> {
                         reexport: false,
                     });
                     i = j;
-                } else {
-                    i += 1;
                 }
-            }
+                None => i += 1,
+            },
             _ => i += 1,
         }
     }
     out
+}
+
+/// Whether the `use` at token `i` is a re-export (`pub use` or `pub(…) use`).
+fn is_reexport(toks: &[(Tok, usize)], i: usize) -> bool {
+    i > 0 && matches!(&toks[i - 1].0, Tok::Ident(p) if p == "pub")
+        || i > 3
+            && matches!(&toks[i - 1].0, Tok::Punct(')'))
+            && matches!(&toks[i - 3].0, Tok::Punct('('))
+            && matches!(&toks[i - 4].0, Tok::Ident(p) if p == "pub")
+}
+
+/// The module code is written in: the file's, plus the inline modules it is inside.
+fn scope_of(file_module: &ModulePath, inline: &[(String, usize)]) -> ModulePath {
+    file_module
+        .iter()
+        .cloned()
+        .chain(inline.iter().map(|(n, _)| n.clone()))
+        .collect()
+}
+
+/// The path in code starting with `first` at token `i` (`first::…`, not itself the tail of
+/// another path) and the token after it; `None` when no path starts there.
+fn code_path(toks: &[(Tok, usize)], i: usize, first: &str) -> Option<(Vec<String>, usize)> {
+    let after_sep = i > 0 && toks[i - 1].0 == Tok::Sep;
+    let is_path = toks.get(i + 1).map(|t| &t.0) == Some(&Tok::Sep);
+    if after_sep || !is_path {
+        return None;
+    }
+    let mut path = vec![first.to_string()];
+    let mut j = i + 1;
+    while toks.get(j).map(|t| &t.0) == Some(&Tok::Sep) {
+        match toks.get(j + 1).map(|t| &t.0) {
+            Some(Tok::Ident(id)) => {
+                path.push(id.clone());
+                j += 2;
+            }
+            _ => break,
+        }
+    }
+    Some((path, j))
 }
 
 /// The absolute path a reference names, or `None` when it starts outside the crate.
@@ -467,11 +512,38 @@ fn target(
     Some(module)
 }
 
+/// Each module's re-exports: bound name → the absolute path it re-exports.
+type Reexports = BTreeMap<ModulePath, BTreeMap<String, Vec<String>>>;
+
+/// Each module's module aliases: name a `use` bound → the module it names.
+type Aliases = BTreeMap<ModulePath, BTreeMap<String, ModulePath>>;
+
 /// Reads the module graph of the crate whose root file is `root` (its `lib.rs` or
 /// `main.rs`); the crate's other modules are the files beside and below it.
 pub fn module_graph(root: &Path) -> ModuleGraph {
     let src = root.parent().unwrap_or(Path::new("."));
-    let root_name = root.file_name().unwrap_or_default();
+    let modules = crate_modules(src, root.file_name().unwrap_or_default());
+    let codes: BTreeMap<ModulePath, String> = modules
+        .iter()
+        .map(|(m, f)| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            (m.clone(), strip_comments_and_strings(&text))
+        })
+        .collect();
+    // First pass: each module's re-exports and module aliases.
+    let mut refs: BTreeMap<ModulePath, Vec<Reference>> = BTreeMap::new();
+    for (m, code) in &codes {
+        refs.insert(m.clone(), references(m, code));
+    }
+    let (reexports, aliases) = reexports_and_aliases(&modules, &refs);
+    // Second pass: the edges.
+    let edges = dependency_edges(src, &modules, &refs, &reexports, &aliases);
+    ModuleGraph { modules, edges }
+}
+
+/// The modules of the crate whose sources are under `src` and whose root file is named
+/// `root_name`, with their files (the other root file, `lib.rs` or `main.rs`, left out).
+fn crate_modules(src: &Path, root_name: &OsStr) -> BTreeMap<ModulePath, PathBuf> {
     let mut modules: BTreeMap<ModulePath, PathBuf> = BTreeMap::new();
     for f in rust_files(src) {
         let top_file = f.parent() == Some(src);
@@ -486,25 +558,22 @@ pub fn module_graph(root: &Path) -> ModuleGraph {
         }
         modules.insert(module_of(src, &f), f);
     }
-    let codes: BTreeMap<ModulePath, String> = modules
-        .iter()
-        .map(|(m, f)| {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            (m.clone(), strip_comments_and_strings(&text))
-        })
-        .collect();
-    // First pass: each module's re-exports and module aliases.
-    let mut refs: BTreeMap<ModulePath, Vec<Reference>> = BTreeMap::new();
-    for (m, code) in &codes {
-        refs.insert(m.clone(), references(m, code));
-    }
+    modules
+}
+
+/// Each module's re-exports (top-level `pub use`s) and module aliases (names a `use` bound
+/// to a module), from the references `refs`.
+fn reexports_and_aliases(
+    modules: &BTreeMap<ModulePath, PathBuf>,
+    refs: &BTreeMap<ModulePath, Vec<Reference>>,
+) -> (Reexports, Aliases) {
     let no_aliases = BTreeMap::new();
-    let mut reexports: BTreeMap<ModulePath, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    let mut aliases: BTreeMap<ModulePath, BTreeMap<String, ModulePath>> = BTreeMap::new();
-    for (m, rs) in &refs {
+    let mut reexports: Reexports = BTreeMap::new();
+    let mut aliases: Aliases = BTreeMap::new();
+    for (m, rs) in refs {
         for r in rs {
             let Some(bound) = &r.bound else { continue };
-            let Some(full) = absolute(r, m, &modules, &no_aliases) else {
+            let Some(full) = absolute(r, m, modules, &no_aliases) else {
                 continue;
             };
             if full.last().map(String::as_str) == Some("*") {
@@ -524,10 +593,22 @@ pub fn module_graph(root: &Path) -> ModuleGraph {
             }
         }
     }
-    // Second pass: the edges.
+    (reexports, aliases)
+}
+
+/// The dependencies the references `refs` make, one per ordered pair of modules, each with
+/// the first place it was seen (`file:line`, the file relative to `src`'s parent).
+fn dependency_edges(
+    src: &Path,
+    modules: &BTreeMap<ModulePath, PathBuf>,
+    refs: &BTreeMap<ModulePath, Vec<Reference>>,
+    reexports: &Reexports,
+    aliases: &Aliases,
+) -> Vec<Edge> {
+    let no_aliases = BTreeMap::new();
     let mut seen: BTreeSet<(ModulePath, ModulePath)> = BTreeSet::new();
     let mut edges = Vec::new();
-    for (m, rs) in &refs {
+    for (m, rs) in refs {
         let file = modules[m]
             .strip_prefix(src.parent().unwrap_or(src))
             .unwrap_or(&modules[m])
@@ -535,10 +616,10 @@ pub fn module_graph(root: &Path) -> ModuleGraph {
             .to_string();
         let own_aliases = aliases.get(m).unwrap_or(&no_aliases);
         for r in rs {
-            let Some(full) = absolute(r, m, &modules, own_aliases) else {
+            let Some(full) = absolute(r, m, modules, own_aliases) else {
                 continue;
             };
-            let Some(to) = target(&full, &modules, &reexports, 0) else {
+            let Some(to) = target(&full, modules, reexports, 0) else {
                 continue;
             };
             // A folder showing what lies below it is structure, not a dependency.
@@ -554,7 +635,7 @@ pub fn module_graph(root: &Path) -> ModuleGraph {
             }
         }
     }
-    ModuleGraph { modules, edges }
+    edges
 }
 
 /// `crate::a::b` for a module path.

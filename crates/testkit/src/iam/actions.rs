@@ -323,164 +323,42 @@ impl TemplateData {
 pub fn touched(req: &Request, template: Option<&TemplateData>) -> Option<Vec<Touched>> {
     let types = types_of(&req.action)?;
     let p = |k: &str| req.param(k);
-    let ids = |k: &str| {
-        req.list(k)
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>()
-    };
-    let mut out = Vec::new();
-    match req.action.as_str() {
-        a if a.starts_with("Describe") => {}
+    let out = match req.action.as_str() {
+        a if a.starts_with("Describe") => Vec::new(),
         "AuthorizeSecurityGroupIngress" | "DeleteSecurityGroup" => {
             // By id, or by name in the default VPC (resolved by the layer from moto).
             let id = p("GroupId").or(p("GroupName")).unwrap_or("*");
-            out.push(existing("security-group", id));
+            vec![existing("security-group", id)]
         }
         "CancelSpotInstanceRequests" => {
-            for id in ids("SpotInstanceRequestId") {
-                out.push(existing("spot-instances-request", &id));
-            }
+            each_existing(req, "SpotInstanceRequestId", "spot-instances-request")
         }
         "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances" => {
-            for id in ids("InstanceId") {
-                out.push(existing("instance", &id));
-            }
+            each_existing(req, "InstanceId", "instance")
         }
-        "DeleteKeyPair" => {
-            out.push(existing(
-                "key-pair",
-                p("KeyName").or(p("KeyPairId")).unwrap_or("*"),
-            ));
-        }
+        "DeleteKeyPair" => vec![existing(
+            "key-pair",
+            p("KeyName").or(p("KeyPairId")).unwrap_or("*"),
+        )],
         "DeleteLaunchTemplate" => {
             let id = p("LaunchTemplateId")
                 .or(p("LaunchTemplateName"))
                 .unwrap_or("*");
-            out.push(existing("launch-template", id));
+            vec![existing("launch-template", id)]
         }
-        "DeleteVolume" => out.push(existing("volume", p("VolumeId").unwrap_or("*"))),
-        "ImportKeyPair" => out.push(created("key-pair")),
-        "CreateLaunchTemplate" => out.push(created("launch-template")),
-        "CreateSecurityGroup" => {
-            out.push(created("security-group"));
+        "DeleteVolume" => vec![existing("volume", p("VolumeId").unwrap_or("*"))],
+        "ImportKeyPair" => vec![created("key-pair")],
+        "CreateLaunchTemplate" => vec![created("launch-template")],
+        "CreateSecurityGroup" => vec![
+            created("security-group"),
             // Without a VpcId the group goes to the default VPC, which EC2 picks.
-            out.push(existing("vpc", p("VpcId").unwrap_or("*")));
-        }
-        "CreateTags" => {
-            for id in ids("ResourceId") {
-                if let Some(t) = type_of_id(&id) {
-                    out.push(existing(t, &id));
-                }
-            }
-        }
-        "RunInstances" => {
-            let image = p("ImageId")
-                .map(String::from)
-                .or_else(|| template.and_then(|t| t.image.clone()));
-            out.push(existing("image", image.as_deref().unwrap_or("*")));
-            out.push(created("instance"));
-            out.push(created("network-interface"));
-            let mut groups = ids("SecurityGroupId");
-            groups.extend(
-                numbered(req, "NetworkInterface.1.SecurityGroupId", "")
-                    .into_iter()
-                    .map(String::from),
-            );
-            groups.extend(ids("SecurityGroup"));
-            if groups.is_empty()
-                && let Some(t) = template
-            {
-                groups = t.groups.clone();
-            }
-            if groups.is_empty() {
-                // The VPC's default group, which EC2 picks.
-                groups.push("*".into());
-            }
-            for g in groups {
-                out.push(existing("security-group", &g));
-            }
-            let subnet = p("SubnetId")
-                .or(p("NetworkInterface.1.SubnetId"))
-                .unwrap_or("*");
-            out.push(existing("subnet", subnet));
-            let key = p("KeyName")
-                .map(String::from)
-                .or_else(|| template.and_then(|t| t.key_name.clone()));
-            if let Some(k) = key {
-                out.push(existing("key-pair", &k));
-            }
-            if let Some(t) =
-                p("LaunchTemplate.LaunchTemplateId").or(p("LaunchTemplate.LaunchTemplateName"))
-            {
-                out.push(existing(
-                    "launch-template",
-                    template.map_or(t, |d| d.id.as_str()),
-                ));
-            }
-            // The root volume (every image ec2spot launches is EBS-backed).
-            out.push(created("volume"));
-            if p("InstanceMarketOptions.MarketType") == Some("spot") {
-                out.push(created("spot-instances-request"));
-            }
-        }
-        "CreateFleet" => {
-            out.push(created("fleet"));
-            out.push(created("instance"));
-            let mut images: Vec<String> = Vec::new();
-            for n in 1..=64 {
-                for m in 1..=64 {
-                    match p(&format!("LaunchTemplateConfigs.{n}.Overrides.{m}.ImageId")) {
-                        Some(i) => images.push(i.to_string()),
-                        None if p(&format!(
-                            "LaunchTemplateConfigs.{n}.Overrides.{m}.InstanceType"
-                        ))
-                        .is_none()
-                            && p(&format!("LaunchTemplateConfigs.{n}.Overrides.{m}.SubnetId"))
-                                .is_none() =>
-                        {
-                            break;
-                        }
-                        None => {}
-                    }
-                }
-            }
-            if images.is_empty()
-                && let Some(i) = template.and_then(|t| t.image.clone())
-            {
-                images.push(i);
-            }
-            images.sort();
-            images.dedup();
-            for i in images {
-                out.push(existing("image", &i));
-            }
-            if let Some(t) = template {
-                out.push(existing("launch-template", &t.id));
-            } else if let Some(t) =
-                p("LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId").or(p(
-                    "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName",
-                ))
-            {
-                out.push(existing("launch-template", t));
-            }
-            let mut subnets: Vec<&str> = req
-                .params
-                .iter()
-                .filter(|(k, _)| {
-                    k.starts_with("LaunchTemplateConfigs.") && k.ends_with(".SubnetId")
-                })
-                .map(|(_, v)| v.as_str())
-                .collect();
-            subnets.sort();
-            subnets.dedup();
-            for s in subnets {
-                out.push(existing("subnet", s));
-            }
-            out.push(created("volume"));
-        }
+            existing("vpc", p("VpcId").unwrap_or("*")),
+        ],
+        "CreateTags" => tagged(req),
+        "RunInstances" => run_instances(req, template),
+        "CreateFleet" => create_fleet(req, template),
         _ => return None,
-    }
+    };
     debug_assert!(
         out.iter()
             .all(|t| types.iter().any(|(ty, _)| *ty == t.rtype)
@@ -489,6 +367,162 @@ pub fn touched(req: &Request, template: Option<&TemplateData>) -> Option<Vec<Tou
         req.action
     );
     Some(out)
+}
+
+/// The values of the list parameter `prefix` (`InstanceId.N`), owned.
+fn ids(req: &Request, prefix: &str) -> Vec<String> {
+    req.list(prefix).into_iter().map(String::from).collect()
+}
+
+/// One existing resource of type `rtype` for each value of the list parameter `prefix`.
+fn each_existing(req: &Request, prefix: &str, rtype: &'static str) -> Vec<Touched> {
+    ids(req, prefix)
+        .iter()
+        .map(|id| existing(rtype, id))
+        .collect()
+}
+
+/// The resources a `CreateTags` labels: each `ResourceId.N` whose type its prefix tells.
+fn tagged(req: &Request) -> Vec<Touched> {
+    ids(req, "ResourceId")
+        .iter()
+        .filter_map(|id| type_of_id(id).map(|t| existing(t, id)))
+        .collect()
+}
+
+/// What a `RunInstances` touches: its image, the instance and network interface it creates,
+/// its security groups, subnet, key pair and launch template, the root volume and, for a spot
+/// launch, the spot instance request.
+fn run_instances(req: &Request, template: Option<&TemplateData>) -> Vec<Touched> {
+    let p = |k: &str| req.param(k);
+    let image = p("ImageId")
+        .map(String::from)
+        .or_else(|| template.and_then(|t| t.image.clone()));
+    let mut out = vec![
+        existing("image", image.as_deref().unwrap_or("*")),
+        created("instance"),
+        created("network-interface"),
+    ];
+    for g in launch_groups(req, template) {
+        out.push(existing("security-group", &g));
+    }
+    let subnet = p("SubnetId")
+        .or(p("NetworkInterface.1.SubnetId"))
+        .unwrap_or("*");
+    out.push(existing("subnet", subnet));
+    let key = p("KeyName")
+        .map(String::from)
+        .or_else(|| template.and_then(|t| t.key_name.clone()));
+    if let Some(k) = key {
+        out.push(existing("key-pair", &k));
+    }
+    if let Some(t) = p("LaunchTemplate.LaunchTemplateId").or(p("LaunchTemplate.LaunchTemplateName"))
+    {
+        out.push(existing(
+            "launch-template",
+            template.map_or(t, |d| d.id.as_str()),
+        ));
+    }
+    // The root volume (every image ec2spot launches is EBS-backed).
+    out.push(created("volume"));
+    if p("InstanceMarketOptions.MarketType") == Some("spot") {
+        out.push(created("spot-instances-request"));
+    }
+    out
+}
+
+/// The security groups a `RunInstances` launches into: those it names (directly or on its
+/// first network interface), else its launch template's, else `*`.
+fn launch_groups(req: &Request, template: Option<&TemplateData>) -> Vec<String> {
+    let mut groups = ids(req, "SecurityGroupId");
+    groups.extend(
+        numbered(req, "NetworkInterface.1.SecurityGroupId", "")
+            .into_iter()
+            .map(String::from),
+    );
+    groups.extend(ids(req, "SecurityGroup"));
+    if groups.is_empty()
+        && let Some(t) = template
+    {
+        groups = t.groups.clone();
+    }
+    if groups.is_empty() {
+        // The VPC's default group, which EC2 picks.
+        groups.push("*".into());
+    }
+    groups
+}
+
+/// What a `CreateFleet` touches: the fleet and instances it creates, the images and subnets
+/// its overrides name, its launch template and the root volume.
+fn create_fleet(req: &Request, template: Option<&TemplateData>) -> Vec<Touched> {
+    let mut out = vec![created("fleet"), created("instance")];
+    for i in fleet_images(req, template) {
+        out.push(existing("image", &i));
+    }
+    if let Some(t) = fleet_template(req, template) {
+        out.push(existing("launch-template", t));
+    }
+    for s in fleet_subnets(req) {
+        out.push(existing("subnet", s));
+    }
+    out.push(created("volume"));
+    out
+}
+
+/// The images a `CreateFleet`'s overrides name (sorted, once each), else its launch
+/// template's image.
+fn fleet_images(req: &Request, template: Option<&TemplateData>) -> Vec<String> {
+    let p = |k: &str| req.param(k);
+    let mut images: Vec<String> = Vec::new();
+    for n in 1..=64 {
+        for m in 1..=64 {
+            match p(&format!("LaunchTemplateConfigs.{n}.Overrides.{m}.ImageId")) {
+                Some(i) => images.push(i.to_string()),
+                None if p(&format!(
+                    "LaunchTemplateConfigs.{n}.Overrides.{m}.InstanceType"
+                ))
+                .is_none()
+                    && p(&format!("LaunchTemplateConfigs.{n}.Overrides.{m}.SubnetId"))
+                        .is_none() =>
+                {
+                    break;
+                }
+                None => {}
+            }
+        }
+    }
+    if images.is_empty()
+        && let Some(i) = template.and_then(|t| t.image.clone())
+    {
+        images.push(i);
+    }
+    images.sort();
+    images.dedup();
+    images
+}
+
+/// The launch template a `CreateFleet` uses: the known one's id, else the id or name its
+/// first config names.
+fn fleet_template<'a>(req: &'a Request, template: Option<&'a TemplateData>) -> Option<&'a str> {
+    if let Some(t) = template {
+        return Some(t.id.as_str());
+    }
+    req.param("LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId")
+        .or(req.param("LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName"))
+}
+
+/// The subnets a `CreateFleet`'s configs name (sorted, once each).
+fn fleet_subnets(req: &Request) -> Vec<&str> {
+    let mut subnets: Vec<&str> = req
+        .params
+        .iter()
+        .filter(|(k, _)| k.starts_with("LaunchTemplateConfigs.") && k.ends_with(".SubnetId"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    subnets.sort();
+    subnets.dedup();
+    subnets
 }
 
 /// The resource type of an EC2 id, by its prefix.

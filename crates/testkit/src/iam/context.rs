@@ -67,6 +67,9 @@ fn resource_tags(ctx: &mut Context, tags: &[(String, String)]) {
     }
 }
 
+/// An existing resource's ARN id and tags.
+type Found = (String, Vec<(String, String)>);
+
 fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
     tags.iter()
         .map(|t| {
@@ -87,82 +90,103 @@ pub async fn existing(
     id: &str,
 ) -> Option<(String, Vec<(String, String)>)> {
     match rtype {
-        "instance" => {
-            let r = ec2
-                .describe_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .ok()?;
-            let i = r.reservations().iter().flat_map(|r| r.instances()).next()?;
-            Some((id.into(), pairs(i.tags())))
-        }
-        "volume" => {
-            let r = ec2.describe_volumes().volume_ids(id).send().await.ok()?;
-            Some((id.into(), pairs(r.volumes().first()?.tags())))
-        }
-        "security-group" => {
-            let q = ec2.describe_security_groups();
-            let q = if id.starts_with("sg-") {
-                q.group_ids(id)
-            } else {
-                q.group_names(id)
-            };
-            let r = q.send().await.ok()?;
-            let g = r.security_groups().first()?;
-            Some((g.group_id()?.to_string(), pairs(g.tags())))
-        }
-        "spot-instances-request" => {
-            let r = ec2
-                .describe_spot_instance_requests()
-                .spot_instance_request_ids(id)
-                .send()
-                .await
-                .ok()?;
-            Some((id.into(), pairs(r.spot_instance_requests().first()?.tags())))
-        }
-        "launch-template" => {
-            let q = ec2.describe_launch_templates();
-            let q = if id.starts_with("lt-") {
-                q.launch_template_ids(id)
-            } else {
-                q.launch_template_names(id)
-            };
-            let r = q.send().await.ok()?;
-            let t = r.launch_templates().first()?;
-            Some((t.launch_template_id()?.to_string(), pairs(t.tags())))
-        }
-        "key-pair" => {
-            let q = ec2.describe_key_pairs();
-            let q = if id.starts_with("key-") {
-                q.key_pair_ids(id)
-            } else {
-                q.key_names(id)
-            };
-            let r = q.send().await.ok()?;
-            let k = r.key_pairs().first()?;
-            Some((k.key_name()?.to_string(), pairs(k.tags())))
-        }
-        _ => {
-            let r = ec2
-                .describe_tags()
-                .filters(Filter::builder().name("resource-id").values(id).build())
-                .send()
-                .await
-                .ok()?;
-            let tags = r
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            Some((id.into(), tags))
-        }
+        "instance" => existing_instance(ec2, id).await,
+        "volume" => existing_volume(ec2, id).await,
+        "security-group" => existing_security_group(ec2, id).await,
+        "spot-instances-request" => existing_spot_request(ec2, id).await,
+        "launch-template" => existing_launch_template(ec2, id).await,
+        "key-pair" => existing_key_pair(ec2, id).await,
+        _ => existing_by_describe_tags(ec2, id).await,
     }
+}
+
+/// Instance `id` and its tags, as moto holds it.
+async fn existing_instance(ec2: &Client, id: &str) -> Option<Found> {
+    let r = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .ok()?;
+    let i = r.reservations().iter().flat_map(|r| r.instances()).next()?;
+    Some((id.into(), pairs(i.tags())))
+}
+
+/// Volume `id` and its tags, as moto holds it.
+async fn existing_volume(ec2: &Client, id: &str) -> Option<Found> {
+    let r = ec2.describe_volumes().volume_ids(id).send().await.ok()?;
+    Some((id.into(), pairs(r.volumes().first()?.tags())))
+}
+
+/// The security group with id or name `id`: its id and tags, as moto holds it.
+async fn existing_security_group(ec2: &Client, id: &str) -> Option<Found> {
+    let q = ec2.describe_security_groups();
+    let q = if id.starts_with("sg-") {
+        q.group_ids(id)
+    } else {
+        q.group_names(id)
+    };
+    let r = q.send().await.ok()?;
+    let g = r.security_groups().first()?;
+    Some((g.group_id()?.to_string(), pairs(g.tags())))
+}
+
+/// Spot instance request `id` and its tags, as moto holds it.
+async fn existing_spot_request(ec2: &Client, id: &str) -> Option<Found> {
+    let r = ec2
+        .describe_spot_instance_requests()
+        .spot_instance_request_ids(id)
+        .send()
+        .await
+        .ok()?;
+    Some((id.into(), pairs(r.spot_instance_requests().first()?.tags())))
+}
+
+/// The launch template with id or name `id`: its id and tags, as moto holds it.
+async fn existing_launch_template(ec2: &Client, id: &str) -> Option<Found> {
+    let q = ec2.describe_launch_templates();
+    let q = if id.starts_with("lt-") {
+        q.launch_template_ids(id)
+    } else {
+        q.launch_template_names(id)
+    };
+    let r = q.send().await.ok()?;
+    let t = r.launch_templates().first()?;
+    Some((t.launch_template_id()?.to_string(), pairs(t.tags())))
+}
+
+/// The key pair with id or name `id`: its name and tags, as moto holds it.
+async fn existing_key_pair(ec2: &Client, id: &str) -> Option<Found> {
+    let q = ec2.describe_key_pairs();
+    let q = if id.starts_with("key-") {
+        q.key_pair_ids(id)
+    } else {
+        q.key_names(id)
+    };
+    let r = q.send().await.ok()?;
+    let k = r.key_pairs().first()?;
+    Some((k.key_name()?.to_string(), pairs(k.tags())))
+}
+
+/// Resource `id` of any other type and its tags, as moto's `DescribeTags` lists them.
+async fn existing_by_describe_tags(ec2: &Client, id: &str) -> Option<Found> {
+    let r = ec2
+        .describe_tags()
+        .filters(Filter::builder().name("resource-id").values(id).build())
+        .send()
+        .await
+        .ok()?;
+    let tags = r
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    Some((id.into(), tags))
 }
 
 /// The tags a launch applies, per resource type: the template's, then the request's (which
@@ -196,9 +220,7 @@ pub async fn checks(
     ec2: &Client,
 ) -> Vec<Check> {
     let action = format!("ec2:{}", req.action);
-    let mut base = Context::new();
-    base.set("aws:RequestedRegion", place.region.clone());
-    base.set("ec2:Region", place.region.clone());
+    let base = region_context(place);
     let Some(touched) = actions::touched(req, template) else {
         // Not an action of ec2spot's: judged on `*` (the shipped policy names none such).
         return vec![Check {
@@ -220,32 +242,14 @@ pub async fn checks(
     } else {
         BTreeMap::new()
     };
-    let tag_params: Vec<(String, String)> = (1..)
-        .map_while(|n| {
-            req.param(&format!("Tag.{n}.Key")).map(|k| {
-                (
-                    k.to_string(),
-                    req.param(&format!("Tag.{n}.Value"))
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
-        })
-        .collect();
+    let tag_params = tag_params(req);
     let mut out = Vec::new();
     for Touched { rtype, id, created } in touched {
         let mut ctx = base.clone();
         let arn_id = if created || id == "*" {
             id.clone()
         } else {
-            let known = (rtype == "spot-instances-request")
-                .then(|| spot.get(&id).map(|tags| (id.clone(), tags.clone())))
-                .flatten();
-            let found = match known {
-                Some(k) => Some(k),
-                None => existing(ec2, rtype, &id).await,
-            };
-            match found {
+            match known(rtype, &id, spot, ec2).await {
                 Some((arn_id, tags)) => {
                     resource_tags(&mut ctx, &tags);
                     arn_id
@@ -267,43 +271,105 @@ pub async fn checks(
         });
         // Tag-on-create: `ec2:CreateTags` on each resource the call creates and tags.
         if created && let Some(tags) = tags_by_type.get(rtype).filter(|t| !t.is_empty()) {
-            let mut ctx = base.clone();
-            ctx.set("ec2:CreateAction", req.action.clone());
-            request_tags(&mut ctx, tags);
-            out.push(Check {
-                action: "ec2:CreateTags".into(),
-                resource: place.arn(rtype, "*"),
-                context: ctx,
-            });
+            out.push(tag_on_create(req, place, &base, rtype, tags));
         }
     }
-    // Tags for a type the call creates but the reference does not list for the action (a
-    // fleet's network interfaces): still tag-on-create, still `ec2:CreateTags`.
     if creates {
-        for (rtype, tags) in &tags_by_type {
-            let listed = out
-                .iter()
-                .any(|c| c.action == "ec2:CreateTags" && c.resource == place.arn(rtype, "*"));
-            let launched_here = matches!(req.action.as_str(), "RunInstances" | "CreateFleet")
-                && [
-                    "instance",
-                    "volume",
-                    "network-interface",
-                    "spot-instances-request",
-                ]
-                .contains(&rtype.as_str())
-                && !(req.action == "CreateFleet" && rtype == "spot-instances-request");
-            if !listed && launched_here && !tags.is_empty() {
-                let mut ctx = base.clone();
-                ctx.set("ec2:CreateAction", req.action.clone());
-                request_tags(&mut ctx, tags);
-                out.push(Check {
-                    action: "ec2:CreateTags".into(),
-                    resource: place.arn(rtype, "*"),
-                    context: ctx,
-                });
-            }
-        }
+        unlisted_tag_on_create(req, place, &base, &tags_by_type, &mut out);
     }
     out
+}
+
+/// The context every check of a request starts from: its region.
+fn region_context(place: &Place) -> Context {
+    let mut base = Context::new();
+    base.set("aws:RequestedRegion", place.region.clone());
+    base.set("ec2:Region", place.region.clone());
+    base
+}
+
+/// The tags a `CreateTags` request puts (its `Tag.N`).
+fn tag_params(req: &Request) -> Vec<(String, String)> {
+    (1..)
+        .map_while(|n| {
+            req.param(&format!("Tag.{n}.Key")).map(|k| {
+                (
+                    k.to_string(),
+                    req.param(&format!("Tag.{n}.Value"))
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// An existing resource's ARN id and tags: a spot request's as learned from the answers
+/// that named it (`spot`), else as moto holds it; `None` when neither knows it.
+async fn known(
+    rtype: &str,
+    id: &str,
+    spot: &HashMap<String, Vec<(String, String)>>,
+    ec2: &Client,
+) -> Option<Found> {
+    let learned = (rtype == "spot-instances-request")
+        .then(|| spot.get(id).map(|tags| (id.to_string(), tags.clone())))
+        .flatten();
+    match learned {
+        Some(k) => Some(k),
+        None => existing(ec2, rtype, id).await,
+    }
+}
+
+/// The tag-on-create check: `ec2:CreateTags` on the `rtype` resources `req` creates with
+/// `tags`, with `ec2:CreateAction` = the creating action.
+fn tag_on_create(
+    req: &Request,
+    place: &Place,
+    base: &Context,
+    rtype: &str,
+    tags: &[(String, String)],
+) -> Check {
+    let mut ctx = base.clone();
+    ctx.set("ec2:CreateAction", req.action.clone());
+    request_tags(&mut ctx, tags);
+    Check {
+        action: "ec2:CreateTags".into(),
+        resource: place.arn(rtype, "*"),
+        context: ctx,
+    }
+}
+
+/// Adds to `out` the tag-on-create checks for tags of a type the call creates but the
+/// reference does not list for the action (a fleet's network interfaces): still
+/// tag-on-create, still `ec2:CreateTags`.
+fn unlisted_tag_on_create(
+    req: &Request,
+    place: &Place,
+    base: &Context,
+    tags_by_type: &BTreeMap<String, Vec<(String, String)>>,
+    out: &mut Vec<Check>,
+) {
+    for (rtype, tags) in tags_by_type {
+        let listed = out
+            .iter()
+            .any(|c| c.action == "ec2:CreateTags" && c.resource == place.arn(rtype, "*"));
+        if !listed && launched_here(&req.action, rtype) && !tags.is_empty() {
+            out.push(tag_on_create(req, place, base, rtype, tags));
+        }
+    }
+}
+
+/// Whether launch `action` itself creates resources of type `rtype` (its instances, their
+/// volumes and network interfaces, and a `RunInstances`'s spot request).
+fn launched_here(action: &str, rtype: &str) -> bool {
+    matches!(action, "RunInstances" | "CreateFleet")
+        && [
+            "instance",
+            "volume",
+            "network-interface",
+            "spot-instances-request",
+        ]
+        .contains(&rtype)
+        && !(action == "CreateFleet" && rtype == "spot-instances-request")
 }

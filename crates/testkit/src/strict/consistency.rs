@@ -345,21 +345,9 @@ impl Consistency {
             .into_iter()
             .map(str::to_string)
             .collect();
-        let Ok(out) = self
-            .moto(req.region())
-            .describe_instances()
-            .filters(of_instances(&ids))
-            .send()
-            .await
-        else {
+        let Some(instances) = self.motos_instances(req.region(), &ids).await else {
             return Verdict::Pass;
         };
-        let instances: Vec<aws_sdk_ec2::types::Instance> = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .cloned()
-            .collect();
         let gone = |id: &str| {
             instances.iter().any(|i| {
                 i.instance_id() == Some(id)
@@ -376,34 +364,7 @@ impl Consistency {
             if gone(&id) {
                 continue;
             }
-            let mut groups: Vec<String> = i
-                .security_groups()
-                .iter()
-                .filter_map(|g| g.group_id().map(str::to_string))
-                .collect();
-            let interfaces: Vec<(String, Vec<String>)> = i
-                .network_interfaces()
-                .iter()
-                .map(|n| {
-                    let gs: Vec<String> = n
-                        .groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string))
-                        .collect();
-                    groups.extend(gs.iter().cloned());
-                    (n.network_interface_id().unwrap_or_default().to_string(), gs)
-                })
-                .collect();
-            groups.sort();
-            groups.dedup();
-            inner.leaving.insert(
-                id,
-                Leaving {
-                    since: Instant::now(),
-                    groups,
-                    interfaces,
-                },
-            );
+            inner.leaving.insert(id, leaving_of(i));
         }
         let live: Vec<&String> = ids.iter().filter(|id| !gone(id)).collect();
         let known = |id: &String| {
@@ -413,39 +374,58 @@ impl Consistency {
         };
         if live.is_empty() && ids.iter().all(known) {
             // All terminated already: EC2 answers success; moto would fail.
-            let items = ids
-                .iter()
-                .map(|id| {
-                    let state = self.leaving_state(&inner, id);
-                    Element::with(
-                        "item",
-                        vec![
-                            Element::with_text("instanceId", id),
-                            state_element("currentState", state),
-                            state_element("previousState", state),
-                        ],
-                    )
-                })
-                .collect();
-            let (s, b) = spot_requests::ok(
-                "TerminateInstancesResponse",
-                vec![Element::with("instancesSet", items)],
-            );
-            return Verdict::Answer(s, b);
+            return self.terminated_again(&inner, &ids);
         }
         if live.len() < ids.len() && !live.is_empty() {
-            let mut params: Vec<(String, String)> = req
-                .params
-                .iter()
-                .filter(|(k, _)| !is_numbered(k, "InstanceId"))
-                .cloned()
-                .collect();
-            for (n, id) in live.iter().enumerate() {
-                params.push((format!("InstanceId.{}", n + 1), (*id).clone()));
-            }
-            return Verdict::Rewrite(params);
+            return Verdict::Rewrite(with_instances(req, &live));
         }
         Verdict::Pass
+    }
+
+    /// The instances `ids` as moto holds them; `None` when moto could not be asked.
+    async fn motos_instances(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Option<Vec<aws_sdk_ec2::types::Instance>> {
+        let out = self
+            .moto(region)
+            .describe_instances()
+            .filters(of_instances(ids))
+            .send()
+            .await
+            .ok()?;
+        Some(
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// EC2's success answer to terminating `ids`, all terminated already: each in the state
+    /// it is leaving through, before and after.
+    fn terminated_again(&self, inner: &Inner, ids: &[String]) -> Verdict {
+        let items = ids
+            .iter()
+            .map(|id| {
+                let state = self.leaving_state(inner, id);
+                Element::with(
+                    "item",
+                    vec![
+                        Element::with_text("instanceId", id),
+                        state_element("currentState", state),
+                        state_element("previousState", state),
+                    ],
+                )
+            })
+            .collect();
+        let (s, b) = spot_requests::ok(
+            "TerminateInstancesResponse",
+            vec![Element::with("instancesSet", items)],
+        );
+        Verdict::Answer(s, b)
     }
 
     /// moto keeps spot requests of its own for an EC2 Fleet's spot instances and leaves them
@@ -520,6 +500,8 @@ impl Consistency {
         Verdict::Pass
     }
 
+    /// moto's answer to `req` as EC2 would give it (the layer also learns what the answer
+    /// made: fresh ids, launched instances, spot requests, templates).
     fn after_answer(&self, req: &Request, status: u16, body: String) -> (u16, String) {
         let mut inner = self.inner.lock().unwrap();
         let wanted = inner.wanted_states.remove(&req.id());
@@ -534,65 +516,28 @@ impl Consistency {
             "RunInstances" => self.launched(&mut inner, req, &mut root, judged),
             "CreateFleet" => self.fleet_launched(&mut inner, req, &mut root, judged),
             "StartInstances" => {
-                for id in req.list("InstanceId") {
-                    if let Some(l) = inner.launched.get_mut(id) {
-                        l.since = Instant::now();
-                    }
-                }
+                Self::started(&mut inner, req);
                 false
             }
             "TerminateInstances" => {
-                for item in root
-                    .at_mut("instancesSet")
-                    .map(|s| s.elements_mut().collect::<Vec<_>>())
-                    .unwrap_or_default()
-                {
-                    if let Some(cur) = item.child_mut("currentState") {
-                        *cur = state_element("currentState", "shutting-down");
-                    }
-                }
+                shown_shutting_down(&mut root);
                 true
             }
             "CreateSecurityGroup" => {
-                if judged && let Some(id) = root.text_at("groupId") {
-                    self.remember(&mut inner, Kind::Group, &id);
+                if judged {
+                    self.remember_answered(&mut inner, &root, Kind::Group, &["groupId"]);
                 }
                 false
             }
             "ImportKeyPair" | "CreateKeyPair" => {
                 if judged {
-                    for k in ["keyName", "keyPairId"] {
-                        if let Some(v) = root.text_at(k) {
-                            self.remember(&mut inner, Kind::KeyPair, &v);
-                        }
-                    }
+                    let paths = ["keyName", "keyPairId"];
+                    self.remember_answered(&mut inner, &root, Kind::KeyPair, &paths);
                 }
                 false
             }
             "CreateLaunchTemplate" => {
-                let id = root.text_at("launchTemplate/launchTemplateId");
-                let name = root.text_at("launchTemplate/launchTemplateName");
-                let t = Template {
-                    key: req.param("LaunchTemplateData.KeyName").map(str::to_string),
-                    groups: req
-                        .params
-                        .iter()
-                        .filter(|(k, _)| {
-                            k.starts_with("LaunchTemplateData.")
-                                && (k.contains(".SecurityGroupId.")
-                                    || k.contains("SecurityGroupIds."))
-                        })
-                        .map(|(_, v)| v.clone())
-                        .collect(),
-                };
-                for (kind, v) in [(Kind::TemplateId, id), (Kind::TemplateName, name)] {
-                    if let Some(v) = v {
-                        if judged {
-                            self.remember(&mut inner, kind, &v);
-                        }
-                        inner.templates.insert(v, t.clone());
-                    }
-                }
+                self.template_made(&mut inner, req, &root, judged);
                 false
             }
             "DescribeInstances" => {
@@ -624,6 +569,51 @@ impl Consistency {
             (status, root.to_document())
         } else {
             (status, body)
+        }
+    }
+
+    /// `StartInstances`' instances: `pending` again from now.
+    fn started(inner: &mut Inner, req: &Request) {
+        for id in req.list("InstanceId") {
+            if let Some(l) = inner.launched.get_mut(id) {
+                l.since = Instant::now();
+            }
+        }
+    }
+
+    /// Remembers as fresh ids of `kind` the values the answer `root` gives at `paths`.
+    fn remember_answered(&self, inner: &mut Inner, root: &Element, kind: Kind, paths: &[&str]) {
+        for k in paths {
+            if let Some(v) = root.text_at(k) {
+                self.remember(inner, kind, &v);
+            }
+        }
+    }
+
+    /// `CreateLaunchTemplate`: remembers what the template names, by its id and its name
+    /// (both fresh when `judged`).
+    fn template_made(&self, inner: &mut Inner, req: &Request, root: &Element, judged: bool) {
+        let id = root.text_at("launchTemplate/launchTemplateId");
+        let name = root.text_at("launchTemplate/launchTemplateName");
+        let t = Template {
+            key: req.param("LaunchTemplateData.KeyName").map(str::to_string),
+            groups: req
+                .params
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("LaunchTemplateData.")
+                        && (k.contains(".SecurityGroupId.") || k.contains("SecurityGroupIds."))
+                })
+                .map(|(_, v)| v.clone())
+                .collect(),
+        };
+        for (kind, v) in [(Kind::TemplateId, id), (Kind::TemplateName, name)] {
+            if let Some(v) = v {
+                if judged {
+                    self.remember(inner, kind, &v);
+                }
+                inner.templates.insert(v, t.clone());
+            }
         }
     }
 
@@ -871,6 +861,63 @@ fn of_instances(ids: &[String]) -> aws_sdk_ec2::types::Filter {
         .name("instance-id")
         .set_values(Some(ids.to_vec()))
         .build()
+}
+
+/// How instance `i` leaves: from now, holding its groups (its own and its network
+/// interfaces', once each) and its interfaces with their groups.
+fn leaving_of(i: &aws_sdk_ec2::types::Instance) -> Leaving {
+    let mut groups: Vec<String> = i
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_string))
+        .collect();
+    let interfaces: Vec<(String, Vec<String>)> = i
+        .network_interfaces()
+        .iter()
+        .map(|n| {
+            let gs: Vec<String> = n
+                .groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect();
+            groups.extend(gs.iter().cloned());
+            (n.network_interface_id().unwrap_or_default().to_string(), gs)
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    Leaving {
+        since: Instant::now(),
+        groups,
+        interfaces,
+    }
+}
+
+/// `req`'s parameters with its `InstanceId.N` replaced by `ids`.
+fn with_instances(req: &Request, ids: &[&String]) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> = req
+        .params
+        .iter()
+        .filter(|(k, _)| !is_numbered(k, "InstanceId"))
+        .cloned()
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        params.push((format!("InstanceId.{}", n + 1), (*id).clone()));
+    }
+    params
+}
+
+/// A `TerminateInstances` answer's instances shown `shutting-down`, as EC2 shows them.
+fn shown_shutting_down(root: &mut Element) {
+    for item in root
+        .at_mut("instancesSet")
+        .map(|s| s.elements_mut().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if let Some(cur) = item.child_mut("currentState") {
+            *cur = state_element("currentState", "shutting-down");
+        }
+    }
 }
 
 /// Whether `k` is `name.N`.
