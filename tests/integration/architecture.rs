@@ -141,47 +141,9 @@ fn rust_version_is_what_the_dependencies_need() {
 /// harness included; tests not) may take: one screen, split where its steps have names.
 const MAX_FUNCTION_LINES: usize = 80;
 
-/// Functions still over the limit, with the length they may not exceed: the list only shrinks.
-const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
-    ("crates/ec2/src/tools/gc.rs", "collect", 223),
-    ("crates/testkit/src/iam/actions.rs", "touched", 170),
-    ("crates/testkit/src/ec2_proxy.rs", "serve", 147),
-    ("crates/ec2/src/tools/doctor.rs", "run", 122),
-    ("crates/testkit/src/iam/context.rs", "checks", 119),
-    ("crates/ec2/src/tools/doctor.rs", "permission_checks", 113),
-    (
-        "crates/testkit/src/strict/consistency.rs",
-        "terminating",
-        108,
-    ),
-    (
-        "crates/testkit/src/strict/consistency.rs",
-        "after_answer",
-        106,
-    ),
-    (
-        "crates/testkit/src/architecture/modules.rs",
-        "strip_comments_and_strings",
-        106,
-    ),
-    ("crates/agent/src/server.rs", "serve", 105),
-    ("src/main.rs", "run_gc", 96),
-    (
-        "crates/testkit/src/architecture/modules.rs",
-        "references",
-        93,
-    ),
-    (
-        "crates/testkit/src/architecture/modules.rs",
-        "module_graph",
-        87,
-    ),
-    ("crates/rpc/src/server.rs", "serve_stream", 87),
-    ("crates/ec2/src/tools/permissions.rs", "statements", 85),
-    ("crates/testkit/src/forward_proxy.rs", "serve", 84),
-    ("crates/testkit/src/iam/context.rs", "existing", 83),
-    ("crates/agent/src/server.rs", "run", 82),
-];
+/// Functions still over the limit, with the length they may not exceed: the list only shrinks
+/// (it is empty: add nothing to it).
+const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[];
 
 #[test]
 fn no_function_is_over_80_lines() {

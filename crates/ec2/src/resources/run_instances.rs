@@ -11,10 +11,8 @@ use aws_sdk_ec2::types::{
 
 use crate::aws::error::{Error, Result, aws};
 use crate::options::config::Config;
-use crate::resources::launch::{InstanceSettings, Profile};
+use crate::resources::launch::{InstanceSettings, Launch, Market, Profile};
 use crate::tags::tag_spec;
-
-pub use super::launch::{Launch, Market};
 
 /// The idempotency token of a machine's launch on `market`: the same machine id gives the
 /// same token, so a retried `RunInstances` returns the first call's instance.
