@@ -302,17 +302,13 @@ async fn architecture(
                 format!("{t} has architecture {archs:?}; only x86_64 and arm64 are supported"),
             ));
         };
-        match &first {
-            None => first = Some((t.clone(), arch.to_string())),
-            Some((t0, a0)) if a0 != arch => {
-                return Err(option(
-                    name::INSTANCE_TYPE,
-                    format!(
-                        "{t} is {arch} but {t0} is {a0}: the types of one machine must share an architecture (one image)"
-                    ),
-                ));
-            }
-            Some(_) => {}
+        if let Some((t0, a0)) = unlike_the_first(&mut first, t, arch) {
+            return Err(option(
+                name::INSTANCE_TYPE,
+                format!(
+                    "{t} is {arch} but {t0} is {a0}: the types of one machine must share an architecture (one image)"
+                ),
+            ));
         }
     }
     Ok(first.map(|(_, a)| a).unwrap_or_else(|| "x86_64".into()))
@@ -414,19 +410,26 @@ fn check_subnet_vpc(
             ),
         ));
     }
-    match first {
-        None => *first = Some((id.to_string(), v.to_string())),
-        Some((id0, v0)) if v0 != v => {
-            return Err(option(
-                name::SUBNET_ID,
-                format!(
-                    "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
-                ),
-            ));
-        }
-        Some(_) => {}
+    if let Some((id0, v0)) = unlike_the_first(first, id, v) {
+        return Err(option(
+            name::SUBNET_ID,
+            format!(
+                "{id} is in {v} but {id0} is in {v0}: the subnets of one machine must share a VPC"
+            ),
+        ));
     }
     Ok(())
+}
+
+/// Keeps the first `(item, value)` in `first`; for a later item whose value differs, the first
+/// one (what the two must share, and does not).
+fn unlike_the_first<'a>(
+    first: &'a mut Option<(String, String)>,
+    item: &str,
+    value: &str,
+) -> Option<&'a (String, String)> {
+    let kept = first.get_or_insert_with(|| (item.to_string(), value.to_string()));
+    (kept.1 != value).then_some(kept)
 }
 
 /// The VPC to launch in: the one given (`amazonec2-vpc-id`, which must exist), or the

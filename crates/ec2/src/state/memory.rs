@@ -165,6 +165,12 @@ mod tests {
         }
     }
 
+    /// Makes the answer for `key` as old as `by`.
+    fn age(m: &Memory, key: &str, by: Duration) {
+        let mut inner = m.inner.lock().unwrap();
+        inner.resolved.entries.get_mut(key).unwrap().at = Instant::now() - by;
+    }
+
     #[test]
     fn answers_are_recalled_per_key_and_refreshed_by_one_caller() {
         let m = Memory::default();
@@ -175,27 +181,13 @@ mod tests {
         assert!(!r.refresh, "young answers need no refresh");
         assert_eq!(m.recall("b"), None);
         // Aged past REFRESH_AFTER: the first caller refreshes, the next ones do not.
-        m.inner
-            .lock()
-            .unwrap()
-            .resolved
-            .entries
-            .get_mut("a")
-            .unwrap()
-            .at = Instant::now() - REFRESH_AFTER - Duration::from_secs(1);
+        age(&m, "a", REFRESH_AFTER + Duration::from_secs(1));
         assert!(m.recall("a").unwrap().refresh);
         assert!(!m.recall("a").unwrap().refresh);
         m.remember("a", resolved("ami-2"));
         assert!(!m.recall("a").unwrap().refresh);
         // Past TTL: gone.
-        m.inner
-            .lock()
-            .unwrap()
-            .resolved
-            .entries
-            .get_mut("a")
-            .unwrap()
-            .at = Instant::now() - TTL - Duration::from_secs(1);
+        age(&m, "a", TTL + Duration::from_secs(1));
         assert_eq!(m.recall("a"), None);
         assert_eq!(m.len().0, 0);
     }
