@@ -11,7 +11,8 @@ use tracing::debug;
 
 use super::proto::agent_client::AgentClient as Grpc;
 use super::proto::{
-    Credentials, HelloRequest, RunRequest, StatusReply, StatusRequest, Verdict, run_event,
+    Credentials, HelloRequest, RunRequest, RunResult, StatusReply, StatusRequest, Verdict,
+    run_event,
 };
 use super::{identity, paths, service};
 use ec2spot_ec2::aws;
@@ -357,8 +358,8 @@ impl AgentClient {
                         })?;
                         *config = updated;
                     }
-                    if !r.error.is_empty() {
-                        return Err(AgentError::Op(Error::Other(r.error)));
+                    if let Some(e) = relayed(&r) {
+                        return Err(AgentError::Op(e));
                     }
                     debug!(
                         "agent: {op:?} answered from an observation {:.1}s old",
@@ -409,4 +410,13 @@ impl StartLock {
 /// The store a config belongs to, when it has one the agent can serve.
 pub fn store_of(config: &Config) -> Option<PathBuf> {
     (!config.store_path.is_empty()).then(|| PathBuf::from(&config.store_path))
+}
+
+/// The failure a run's result reports, if any: the agent's text, with AWS's code so that its
+/// kind ([`Error::kind`]) is the one the agent met.
+pub(crate) fn relayed(r: &RunResult) -> Option<Error> {
+    (!r.error.is_empty()).then(|| Error::Relayed {
+        text: r.error.clone(),
+        code: r.error_code.clone(),
+    })
 }

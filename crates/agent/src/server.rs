@@ -458,7 +458,7 @@ async fn perform(
 }
 
 /// The answer to a `run` request: the operation's outcome and the machine's config after it.
-fn run_result(
+pub(crate) fn run_result(
     op: ops::Op,
     result: ec2spot_ec2::aws::error::Result<ops::Outcome>,
     config: &Config,
@@ -470,12 +470,14 @@ fn run_result(
             state: super::state_to_proto(o.state),
             text: o.text,
             observed_seconds_ago: o.age.as_secs_f64(),
+            error_code: String::new(),
         },
         Err(e) => {
             info!("{op:?} for machine {} failed: {e}", config.machine_name);
             RunResult {
                 config_json: config.to_json(),
                 error: e.to_string(),
+                error_code: e.code().unwrap_or_default().to_string(),
                 ..RunResult::default()
             }
         }

@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::aws::error::Error;
+use crate::aws::error::{Error, ErrorKind};
 use crate::options::config::Config;
 
 /// What a step makes.
@@ -153,18 +153,7 @@ pub fn note(config: &Config, kind: Kind, id: Option<&str>) {
 pub fn settle(config: &Config, kind: Kind, outcome: std::result::Result<&str, &Error>) {
     match outcome {
         Ok(id) => note(config, kind, Some(id)),
-        Err(e)
-            if !e.is_code(&[
-                "Timeout",
-                "ConnectionFailed",
-                "InternalError",
-                "InternalFailure",
-                "ServiceUnavailable",
-                "Unavailable",
-            ]) =>
-        {
-            refused(config, kind)
-        }
+        Err(e) if !e.is(&[ErrorKind::Unavailable]) => refused(config, kind),
         Err(_) => {}
     }
 }

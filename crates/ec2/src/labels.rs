@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Result, aws};
 use crate::options::config::Config;
 use crate::options::validate::tag_problem;
 use crate::state::context::Context;
@@ -75,7 +75,7 @@ pub async fn apply(
     }
     req.send().await.map_err(|e| {
         let e = aws("tagging the machine with its labels (CreateTags)", e);
-        if e.is_code(&["TagLimitExceeded"]) {
+        if e.is(&[ErrorKind::TagLimit]) {
             Error::Other(format!(
                 "{e} (EC2 allows at most {MAX_TAGS} tags per resource, ec2spot's own included)"
             ))

@@ -41,5 +41,6 @@ pub mod state;
 pub mod tags;
 pub mod tools;
 
+pub use aws::error::{Error, ErrorKind, Resource, Result};
 pub use ec2spot_options as options;
 pub use options::config::Config;

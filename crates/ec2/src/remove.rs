@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Instance;
 
 use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::create_record::{self, CreateRecord, Kind};
 use crate::manager;
 use crate::options::config::Config;
@@ -110,7 +110,7 @@ async fn terminate_all(
             Ok(_) => push_unique(&mut done.instances, id),
             Err(e) => {
                 let e = aws("terminating the instance (TerminateInstances)", e);
-                if e.is_code(&["InvalidInstanceID.NotFound"]) {
+                if e.is(&[ErrorKind::NotFound(Resource::Instance)]) {
                     not_found = true;
                 } else if leaving(ctx, id).await {
                     push_unique(&mut done.instances, id);
@@ -132,21 +132,25 @@ async fn terminate_saved(
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) -> bool {
-    let terminated = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
-        ctx.client
-            .terminate_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .map_err(|e| aws("terminating the instance (TerminateInstances)", e))
-    })
+    let terminated = retry_fresh_for(
+        patience,
+        &[ErrorKind::NotFound(Resource::Instance)],
+        || async {
+            ctx.client
+                .terminate_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map_err(|e| aws("terminating the instance (TerminateInstances)", e))
+        },
+    )
     .await;
     match terminated {
         Ok(_) => {
             push_unique(&mut done.instances, id);
             false
         }
-        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => true,
+        Err(e) if e.is(&[ErrorKind::NotFound(Resource::Instance)]) => true,
         Err(e) => {
             if leaving(ctx, id).await {
                 push_unique(&mut done.instances, id);
@@ -176,7 +180,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>>>,
 {
-    let found = retry_fresh_for(patience, &["ec2spot.NoneListedYet"], || {
+    let found = retry_fresh_for(patience, &[ErrorKind::NotListedYet], || {
         let f = search();
         async move {
             let found = f.await?;
@@ -192,7 +196,7 @@ where
     })
     .await;
     match found {
-        Err(e) if e.is_code(&["ec2spot.NoneListedYet"]) => Ok(Vec::new()),
+        Err(e) if e.is(&[ErrorKind::NotListedYet]) => Ok(Vec::new()),
         other => other,
     }
 }

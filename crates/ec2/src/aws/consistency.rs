@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::aws::error::Result;
+use crate::aws::error::{ErrorKind, Result};
 
 /// How long an id EC2 just returned may stay unknown to later calls before the step gives up.
 /// EC2 names no bound ("typically … seconds"); amazonec2 waits for its new security group
@@ -23,9 +23,9 @@ pub const FIRST_PAUSE: Duration = Duration::from_millis(200);
 pub const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// Runs `step` until it succeeds, fails with a code other than `not_yet`, or [`FRESH_PATIENCE`]
-/// runs out (then its last error). `not_yet` lists the "not found" codes of the ids the step
+/// runs out (then its last error). `not_yet` lists the "not found" kinds of the ids the step
 /// names that were made moments ago; an empty list runs the step once.
-pub async fn retry_fresh<T, F, Fut>(not_yet: &[&str], step: F) -> Result<T>
+pub async fn retry_fresh<T, F, Fut>(not_yet: &[ErrorKind], step: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -36,7 +36,7 @@ where
 /// [`retry_fresh`] with another patience.
 pub async fn retry_fresh_for<T, F, Fut>(
     patience: Duration,
-    not_yet: &[&str],
+    not_yet: &[ErrorKind],
     mut step: F,
 ) -> Result<T>
 where
@@ -47,7 +47,7 @@ where
     let mut pause = FIRST_PAUSE;
     loop {
         match step().await {
-            Err(e) if e.is_code(not_yet) && start.elapsed() + pause <= patience => {
+            Err(e) if e.is(not_yet) && start.elapsed() + pause <= patience => {
                 tracing::debug!("{e}: EC2 may not see a new id yet; trying again in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_PAUSE);
@@ -60,7 +60,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::error::Error;
+    use crate::aws::error::{Error, Resource};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn not_found() -> Error {
@@ -74,7 +74,7 @@ mod tests {
     #[tokio::test]
     async fn not_found_is_not_yet_until_the_patience_runs_out() {
         let calls = AtomicUsize::new(0);
-        let got = retry_fresh(&["InvalidGroup.NotFound"], || async {
+        let got = retry_fresh(&[ErrorKind::NotFound(Resource::Group)], || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 3 {
                 Err(not_found())
             } else {
@@ -87,14 +87,18 @@ mod tests {
 
         let calls = AtomicUsize::new(0);
         let patience = Duration::from_millis(700);
-        let got: Result<()> = retry_fresh_for(patience, &["InvalidGroup.NotFound"], || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(not_found())
-        })
+        let got: Result<()> = retry_fresh_for(
+            patience,
+            &[ErrorKind::NotFound(Resource::Group)],
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(not_found())
+            },
+        )
         .await;
         // Pauses of 200 and 400 ms fit in 700 ms (the second only on an idle machine), the
         // next (800 ms) never does.
-        assert!(got.unwrap_err().is_code(&["InvalidGroup.NotFound"]));
+        assert!(got.unwrap_err().is(&[ErrorKind::NotFound(Resource::Group)]));
         assert!((2..=3).contains(&calls.load(Ordering::SeqCst)));
 
         // Other codes, or none listed: one try.

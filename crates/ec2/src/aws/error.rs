@@ -34,9 +34,156 @@ pub enum Error {
         /// Each pool tried, with AWS's code.
         failures: Vec<crate::aws::capacity::PoolFailure>,
     },
+    /// A failure the store's agent met, as the agent described it, with AWS's code ("" when
+    /// none): its kind is the one the agent met.
+    #[error("{text}")]
+    Relayed {
+        /// The agent's text of the error.
+        text: String,
+        /// AWS's code.
+        code: String,
+    },
     /// Anything else, with a complete sentence.
     #[error("{0}")]
     Other(String),
+}
+
+/// What a failure means to the code that meets it: the variants callers branch on, read from
+/// AWS's error code (<https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The resource does not exist — or, for an id made moments ago, not yet (EC2's eventual
+    /// consistency): `….NotFound`, `….NotFoundException`, an image `….Unavailable`, an
+    /// unknown instance type.
+    NotFound(Resource),
+    /// The id does not have the resource's form (`….Malformed`).
+    Malformed(Resource),
+    /// It exists already (`….Duplicate`, `….AlreadyExistsException`).
+    Duplicate(Resource),
+    /// Something else still uses it (`DependencyViolation`).
+    InUse,
+    /// A search by the machine's tag found nothing yet (ec2spot's own, never AWS's).
+    NotListedYet,
+    /// EC2 throttled the call.
+    Throttled,
+    /// EC2 failed, gave no answer in time, or could not be reached: the call may or may not
+    /// have been carried out.
+    Unavailable,
+    /// The credentials, or the policy, refuse the call.
+    Unauthorized,
+    /// No capacity in the pool, none at the price, or the spot quota used up.
+    Capacity,
+    /// The idempotency token was used before with other parameters.
+    TokenMismatch,
+    /// The resource would have too many tags.
+    TagLimit,
+    /// An option is wrong.
+    InvalidOption,
+    /// Anything else: the message says what.
+    Other,
+}
+
+/// The kind of EC2 resource a failure names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `InvalidInstanceID`.
+    Instance,
+    /// `InvalidInstanceType`.
+    InstanceType,
+    /// `InvalidGroup`.
+    Group,
+    /// `InvalidPermission` (a security group rule).
+    Permission,
+    /// `InvalidKeyPair`.
+    KeyPair,
+    /// `InvalidSubnetID`.
+    Subnet,
+    /// `InvalidVpcID`.
+    Vpc,
+    /// `InvalidAMIID`.
+    Image,
+    /// `InvalidLaunchTemplateId`, `InvalidLaunchTemplateName`.
+    Template,
+    /// `InvalidSpotInstanceRequestID`.
+    SpotRequest,
+    /// Another.
+    Other,
+}
+
+/// The codes of EC2 throttling a call (EC2 answers `RequestLimitExceeded` with HTTP 503).
+const THROTTLED: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+];
+
+/// The codes of EC2's own failures, and ec2spot's for no answer or no connection (see [`aws`]).
+const UNAVAILABLE: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "Timeout",
+    "ConnectionFailed",
+];
+
+/// The codes of refused credentials or permissions.
+const UNAUTHORIZED: &[&str] = &[
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "Blocked",
+    "OptInRequired",
+    "ExpiredToken",
+    "RequestExpired",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+];
+
+impl ErrorKind {
+    /// The kind of AWS's error `code`.
+    pub fn of(code: &str) -> ErrorKind {
+        let bare = code.strip_prefix("Server.").unwrap_or(code);
+        match bare {
+            c if THROTTLED.contains(&c) => return ErrorKind::Throttled,
+            c if UNAVAILABLE.contains(&c) => return ErrorKind::Unavailable,
+            c if UNAUTHORIZED.contains(&c) => return ErrorKind::Unauthorized,
+            c if crate::aws::capacity::is_capacity(c) => return ErrorKind::Capacity,
+            "IdempotentParameterMismatch" => return ErrorKind::TokenMismatch,
+            "DependencyViolation" => return ErrorKind::InUse,
+            "TagLimitExceeded" => return ErrorKind::TagLimit,
+            "InvalidInstanceType" => return ErrorKind::NotFound(Resource::InstanceType),
+            "ec2spot.NoneListedYet" => return ErrorKind::NotListedYet,
+            _ => {}
+        }
+        let Some((prefix, what)) = bare.split_once('.') else {
+            return ErrorKind::Other;
+        };
+        let resource = match prefix {
+            "InvalidInstanceID" => Resource::Instance,
+            "InvalidGroup" => Resource::Group,
+            "InvalidPermission" => Resource::Permission,
+            "InvalidKeyPair" => Resource::KeyPair,
+            "InvalidSubnetID" => Resource::Subnet,
+            "InvalidVpcID" => Resource::Vpc,
+            "InvalidAMIID" => Resource::Image,
+            "InvalidLaunchTemplateId" | "InvalidLaunchTemplateName" => Resource::Template,
+            "InvalidSpotInstanceRequestID" => Resource::SpotRequest,
+            _ => Resource::Other,
+        };
+        match what {
+            "NotFound" | "NotFoundException" => ErrorKind::NotFound(resource),
+            "Unavailable" if resource == Resource::Image => ErrorKind::NotFound(resource),
+            "Malformed" => ErrorKind::Malformed(resource),
+            "Duplicate" | "AlreadyExistsException" => ErrorKind::Duplicate(resource),
+            "InUse" => ErrorKind::InUse,
+            _ => ErrorKind::Other,
+        }
+    }
 }
 
 /// Result of the EC2 driver.
@@ -48,40 +195,33 @@ impl Error {
         match self {
             Error::Aws { code, .. } => Some(code),
             Error::Capacity { failures, .. } => failures.first().map(|f| f.code.as_str()),
+            Error::Relayed { code, .. } if !code.is_empty() => Some(code),
             _ => None,
         }
     }
 
-    /// Whether AWS answered one of `codes` (e.g. the "already gone" code of the call made:
-    /// only that one counts, so an unrelated NotFound is not taken for success).
-    pub fn is_code(&self, codes: &[&str]) -> bool {
-        self.code().is_some_and(|c| codes.contains(&c))
+    /// What this failure means to its caller (see [`ErrorKind`]): the one thing callers branch
+    /// on. AWS's code stays in the error for messages.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Aws { code, .. } => ErrorKind::of(code),
+            Error::Capacity { .. } => ErrorKind::Capacity,
+            Error::Relayed { code, .. } => ErrorKind::of(code),
+            Error::Option(_) => ErrorKind::InvalidOption,
+            Error::Other(_) => ErrorKind::Other,
+        }
+    }
+
+    /// Whether this failure is one of `kinds`.
+    pub fn is(&self, kinds: &[ErrorKind]) -> bool {
+        kinds.contains(&self.kind())
     }
 
     /// Whether EC2 throttled the call or could not be reached (it may answer a moment later),
     /// as opposed to refusing it: only then may an old observation stand in for a new one.
-    /// Authentication and authorization failures (`AuthFailure`, `UnauthorizedOperation`,
-    /// expired or revoked credentials) never count: the caller must see them.
-    /// Codes: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+    /// Authentication and authorization failures never count: the caller must see them.
     pub fn is_transient(&self) -> bool {
-        self.is_code(&[
-            // throttling (EC2 answers RequestLimitExceeded with HTTP 503)
-            "RequestLimitExceeded",
-            "Throttling",
-            "ThrottlingException",
-            "RequestThrottled",
-            "RequestThrottledException",
-            "TooManyRequestsException",
-            "SlowDown",
-            // EC2's own server-side failures
-            "InternalError",
-            "InternalFailure",
-            "ServiceUnavailable",
-            "Unavailable",
-            // no answer, or no connection (see `aws` below)
-            "Timeout",
-            "ConnectionFailed",
-        ])
+        self.is(&[ErrorKind::Throttled, ErrorKind::Unavailable])
     }
 
     /// Prefixes the message with more context.
@@ -177,5 +317,52 @@ mod tests {
             assert!(!code(c).is_transient(), "{c}");
         }
         assert!(!Error::Other("x".into()).is_transient());
+    }
+
+    #[test]
+    fn codes_have_the_kinds_callers_branch_on() {
+        use Resource::*;
+        for (c, k) in [
+            ("InvalidGroup.NotFound", ErrorKind::NotFound(Group)),
+            ("InvalidKeyPair.NotFound", ErrorKind::NotFound(KeyPair)),
+            (
+                "InvalidLaunchTemplateName.NotFoundException",
+                ErrorKind::NotFound(Template),
+            ),
+            (
+                "InvalidLaunchTemplateId.NotFound",
+                ErrorKind::NotFound(Template),
+            ),
+            ("InvalidAMIID.Unavailable", ErrorKind::NotFound(Image)),
+            ("InvalidAMIID.Malformed", ErrorKind::Malformed(Image)),
+            ("InvalidInstanceType", ErrorKind::NotFound(InstanceType)),
+            ("InvalidKeyPair.Duplicate", ErrorKind::Duplicate(KeyPair)),
+            (
+                "InvalidLaunchTemplateName.AlreadyExistsException",
+                ErrorKind::Duplicate(Template),
+            ),
+            (
+                "InvalidPermission.Duplicate",
+                ErrorKind::Duplicate(Permission),
+            ),
+            ("DependencyViolation", ErrorKind::InUse),
+            ("IdempotentParameterMismatch", ErrorKind::TokenMismatch),
+            ("InsufficientInstanceCapacity", ErrorKind::Capacity),
+            ("Server.InsufficientInstanceCapacity", ErrorKind::Capacity),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("Timeout", ErrorKind::Unavailable),
+            ("UnauthorizedOperation", ErrorKind::Unauthorized),
+            ("InvalidParameterValue", ErrorKind::Other),
+        ] {
+            assert_eq!(code(c).kind(), k, "{c}");
+        }
+        assert_eq!(
+            Error::Option(OptionError {
+                flag: "amazonec2-region",
+                message: "x".into()
+            })
+            .kind(),
+            ErrorKind::InvalidOption
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
-use crate::aws::error::{Error, Result};
+use crate::aws::error::{Error, ErrorKind, Resource, Result};
 use crate::create::market::{self, Placed};
 use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
@@ -400,7 +400,7 @@ impl<'a> Steps<'a> {
         )
         .await;
         let placed = match first {
-            Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+            Err(e) if e.is(&[ErrorKind::TokenMismatch]) => {
                 market::drop_template(ec2, self.template.take(), self.progress).await;
                 return match adoptable(self.ctx, config, FRESH_PATIENCE).await? {
                     Some(i) => adopt(self.ctx, config, &i, self.progress)
@@ -411,7 +411,7 @@ impl<'a> Steps<'a> {
                     )),
                 };
             }
-            Err(e) if e.is_code(REFUSED_LOOKUPS) => {
+            Err(e) if e.is(REFUSED_LOOKUPS) => {
                 let pools = self.look_up_again(config, e).await?;
                 market::launch(
                     ec2,
@@ -447,7 +447,7 @@ impl<'a> Steps<'a> {
             "EC2 refused what was looked up before ({}); looking it up again",
             refused.code().unwrap_or_default()
         ));
-        if self.key.spare && refused.code() == Some("InvalidKeyPair.NotFound") {
+        if self.key.spare && refused.is(&[ErrorKind::NotFound(Resource::KeyPair)]) {
             // The spare key pair is gone (e.g. `gc` of another bastion's store): the
             // machine imports its own, as without the agent.
             self.key.name = config.machine_name.clone();
@@ -523,36 +523,30 @@ async fn import_recorded(
     imported
 }
 
-/// The codes of a launch refused for something the pre-create check (or an earlier create)
+/// The kinds of a launch refused for something the pre-create check (or an earlier create)
 /// looked up that is gone now (API error codes,
 /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html>).
-const REFUSED_LOOKUPS: &[&str] = &[
-    "InvalidGroup.NotFound",
-    "InvalidSubnetID.NotFound",
-    "InvalidAMIID.NotFound",
-    "InvalidAMIID.Unavailable",
-    "InvalidKeyPair.NotFound",
+const REFUSED_LOOKUPS: &[ErrorKind] = &[
+    ErrorKind::NotFound(Resource::Group),
+    ErrorKind::NotFound(Resource::Subnet),
+    ErrorKind::NotFound(Resource::Image), // also `InvalidAMIID.Unavailable`
+    ErrorKind::NotFound(Resource::KeyPair),
 ];
 
-/// The "not found" codes a launch may meet for what its create made moments ago: EC2's
+/// The "not found" kinds a launch may meet for what its create made moments ago: EC2's
 /// reads and launches are eventually consistent
 /// (<https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html>), so a key pair,
 /// group or template made just before may be unknown to the launch for a moment.
-fn just_made(key_pair: bool, groups: bool, template: bool) -> Vec<&'static str> {
-    let mut codes = Vec::new();
-    if key_pair {
-        codes.push("InvalidKeyPair.NotFound");
-    }
-    if groups {
-        codes.push("InvalidGroup.NotFound");
-    }
-    if template {
-        codes.extend([
-            "InvalidLaunchTemplateId.NotFound",
-            "InvalidLaunchTemplateName.NotFoundException",
-        ]);
-    }
-    codes
+fn just_made(key_pair: bool, groups: bool, template: bool) -> Vec<ErrorKind> {
+    [
+        (key_pair, Resource::KeyPair),
+        (groups, Resource::Group),
+        (template, Resource::Template),
+    ]
+    .into_iter()
+    .filter(|(made, _)| *made)
+    .map(|(_, r)| ErrorKind::NotFound(r))
+    .collect()
 }
 
 /// Waits for the launched instance `id` to run and records its addresses.
@@ -589,21 +583,26 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
 /// instance may take seconds to show up in `DescribeInstances`
 /// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
 async fn adoptable(ctx: &Context, config: &Config, patience: Duration) -> Result<Option<String>> {
-    let found = retry_fresh_for(patience, &["InvalidInstanceID.NotFound"], || async {
-        let found = instance::find_by_machine_id(&ctx.client, &config.machine_id).await?;
-        found
-            .into_iter()
-            .find_map(|i| i.instance_id().map(str::to_string))
-            .ok_or_else(|| Error::Aws {
-                step: "finding the instance an earlier attempt launched (DescribeInstances)".into(),
-                code: "InvalidInstanceID.NotFound".into(),
-                message: "none listed (yet)".into(),
-            })
-    })
+    let found = retry_fresh_for(
+        patience,
+        &[ErrorKind::NotFound(Resource::Instance)],
+        || async {
+            let found = instance::find_by_machine_id(&ctx.client, &config.machine_id).await?;
+            found
+                .into_iter()
+                .find_map(|i| i.instance_id().map(str::to_string))
+                .ok_or_else(|| Error::Aws {
+                    step: "finding the instance an earlier attempt launched (DescribeInstances)"
+                        .into(),
+                    code: "InvalidInstanceID.NotFound".into(),
+                    message: "none listed (yet)".into(),
+                })
+        },
+    )
     .await;
     match found {
         Ok(id) => Ok(Some(id)),
-        Err(e) if e.is_code(&["InvalidInstanceID.NotFound"]) => Ok(None),
+        Err(e) if e.is(&[ErrorKind::NotFound(Resource::Instance)]) => Ok(None),
         Err(e) => Err(e),
     }
 }

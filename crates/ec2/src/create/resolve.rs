@@ -8,7 +8,7 @@
 
 use aws_sdk_ec2::types::{Filter, LocationType};
 
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::options::config::AsGiven;
 use crate::options::config::{Config, Pool};
 use crate::options::error::OptionError;
@@ -259,7 +259,7 @@ async fn architecture(
         .await
         .map_err(|e| {
             let e = aws("checking the instance types (DescribeInstanceTypes)", e);
-            if e.code() == Some("InvalidInstanceType") {
+            if e.is(&[ErrorKind::NotFound(Resource::InstanceType)]) {
                 let odd = types
                     .iter()
                     .find(|t| e.to_string().contains(t.as_str()))
@@ -346,7 +346,10 @@ async fn given_subnets(
         .await
         .map_err(|e| {
             let e = aws("finding the subnets (DescribeSubnets)", e);
-            if e.is_code(&["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"]) {
+            if e.is(&[
+                ErrorKind::NotFound(Resource::Subnet),
+                ErrorKind::Malformed(Resource::Subnet),
+            ]) {
                 let odd = ids
                     .iter()
                     .find(|s| e.to_string().contains(s.as_str()))
@@ -472,7 +475,10 @@ async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
         .await
         .map_err(|e| {
             let e = aws("finding the VPC (DescribeVpcs)", e);
-            if e.is_code(&["InvalidVpcID.NotFound", "InvalidVpcID.Malformed"]) {
+            if e.is(&[
+                ErrorKind::NotFound(Resource::Vpc),
+                ErrorKind::Malformed(Resource::Vpc),
+            ]) {
                 missing()
             } else {
                 e
@@ -609,10 +615,9 @@ async fn check_image(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<Option<Stri
         .await
         .map_err(|e| {
             let e = aws("checking the image (DescribeImages)", e);
-            if e.is_code(&[
-                "InvalidAMIID.NotFound",
-                "InvalidAMIID.Malformed",
-                "InvalidAMIID.Unavailable",
+            if e.is(&[
+                ErrorKind::NotFound(Resource::Image),
+                ErrorKind::Malformed(Resource::Image),
             ]) {
                 option(
                     name::AMI,
@@ -642,7 +647,7 @@ async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()
         Ok(out) => out.key_pairs().to_vec(),
         Err(e) => {
             let e = aws("checking the key pair (DescribeKeyPairs)", e);
-            if e.is_code(&["InvalidKeyPair.NotFound"]) {
+            if e.is(&[ErrorKind::NotFound(Resource::KeyPair)]) {
                 Vec::new()
             } else {
                 return Err(e);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
-use crate::aws::error::{Result, aws};
+use crate::aws::error::{ErrorKind, Resource, Result, aws};
 use crate::options::config::Config;
 use crate::tags;
 
@@ -141,7 +141,10 @@ pub async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Inst
             .cloned()),
         Err(e) => {
             let e = aws("reading the instance (DescribeInstances)", e);
-            if e.is_code(&["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"]) {
+            if e.is(&[
+                ErrorKind::NotFound(Resource::Instance),
+                ErrorKind::Malformed(Resource::Instance),
+            ]) {
                 Ok(None)
             } else {
                 Err(e)

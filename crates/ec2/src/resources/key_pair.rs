@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::tags;
 
 /// An SSH key pair in OpenSSH's text forms. Not `Debug`: it holds a private key.
@@ -135,7 +135,7 @@ pub async fn import(
         .await;
     let Err(e) = imported else { return Ok(()) };
     let e = aws("importing the SSH key (ImportKeyPair)", e);
-    if e.code() != Some("InvalidKeyPair.Duplicate") {
+    if !e.is(&[ErrorKind::Duplicate(Resource::KeyPair)]) {
         return Err(e);
     }
     // An earlier attempt of this same create imported it (its machine id says so).
@@ -144,14 +144,15 @@ pub async fn import(
         .find(|(k, _)| k == tags::MACHINE_ID)
         .map(|(_, v)| v.as_str());
     // (It may have been imported moments ago: EC2 then says it exists and cannot show it yet.)
-    let out = crate::aws::consistency::retry_fresh(&["InvalidKeyPair.NotFound"], || async {
-        ec2.describe_key_pairs()
-            .key_names(name)
-            .send()
-            .await
-            .map_err(|e| aws("checking the existing key pair (DescribeKeyPairs)", e))
-    })
-    .await?;
+    let out =
+        crate::aws::consistency::retry_fresh(&[ErrorKind::NotFound(Resource::KeyPair)], || async {
+            ec2.describe_key_pairs()
+                .key_names(name)
+                .send()
+                .await
+                .map_err(|e| aws("checking the existing key pair (DescribeKeyPairs)", e))
+        })
+        .await?;
     let same = out.key_pairs().iter().any(|k| {
         k.tags()
             .iter()
@@ -166,7 +167,7 @@ pub async fn delete(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => {
             let e = aws("deleting the key pair (DeleteKeyPair)", e);
-            if e.is_code(&["InvalidKeyPair.NotFound"]) {
+            if e.is(&[ErrorKind::NotFound(Resource::KeyPair)]) {
                 Ok(())
             } else {
                 Err(e)

@@ -7,6 +7,7 @@
 
 use base64::Engine;
 
+use crate::aws::error::ErrorKind;
 use crate::options::config::Config;
 
 /// Which market to launch on.
@@ -49,10 +50,10 @@ pub struct Launch {
     pub market: Market,
     /// Idempotency token.
     pub client_token: String,
-    /// The "not found" codes that mean "made moments ago, EC2 does not see it yet" for what
+    /// The "not found" kinds that mean "made moments ago, EC2 does not see it yet" for what
     /// this launch names (the key pair, groups or template its create just made): the launch
     /// is tried again on them (`aws::consistency`).
-    pub not_yet: Vec<&'static str>,
+    pub not_yet: Vec<ErrorKind>,
 }
 
 /// The instance settings of one launch, whatever request carries them.

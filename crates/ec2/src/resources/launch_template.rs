@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType, VolumeType,
 };
 
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::resources::launch::{InstanceSettings, Launch, Profile};
@@ -120,13 +120,13 @@ pub async fn create(
     match created {
         Ok(id) => Ok(id),
         Err(e) => {
-            if e.code() != Some("InvalidLaunchTemplateName.AlreadyExistsException") {
+            if !e.is(&[ErrorKind::Duplicate(Resource::Template)]) {
                 return Err(e);
             }
             // An earlier attempt of this create made it (maybe moments ago: listed once EC2
             // sees it).
             let found = crate::aws::consistency::retry_fresh(
-                &["InvalidLaunchTemplateId.NotFound"],
+                &[ErrorKind::NotFound(Resource::Template)],
                 || async {
                     let found = find_by_machine_id(ec2, &config.machine_id).await?;
                     found.into_iter().next().ok_or_else(|| Error::Aws {
@@ -161,7 +161,7 @@ async fn delete_within(
 ) -> Result<()> {
     let deleted = crate::aws::consistency::retry_fresh_for(
         patience,
-        &["InvalidLaunchTemplateId.NotFound"],
+        &[ErrorKind::NotFound(Resource::Template)],
         || async {
             ec2.delete_launch_template()
                 .launch_template_id(id)
@@ -174,10 +174,7 @@ async fn delete_within(
     match deleted {
         Ok(_) => Ok(()),
         Err(e) => {
-            if e.is_code(&[
-                "InvalidLaunchTemplateId.NotFound",
-                "InvalidLaunchTemplateName.NotFoundException",
-            ]) {
+            if e.is(&[ErrorKind::NotFound(Resource::Template)]) {
                 Ok(())
             } else {
                 Err(e)

@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::aws::consistency::retry_fresh;
-use crate::aws::error::{Error, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::options::validate::parse_port;
@@ -303,10 +303,10 @@ async fn create(
                 ))
                 .build(),
         )),
-        Err(e) if e.code() != Some("InvalidGroup.Duplicate") => Err(e),
+        Err(e) if !e.is(&[ErrorKind::Duplicate(Resource::Group)]) => Err(e),
         Err(_) => {
             // Another create made it a moment ago: use theirs, once EC2 lists it.
-            let again = retry_fresh(&["InvalidGroup.NotFound"], || async {
+            let again = retry_fresh(&[ErrorKind::NotFound(Resource::Group)], || async {
                 let g = describe_by_names(ec2, vpc, &[name.to_string()]).await?;
                 if g.is_empty() {
                     return Err(Error::Aws {
@@ -364,8 +364,8 @@ async fn open_missing(
         .map(|(port, proto, source)| rule(*port, proto, source, blocks.as_ref()))
         .collect();
     // A group made moments ago may be unknown to the next call (EC2's eventual consistency).
-    let not_yet: &[&str] = if fresh {
-        &["InvalidGroup.NotFound"]
+    let not_yet: &[ErrorKind] = if fresh {
+        &[ErrorKind::NotFound(Resource::Group)]
     } else {
         &[]
     };
@@ -414,7 +414,7 @@ async fn authorize(ec2: &aws_sdk_ec2::Client, id: &str, perms: Vec<IpPermission>
         Ok(_) => return Ok(()),
         Err(e) => {
             let e = aws("opening ports (AuthorizeSecurityGroupIngress)", e);
-            if e.code() != Some("InvalidPermission.Duplicate") {
+            if !e.is(&[ErrorKind::Duplicate(Resource::Permission)]) {
                 return Err(e);
             }
         }
@@ -428,7 +428,7 @@ async fn authorize(ec2: &aws_sdk_ec2::Client, id: &str, perms: Vec<IpPermission>
             .await
         {
             let e = aws("opening ports (AuthorizeSecurityGroupIngress)", e);
-            if e.code() != Some("InvalidPermission.Duplicate") {
+            if !e.is(&[ErrorKind::Duplicate(Resource::Permission)]) {
                 return Err(e);
             }
         }
@@ -471,8 +471,8 @@ async fn describe_ids(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Vec<S
         Ok(out) => Ok(out.security_groups().to_vec()),
         Err(e) => {
             let e = aws(step, e);
-            if !e.is_code(&["InvalidGroup.NotFound"]) || ids.len() == 1 {
-                return if e.is_code(&["InvalidGroup.NotFound"]) {
+            if !e.is(&[ErrorKind::NotFound(Resource::Group)]) || ids.len() == 1 {
+                return if e.is(&[ErrorKind::NotFound(Resource::Group)]) {
                     Ok(Vec::new())
                 } else {
                     Err(e)
@@ -639,15 +639,15 @@ pub async fn delete_if_unused(
                     // consistency) for a while.
                     let not_yet =
                         made_lately && start.elapsed() < crate::aws::consistency::FRESH_PATIENCE;
-                    if e.is_code(&["InvalidGroup.NotFound"]) && !not_yet {
+                    if e.is(&[ErrorKind::NotFound(Resource::Group)]) && !not_yet {
                         return Ok(Deleted::Yes);
                     }
-                    if e.is_code(&["InvalidGroup.NotFound"]) {
+                    if e.is(&[ErrorKind::NotFound(Resource::Group)]) {
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(2));
                         continue;
                     }
-                    if e.code() != Some("DependencyViolation") || start.elapsed() >= patience {
+                    if !e.is(&[ErrorKind::InUse]) || start.elapsed() >= patience {
                         return Err(e);
                     }
                 }

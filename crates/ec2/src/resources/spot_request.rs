@@ -7,7 +7,7 @@
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::aws::error::{Result, aws};
+use crate::aws::error::{ErrorKind, Resource, Result, aws};
 use crate::tags::MACHINE_ID;
 
 /// The filter for spot requests still alive (`open` or `active`).
@@ -89,7 +89,7 @@ pub async fn cancel(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<bool> {
                 "cancelling the spot request (CancelSpotInstanceRequests)",
                 e,
             );
-            if e.is_code(&["InvalidSpotInstanceRequestID.NotFound"]) {
+            if e.is(&[ErrorKind::NotFound(Resource::SpotRequest)]) {
                 Ok(false)
             } else {
                 Err(e)
