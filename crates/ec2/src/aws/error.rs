@@ -241,6 +241,17 @@ impl Error {
     }
 }
 
+/// Whether a call on `resource` was done: succeeded (`Some`), or found it gone already (`None`,
+/// "not found": a deletion of what no longer exists has nothing left to do). Every other
+/// failure is returned.
+pub fn unless_gone<T>(result: Result<T>, resource: Resource) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is(&[ErrorKind::NotFound(resource)]) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Converts an SDK failure into an [`Error`] naming `step`.
 pub fn aws<E, R>(step: &str, e: SdkError<E, R>) -> Error
 where

@@ -160,12 +160,7 @@ pub async fn find_by_machine_id(
 ) -> Result<Vec<Instance>> {
     let out = ec2
         .describe_instances()
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::MACHINE_ID))
-                .values(machine_id)
-                .build(),
-        )
+        .filters(tags::machine(machine_id))
         .filters(not_terminated(true))
         .send()
         .await

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws, unless_gone};
 use crate::tags;
 
 /// An SSH key pair in OpenSSH's text forms. Not `Debug`: it holds a private key.
@@ -163,17 +163,9 @@ pub async fn import(
 
 /// Deletes key pair `name`; a missing key pair counts as deleted.
 pub async fn delete(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<()> {
-    match ec2.delete_key_pair().key_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = aws("deleting the key pair (DeleteKeyPair)", e);
-            if e.is(&[ErrorKind::NotFound(Resource::KeyPair)]) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let deleted = ec2.delete_key_pair().key_name(name).send().await;
+    let deleted = deleted.map_err(|e| aws("deleting the key pair (DeleteKeyPair)", e));
+    unless_gone(deleted, Resource::KeyPair).map(drop)
 }
 
 /// Names of key pairs carrying this machine's ownership tag.
@@ -183,12 +175,7 @@ pub async fn find_by_machine_id(
 ) -> Result<Vec<String>> {
     let out = ec2
         .describe_key_pairs()
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::MACHINE_ID))
-                .values(machine_id)
-                .build(),
-        )
+        .filters(tags::machine(machine_id))
         .send()
         .await
         .map_err(|e| {

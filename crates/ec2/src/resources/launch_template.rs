@@ -12,11 +12,11 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType, VolumeType,
 };
 
-use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
+use crate::aws::error::{Error, ErrorKind, Resource, Result, aws, unless_gone};
 use crate::create_record::{self, Kind};
 use crate::options::config::Config;
 use crate::resources::launch::{InstanceSettings, Launch, Profile};
-use crate::tags::{MACHINE_ID, tag_list, tag_spec};
+use crate::tags::{tag_list, tag_spec};
 
 /// The launch template data: everything `RunInstances` would carry except type, subnet and
 /// market, which the fleet sets per pool.
@@ -171,16 +171,7 @@ async fn delete_within(
         },
     )
     .await;
-    match deleted {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            if e.is(&[ErrorKind::NotFound(Resource::Template)]) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
-    }
+    unless_gone(deleted, Resource::Template).map(drop)
 }
 
 /// Launch templates carrying the machine's ownership tag (left by a killed create).
@@ -190,12 +181,7 @@ pub async fn find_by_machine_id(
 ) -> Result<Vec<String>> {
     let out = ec2
         .describe_launch_templates()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{}", MACHINE_ID))
-                .values(machine_id)
-                .build(),
-        )
+        .filters(crate::tags::machine(machine_id))
         .send()
         .await
         .map_err(|e| {

@@ -443,7 +443,7 @@ pub async fn find_by_machine_id(
 ) -> Result<Vec<String>> {
     let out = ec2
         .describe_security_groups()
-        .filters(filter(&format!("tag:{}", tags::MACHINE_ID), machine_id))
+        .filters(tags::machine(machine_id))
         .send()
         .await
         .map_err(|e| {

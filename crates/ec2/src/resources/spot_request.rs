@@ -7,7 +7,7 @@
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::aws::error::{ErrorKind, Resource, Result, aws};
+use crate::aws::error::{Resource, Result, aws, unless_gone};
 use crate::tags::MACHINE_ID;
 
 /// The filter for spot requests still alive (`open` or `active`).
@@ -77,23 +77,16 @@ fn ids(requests: &[aws_sdk_ec2::types::SpotInstanceRequest]) -> Vec<String> {
 /// Cancels spot requests `ids` in one call: `true` when cancelled, `false` when EC2 knows
 /// (one of) them no more (already gone: nothing to cancel).
 pub async fn cancel(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<bool> {
-    match ec2
+    let cancelled = ec2
         .cancel_spot_instance_requests()
         .set_spot_instance_request_ids(Some(ids.to_vec()))
         .send()
         .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let e = aws(
+        .map_err(|e| {
+            aws(
                 "cancelling the spot request (CancelSpotInstanceRequests)",
                 e,
-            );
-            if e.is(&[ErrorKind::NotFound(Resource::SpotRequest)]) {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-    }
+            )
+        });
+    Ok(unless_gone(cancelled, Resource::SpotRequest)?.is_some())
 }

@@ -109,10 +109,7 @@ pub struct CachePolicy {
 /// The manager tag's filter and the live states: every machine of one store.
 fn of_manager(manager: &str) -> Vec<Filter> {
     vec![
-        Filter::builder()
-            .name(format!("tag:{}", crate::tags::MANAGER))
-            .values(manager)
-            .build(),
+        crate::tags::tagged(crate::tags::MANAGER, manager),
         instance::not_terminated(false),
     ]
 }

@@ -62,11 +62,9 @@ fn tag_value(tags: &[Tag], key: &str) -> String {
         .to_string()
 }
 
+/// The filter for what the bastion with `manager` made.
 fn ours(manager: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{}", tags::MANAGER))
-        .values(manager)
-        .build()
+    tags::tagged(tags::MANAGER, manager)
 }
 
 /// The manager id gc works for: `given`, else the store's; `None` when neither exists (gc
