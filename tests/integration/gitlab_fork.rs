@@ -890,15 +890,7 @@ async fn failed_create_is_saved_and_rm_leaves_nothing() {
     let b = Bastion::start().await;
     // Every instance read fails from the launch on: the wait for Running fails; and so does
     // the create's own cleanup, as terminating is refused too.
-    b.proxy
-        .fail_after("DescribeInstances", 0, 403, "UnauthorizedOperation", 10_000);
-    b.proxy.fail_after(
-        "TerminateInstances",
-        0,
-        403,
-        "UnauthorizedOperation",
-        10_000,
-    );
+    b.refuse_instance_reads_and_termination();
     let o = fork_dm(
         &b,
         b.env(),

@@ -229,6 +229,16 @@ impl Bastion {
         crate::moto::ec2_client(&self.proxy.url, "us-east-1")
     }
 
+    /// Refuses every instance read and every termination from now on
+    /// (`UnauthorizedOperation`): a create fails after its launch, and so does its own
+    /// cleanup, leaving what a failed create leaves for docker-machine to save.
+    pub fn refuse_instance_reads_and_termination(&self) {
+        for action in ["DescribeInstances", "TerminateInstances"] {
+            self.proxy
+                .fail_after(action, 0, 403, "UnauthorizedOperation", 10_000);
+        }
+    }
+
     /// Everything ec2spot-made that is still alive in moto's us-east-1: instances not
     /// terminated, key pairs (but an agent's spare), non-default security groups, volumes, open or active spot
     /// requests, launch templates.
