@@ -136,15 +136,7 @@ async fn write_fixtures() {
         if *kind == "failed-create" {
             // Every instance read fails from the launch on (and so does terminating): the
             // create fails after its launch and the fork saves what the driver reported.
-            b.proxy
-                .fail_after("DescribeInstances", 0, 403, "UnauthorizedOperation", 10_000);
-            b.proxy.fail_after(
-                "TerminateInstances",
-                0,
-                403,
-                "UnauthorizedOperation",
-                10_000,
-            );
+            b.refuse_instance_reads_and_termination();
         }
         let mut args = vec!["--gitlab-fork", "create", "-d", "ec2spot"];
         args.extend_from_slice(options);
