@@ -208,14 +208,21 @@ impl Throttle {
         })
     }
 
-    /// Takes a token from `bucket`, waiting for one if it is empty.
+    /// Takes a token from `bucket`, waiting for one if it is empty, and counts the call then
+    /// — when it goes to EC2, not when it starts waiting (a call that waited through one
+    /// command's end reaches EC2 in the next, and is counted there).
     pub async fn acquire(&self, bucket: &BucketId) {
+        self.take_token(bucket).await;
         *self
             .calls
             .lock()
             .expect("calls")
             .entry(bucket.action.clone())
             .or_default() += 1;
+    }
+
+    /// Takes a token from `bucket`, waiting for one if it is empty.
+    async fn take_token(&self, bucket: &BucketId) {
         let Some(rate) = self.rates.get(bucket.class).copied() else {
             return;
         };
