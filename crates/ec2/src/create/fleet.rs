@@ -31,18 +31,6 @@ pub struct Launched {
     pub fleet_id: String,
 }
 
-/// Launches one instance over `pools` on `launch.market` with the template `template_id`.
-/// `Ok(Err(failures))` when every pool failed for capacity reasons; other failures are errors.
-pub async fn launch(
-    ec2: &aws_sdk_ec2::Client,
-    config: &Config,
-    launch: &Launch,
-    pools: &[Pool],
-    template_id: &str,
-) -> Result<std::result::Result<Launched, Vec<PoolFailure>>> {
-    create_fleet(ec2, config, launch, pools, template_id).await
-}
-
 /// Whether the user ranked the instance types (`capacity-optimized-prioritized`).
 fn prioritized(config: &Config) -> bool {
     config.spot_allocation_strategy == "capacity-optimized-prioritized"
@@ -72,8 +60,10 @@ fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// `CreateFleet` (instant, one instance) over `pools`, and what it answered.
-async fn create_fleet(
+/// Launches one instance over `pools` on `launch.market` with the template `template_id`: one
+/// `CreateFleet` (instant). `Ok(Err(failures))` when every pool failed for capacity reasons;
+/// other failures are errors.
+pub async fn launch(
     ec2: &aws_sdk_ec2::Client,
     config: &Config,
     launch: &Launch,
