@@ -178,33 +178,4 @@ mod tests {
         }
         assert_eq!(state_from_proto(42), MachineState::None);
     }
-
-    #[test]
-    fn a_failures_kind_crosses_the_agent() {
-        use ec2spot_ec2::aws::error::{Error, ErrorKind};
-        use ec2spot_ec2::ops::{Op, Outcome};
-        let config = ec2spot_ec2::Config::default();
-        let met = Error::Aws {
-            step: "launching spot (RunInstances)".into(),
-            code: "InsufficientInstanceCapacity".into(),
-            message: "no room".into(),
-        };
-        let answer = server::run_result(Op::Create, Err(met.clone()), &config);
-        let relayed = client::relayed(&answer).expect("a failure");
-        assert_eq!(relayed.to_string(), met.to_string());
-        assert_eq!(relayed.kind(), ErrorKind::Capacity);
-        assert_eq!(relayed.code(), Some("InsufficientInstanceCapacity"));
-        let other = server::run_result(Op::Create, Err(Error::Other("x".into())), &config);
-        assert_eq!(client::relayed(&other).unwrap().kind(), ErrorKind::Other);
-        let done = server::run_result(
-            Op::State,
-            Ok(Outcome {
-                state: MachineState::Running,
-                text: String::new(),
-                age: std::time::Duration::ZERO,
-            }),
-            &config,
-        );
-        assert!(client::relayed(&done).is_none());
-    }
 }

@@ -458,7 +458,7 @@ async fn perform(
 }
 
 /// The answer to a `run` request: the operation's outcome and the machine's config after it.
-pub(crate) fn run_result(
+fn run_result(
     op: ops::Op,
     result: ec2spot_ec2::aws::error::Result<ops::Outcome>,
     config: &Config,
@@ -653,5 +653,42 @@ fn housekeeping(shared: &Shared, settings: &Settings) {
     shared.evict();
     if !shared.draining() && !identity::current() {
         shared.drain("its executable was replaced");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failures_kind_crosses_the_agent() {
+        use ec2spot_ec2::aws::error::{Error, ErrorKind};
+        use ec2spot_ec2::ops::{Op, Outcome};
+        let config = ec2spot_ec2::Config::default();
+        let met = Error::Aws {
+            step: "launching spot (RunInstances)".into(),
+            code: "InsufficientInstanceCapacity".into(),
+            message: "no room".into(),
+        };
+        let answer = run_result(Op::Create, Err(met.clone()), &config);
+        let relayed = crate::client::relayed(&answer).expect("a failure");
+        assert_eq!(relayed.to_string(), met.to_string());
+        assert_eq!(relayed.kind(), ErrorKind::Capacity);
+        assert_eq!(relayed.code(), Some("InsufficientInstanceCapacity"));
+        let other = run_result(Op::Create, Err(Error::Other("x".into())), &config);
+        assert_eq!(
+            crate::client::relayed(&other).unwrap().kind(),
+            ErrorKind::Other
+        );
+        let done = run_result(
+            Op::State,
+            Ok(Outcome {
+                state: ec2spot_ec2::state::machine_state::MachineState::Running,
+                text: String::new(),
+                age: std::time::Duration::ZERO,
+            }),
+            &config,
+        );
+        assert!(crate::client::relayed(&done).is_none());
     }
 }
