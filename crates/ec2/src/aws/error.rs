@@ -102,8 +102,11 @@ pub enum Resource {
     Vpc,
     /// `InvalidAMIID`.
     Image,
-    /// `InvalidLaunchTemplateId`, `InvalidLaunchTemplateName`.
+    /// `InvalidLaunchTemplateId`: a template named by its id.
     Template,
+    /// `InvalidLaunchTemplateName`: a template named by its name (moto also answers a
+    /// deletion by id of a deleted template so).
+    TemplateName,
     /// `InvalidSpotInstanceRequestID`.
     SpotRequest,
     /// Another.
@@ -171,7 +174,8 @@ impl ErrorKind {
             "InvalidSubnetID" => Resource::Subnet,
             "InvalidVpcID" => Resource::Vpc,
             "InvalidAMIID" => Resource::Image,
-            "InvalidLaunchTemplateId" | "InvalidLaunchTemplateName" => Resource::Template,
+            "InvalidLaunchTemplateId" => Resource::Template,
+            "InvalidLaunchTemplateName" => Resource::TemplateName,
             "InvalidSpotInstanceRequestID" => Resource::SpotRequest,
             _ => Resource::Other,
         };
@@ -180,7 +184,6 @@ impl ErrorKind {
             "Unavailable" if resource == Resource::Image => ErrorKind::NotFound(resource),
             "Malformed" => ErrorKind::Malformed(resource),
             "Duplicate" | "AlreadyExistsException" => ErrorKind::Duplicate(resource),
-            "InUse" => ErrorKind::InUse,
             _ => ErrorKind::Other,
         }
     }
@@ -338,7 +341,7 @@ mod tests {
             ("InvalidKeyPair.NotFound", ErrorKind::NotFound(KeyPair)),
             (
                 "InvalidLaunchTemplateName.NotFoundException",
-                ErrorKind::NotFound(Template),
+                ErrorKind::NotFound(TemplateName),
             ),
             (
                 "InvalidLaunchTemplateId.NotFound",
@@ -350,7 +353,7 @@ mod tests {
             ("InvalidKeyPair.Duplicate", ErrorKind::Duplicate(KeyPair)),
             (
                 "InvalidLaunchTemplateName.AlreadyExistsException",
-                ErrorKind::Duplicate(Template),
+                ErrorKind::Duplicate(TemplateName),
             ),
             (
                 "InvalidPermission.Duplicate",

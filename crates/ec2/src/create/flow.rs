@@ -545,7 +545,11 @@ fn just_made(key_pair: bool, groups: bool, template: bool) -> Vec<ErrorKind> {
     ]
     .into_iter()
     .filter(|(made, _)| *made)
-    .map(|(_, r)| ErrorKind::NotFound(r))
+    .flat_map(|(_, r)| {
+        let by_name = (r == Resource::Template).then_some(Resource::TemplateName);
+        [Some(r), by_name].into_iter().flatten()
+    })
+    .map(ErrorKind::NotFound)
     .collect()
 }
 

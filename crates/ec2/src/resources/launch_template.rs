@@ -120,7 +120,7 @@ pub async fn create(
     match created {
         Ok(id) => Ok(id),
         Err(e) => {
-            if !e.is(&[ErrorKind::Duplicate(Resource::Template)]) {
+            if !e.is(&[ErrorKind::Duplicate(Resource::TemplateName)]) {
                 return Err(e);
             }
             // An earlier attempt of this create made it (maybe moments ago: listed once EC2
@@ -171,7 +171,11 @@ async fn delete_within(
         },
     )
     .await;
-    unless_gone(deleted, Resource::Template).map(drop)
+    // Deleted already: moto answers a second deletion by id with the name's code.
+    match deleted {
+        Err(e) if e.is(&[ErrorKind::NotFound(Resource::TemplateName)]) => Ok(()),
+        deleted => unless_gone(deleted, Resource::Template).map(drop),
+    }
 }
 
 /// Launch templates carrying the machine's ownership tag (left by a killed create).
