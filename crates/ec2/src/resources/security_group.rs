@@ -246,8 +246,7 @@ pub async fn ensure(
         if config.security_group_read_only {
             continue;
         }
-        let fresh = groups.created.contains(&id);
-        open_missing(ec2, vpc, g, &wanted, fresh, &mut blocks, progress).await?;
+        open_missing(ec2, vpc, g, &wanted, &mut blocks, progress).await?;
     }
     Ok(groups)
 }
@@ -325,14 +324,12 @@ async fn create(
 
 /// Lets in what `wanted` lists and group `g` does not yet — in a group ec2spot created only;
 /// for another group the missing ports are reported through `progress` and the group left
-/// as it is. `fresh`: the group was made moments ago (EC2 may not know it yet); `blocks`: the
-/// VPC's address ranges, read once when a rule needs them.
+/// as it is. `blocks`: the VPC's address ranges, read once when a rule needs them.
 async fn open_missing(
     ec2: &aws_sdk_ec2::Client,
     vpc: &str,
     g: &SecurityGroup,
     wanted: &[(i32, String, Source)],
-    fresh: bool,
     blocks: &mut Option<(Vec<String>, Vec<String>)>,
     progress: &Progress,
 ) -> Result<()> {
@@ -363,13 +360,11 @@ async fn open_missing(
         .iter()
         .map(|(port, proto, source)| rule(*port, proto, source, blocks.as_ref()))
         .collect();
-    // A group made moments ago may be unknown to the next call (EC2's eventual consistency).
-    let not_yet: &[ErrorKind] = if fresh {
-        &[ErrorKind::NotFound(Resource::Group)]
-    } else {
-        &[]
-    };
-    retry_fresh(not_yet, || authorize(ec2, id, perms.clone())).await
+    // An ec2spot group still missing its ports was made moments ago — by this create, or by
+    // one beside it whose rules have not landed yet — and may be unknown to the next call
+    // (EC2's eventual consistency): "not found" is "not yet" for it.
+    let not_yet = [ErrorKind::NotFound(Resource::Group)];
+    retry_fresh(&not_yet, || authorize(ec2, id, perms.clone())).await
 }
 
 /// The ingress rule for `port` from `source` (`blocks`: the VPC's, when it is the source).
