@@ -40,7 +40,9 @@ fn agent_disabled() -> bool {
 }
 
 async fn direct(config: &Config) -> Result<Chosen, Error> {
-    Ok(Chosen::Direct(Context::direct(aws::client(config).await?)))
+    Ok(Chosen::Direct(Context::direct(
+        aws::client(&config.asked).await?,
+    )))
 }
 
 /// Where the work runs, and a warning when the store's agent is not this user's.
@@ -130,7 +132,7 @@ impl Backend {
         };
         // One changing operation per machine at a time, also with the agent's.
         let serial = if op.changes() {
-            machine_lock::lock(config).await
+            machine_lock::lock(&config.asked).await
         } else {
             None
         };

@@ -37,7 +37,7 @@ pub struct Ec2Driver {
 impl std::fmt::Debug for Ec2Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ec2Driver")
-            .field("machine", &self.config.machine_name)
+            .field("machine", &self.config.asked.machine_name)
             .finish_non_exhaustive()
     }
 }
@@ -59,15 +59,15 @@ impl Ec2Driver {
 
     /// The machine's directory in the docker-machine store.
     pub fn machine_dir(&self) -> PathBuf {
-        PathBuf::from(&self.config.store_path)
+        PathBuf::from(&self.config.asked.store_path)
             .join("machines")
-            .join(&self.config.machine_name)
+            .join(&self.config.asked.machine_name)
     }
 
     /// Whether the machine is (or will be) a one-time spot instance, which EC2 cannot stop.
     fn is_spot(&self) -> bool {
-        self.config.market == "spot"
-            || (self.config.market.is_empty() && self.config.request_spot_instance)
+        self.config.made.market == "spot"
+            || (self.config.made.market.is_empty() && self.config.asked.request_spot_instance)
     }
 
     /// Runs `op` where the EC2 work happens (see [`run_with`](Self::run_with)).
@@ -96,7 +96,7 @@ impl Ec2Driver {
         if self.is_spot() {
             return Err(DriverError(format!(
                 "{} is a one-time spot instance, which EC2 cannot {what}; `docker-machine rm` terminates it",
-                self.config.machine_name
+                self.config.asked.machine_name
             )));
         }
         Ok(())
@@ -122,47 +122,47 @@ impl Driver for Ec2Driver {
 
     fn set_config_from_flags(&mut self, values: &FlagValues) -> DriverResult<()> {
         let warnings =
-            options::apply(&mut self.config, &convert::option_values(values)).map_err(err)?;
+            options::apply(&mut self.config.asked, &convert::option_values(values)).map_err(err)?;
         for w in warnings {
             ec2spot_plugin::output::say(&w);
         }
-        if self.config.machine_id.is_empty() {
-            self.config.machine_id = new_machine_id();
+        if self.config.asked.machine_id.is_empty() {
+            self.config.asked.machine_id = new_machine_id();
         }
         self.backend.reset();
-        self.config.pools.clear();
+        self.config.answered = None;
         self.tls = None;
         Ok(())
     }
 
     fn machine_name(&self) -> String {
-        self.config.machine_name.clone()
+        self.config.asked.machine_name.clone()
     }
 
     fn ssh_port(&self) -> DriverResult<i64> {
-        Ok(if self.config.ssh_port == 0 {
+        Ok(if self.config.asked.ssh_port == 0 {
             22
         } else {
-            self.config.ssh_port
+            self.config.asked.ssh_port
         })
     }
 
     fn ssh_username(&self) -> String {
-        if self.config.ssh_user.is_empty() {
+        if self.config.asked.ssh_user.is_empty() {
             "ubuntu".into()
         } else {
-            self.config.ssh_user.clone()
+            self.config.asked.ssh_user.clone()
         }
     }
 
     fn ssh_key_path(&self) -> String {
-        if self.config.ssh_key_path.is_empty() {
+        if self.config.made.ssh_key_path.is_empty() {
             self.machine_dir()
                 .join("id_rsa")
                 .to_string_lossy()
                 .into_owned()
         } else {
-            self.config.ssh_key_path.clone()
+            self.config.made.ssh_key_path.clone()
         }
     }
 
@@ -171,17 +171,17 @@ impl Driver for Ec2Driver {
     }
 
     async fn ip(&mut self) -> DriverResult<String> {
-        if !self.config.ip_address.is_empty() {
-            return Ok(self.config.ip_address.clone());
+        if !self.config.made.ip_address.is_empty() {
+            return Ok(self.config.made.ip_address.clone());
         }
         Ok(self.run(Op::Ip).await.map_err(err)?.text)
     }
 
     async fn url(&mut self) -> DriverResult<String> {
-        if self.known_running && !self.config.ip_address.is_empty() {
+        if self.known_running && !self.config.made.ip_address.is_empty() {
             return Ok(format!(
                 "tcp://{}:{}",
-                self.config.ip_address,
+                self.config.made.ip_address,
                 security_group::DOCKER_PORT
             ));
         }
@@ -251,11 +251,11 @@ impl Driver for Ec2Driver {
     }
 
     fn tls_bootstrap_requested(&self) -> DriverResult<bool> {
-        Ok(self.config.tls_bootstrap)
+        Ok(self.config.asked.tls_bootstrap)
     }
 
     fn set_tls_bootstrap(&mut self, bootstrap: TlsBootstrap) -> DriverResult<()> {
-        if !self.config.tls_bootstrap {
+        if !self.config.asked.tls_bootstrap {
             return Err(DriverError(format!(
                 "--{} is not set: this machine is provisioned over SSH, so the TLS material is not taken",
                 flags::name::TLS_BOOTSTRAP
@@ -263,7 +263,7 @@ impl Driver for Ec2Driver {
         }
         let material = convert::tls_material(bootstrap);
         // The material and the whole user data are checked now, before Create makes anything.
-        user_data::compose(&self.config, Some(&material)).map_err(err)?;
+        user_data::compose(&self.config.asked, Some(&material)).map_err(err)?;
         debug!("TLS bootstrap material taken for the create: {material:?}");
         self.tls = Some(material);
         Ok(())

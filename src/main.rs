@@ -370,13 +370,13 @@ async fn gc_in(
     use ec2spot_ec2::tools::gc;
     let mut found = 0;
     for region in regions {
-        let config = ec2spot_ec2::Config {
+        let asked = ec2spot_ec2::options::Asked {
             region: region.clone(),
             endpoint: endpoint.map(str::to_string).unwrap_or_default(),
             retry_count: 5,
             ..Default::default()
         };
-        let ec2 = match ec2spot_ec2::aws::client(&config).await {
+        let ec2 = match ec2spot_ec2::aws::client(&asked).await {
             Ok(ec2) => ec2,
             Err(e) => {
                 eprintln!("gc in {region}: {e}");

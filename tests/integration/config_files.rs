@@ -108,10 +108,11 @@ fn config_json_of_every_kind_round_trips_byte_for_byte() {
             "on-demand" => assert_eq!(is("Market"), "on-demand"),
             "spot" | "fleet" => assert_eq!(is("Market"), "spot", "{kind}"),
             "tls-bootstrap" => assert_eq!(is("TLSBootstrap"), "true"),
-            _ => assert!(!config.instance_id.is_empty() && config.ip_address.is_empty()),
+            _ => assert!(!config.made.instance_id.is_empty() && config.made.ip_address.is_empty()),
         }
         if *kind == "fleet" {
-            assert!(config.pools.len() > 1, "{:?}", config.pools);
+            let pools = &config.answered.as_ref().expect("answered").pools;
+            assert!(pools.len() > 1, "{pools:?}");
         }
     }
 }

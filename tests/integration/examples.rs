@@ -20,15 +20,20 @@ fn the_runner_example_options_are_valid_and_mean_what_they_say() {
     assert!(args.len() >= 10, "{args:?}");
     let values = doctor::parse_args(&args).unwrap_or_else(|e| panic!("{e}"));
     let mut c = Config::default();
-    options::apply(&mut c, &values).unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.request_spot_instance);
-    assert!(c.spot_fallback_on_demand);
-    assert_eq!(c.instance_types.len(), 4, "{:?}", c.instance_types);
-    assert_eq!(c.subnet_ids.len(), 3, "{:?}", c.subnet_ids);
-    assert_eq!(c.metadata_token, "required");
-    assert_eq!(c.metadata_token_response_hop_limit, 2);
-    assert!(c.spot_price.is_empty());
-    assert!(c.tags.contains("cost-center"));
+    options::apply(&mut c.asked, &values).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.asked.request_spot_instance);
+    assert!(c.asked.spot_fallback_on_demand);
+    assert_eq!(
+        c.asked.instance_types.len(),
+        4,
+        "{:?}",
+        c.asked.instance_types
+    );
+    assert_eq!(c.asked.subnet_ids.len(), 3, "{:?}", c.asked.subnet_ids);
+    assert_eq!(c.asked.metadata_token, "required");
+    assert_eq!(c.asked.metadata_token_response_hop_limit, 2);
+    assert!(c.asked.spot_price.is_empty());
+    assert!(c.asked.tags.contains("cost-center"));
 }
 
 #[test]
@@ -47,11 +52,11 @@ fn doctor_reads_options_as_docker_machine_does() {
     .collect();
     let values = doctor::parse_args(&args).unwrap();
     let mut c = Config::default();
-    options::apply(&mut c, &values).unwrap();
-    assert_eq!(c.region, "eu-west-1");
-    assert!(c.request_spot_instance);
-    assert_eq!(c.open_ports, ["8080", "9090"]);
-    assert_eq!(c.root_size, 40);
+    options::apply(&mut c.asked, &values).unwrap();
+    assert_eq!(c.asked.region, "eu-west-1");
+    assert!(c.asked.request_spot_instance);
+    assert_eq!(c.asked.open_ports, ["8080", "9090"]);
+    assert_eq!(c.asked.root_size, 40);
     for (bad, names) in [
         (
             vec!["--amazonec2-root-size", "big"],

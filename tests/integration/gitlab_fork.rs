@@ -156,18 +156,19 @@ fn material() -> TlsBootstrap {
 
 fn compose_with(user_file: Option<&[u8]>, tls: &TlsBootstrap) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        tls_bootstrap: true,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.asked.tls_bootstrap = true;
     if let Some(data) = user_file {
         let f = dir.path().join("userdata");
         std::fs::write(&f, data).unwrap();
-        config.user_data_file = f.to_string_lossy().into_owned();
+        config.asked.user_data_file = f.to_string_lossy().into_owned();
     }
-    user_data::compose(&config, Some(&ec2spot::convert::tls_material(tls.clone())))
-        .expect("composes")
-        .expect("some user data")
+    user_data::compose(
+        &config.asked,
+        Some(&ec2spot::convert::tls_material(tls.clone())),
+    )
+    .expect("composes")
+    .expect("some user data")
 }
 
 /// Checks the bootstrap's part as cloud-init reads it: valid cloud-config, the three files
@@ -301,14 +302,15 @@ fn bootstrap_user_data_over_16_kb_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("big");
     std::fs::write(&f, format!("#!/bin/sh\n{}\n", "#".repeat(14_000))).unwrap();
-    let config = Config {
-        tls_bootstrap: true,
-        user_data_file: f.to_string_lossy().into_owned(),
-        ..Config::default()
-    };
-    let e = user_data::compose(&config, Some(&ec2spot::convert::tls_material(material())))
-        .unwrap_err()
-        .to_string();
+    let mut config = Config::default();
+    config.asked.tls_bootstrap = true;
+    config.asked.user_data_file = f.to_string_lossy().into_owned();
+    let e = user_data::compose(
+        &config.asked,
+        Some(&ec2spot::convert::tls_material(material())),
+    )
+    .unwrap_err()
+    .to_string();
     for needle in ["--amazonec2-tls-bootstrap", "--amazonec2-userdata", "16384"] {
         assert!(e.contains(needle), "{needle}: {e}");
     }

@@ -104,13 +104,11 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     };
 
     // The driver config, set by the options and read back from a config.json.
-    let mut config = Config {
-        machine_name: "sec-debug".into(),
-        access_key: ACCESS.into(),
-        secret_key: SECRET.into(),
-        session_token: TOKEN.into(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.asked.machine_name = "sec-debug".into();
+    config.asked.access_key = ACCESS.into();
+    config.asked.secret_key = SECRET.into();
+    config.asked.session_token = TOKEN.into();
     show("Config", format!("{config:?}"), format!("{config:#?}"));
     let json = config.to_json();
     assert!(
@@ -119,7 +117,7 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     );
     config = Config::default();
     config.merge_json(&json).unwrap();
-    assert_eq!(config.secret_key, SECRET);
+    assert_eq!(config.asked.secret_key, SECRET);
     show(
         "merged Config",
         format!("{config:?}"),
@@ -157,7 +155,7 @@ fn debug_output_of_every_type_that_carries_credentials_hides_them() {
     show("OptionValues", format!("{wrong:?}"), format!("{wrong:#?}"));
     let e = wrong.string(SECRET_KEY).unwrap_err();
     show("OptionTypeError", e.to_string(), format!("{e:?}"));
-    let e = ec2spot_ec2::options::apply(&mut Config::default(), &wrong).unwrap_err();
+    let e = ec2spot_ec2::options::apply(&mut Default::default(), &wrong).unwrap_err();
     show("OptionError", e.to_string(), format!("{e:?}"));
 
     // The agent's messages and settings.

@@ -309,8 +309,10 @@ impl AgentClient {
         config: &mut Config,
         progress: &Progress,
     ) -> Result<Outcome, AgentError> {
-        let creds = aws::credentials(config).await.map_err(AgentError::Op)?;
-        let settings = aws::settings(config).await.map_err(AgentError::Op)?;
+        let creds = aws::credentials(&config.asked)
+            .await
+            .map_err(AgentError::Op)?;
+        let settings = aws::settings(&config.asked).await.map_err(AgentError::Op)?;
         let mut request = RunRequest {
             operation: super::op_to_proto(op) as i32,
             config_json: config.to_json(),
@@ -409,7 +411,7 @@ impl StartLock {
 
 /// The store a config belongs to, when it has one the agent can serve.
 pub fn store_of(config: &Config) -> Option<PathBuf> {
-    (!config.store_path.is_empty()).then(|| PathBuf::from(&config.store_path))
+    (!config.asked.store_path.is_empty()).then(|| PathBuf::from(&config.asked.store_path))
 }
 
 /// The failure a run's result reports, if any: the agent's text, with AWS's code so that its

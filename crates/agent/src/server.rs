@@ -379,7 +379,7 @@ impl Agent for Service {
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
         shared.operations.fetch_add(1, Ordering::Relaxed);
         shared.touch();
-        info!("{op:?} for machine {}", config.machine_name);
+        info!("{op:?} for machine {}", config.asked.machine_name);
         let (tx, rx) = mpsc::channel(64);
         // The operation runs to its end even if the plugin goes away: a create finishes (or
         // cleans up) rather than stopping half-way.
@@ -432,7 +432,7 @@ async fn perform(
 ) {
     // One changing operation per machine at a time, also across processes.
     let serial = if op.changes() {
-        machine_lock::lock(&config).await
+        machine_lock::lock(&config.asked).await
     } else {
         None
     };
@@ -473,7 +473,10 @@ fn run_result(
             error_code: String::new(),
         },
         Err(e) => {
-            info!("{op:?} for machine {} failed: {e}", config.machine_name);
+            info!(
+                "{op:?} for machine {} failed: {e}",
+                config.asked.machine_name
+            );
             RunResult {
                 config_json: config.to_json(),
                 error: e.to_string(),

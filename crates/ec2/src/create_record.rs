@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aws::error::{Error, ErrorKind};
-use crate::options::config::Config;
+use crate::options::Asked;
 
 /// What a step makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,37 +97,49 @@ fn age(at: SystemTime) -> Duration {
     at.elapsed().unwrap_or_default()
 }
 
-fn path(config: &Config) -> Option<PathBuf> {
-    let id: String = config
+fn path(asked: &Asked) -> Option<PathBuf> {
+    let id: String = asked
         .machine_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    if config.store_path.is_empty() || id.is_empty() {
+    if asked.store_path.is_empty() || id.is_empty() {
         return None;
     }
     Some(
-        PathBuf::from(&config.store_path)
+        PathBuf::from(&asked.store_path)
             .join("ec2spot")
             .join("creates")
             .join(id),
     )
 }
 
-/// Records a step of `config`'s create: a call that makes `kind` (`id` none) or what it made
+/// Records a step of `asked`'s create: a call that makes `kind` (`id` none) or what it made
 /// (best effort: a store that cannot be written to only loses this help).
-pub fn note(config: &Config, kind: Kind, id: Option<&str>) {
-    let Some(p) = path(config) else {
+pub fn note(asked: &Asked, kind: Kind, id: Option<&str>) {
+    let line = match id {
+        Some(id) => format!("{} made {id}", kind.word()),
+        None => format!("{} call", kind.word()),
+    };
+    append(asked, &line);
+}
+
+/// Records that the create deleted `id` of `kind` itself (its launch template, once the
+/// launch returned): `rm` does not delete it a second time.
+pub fn deleted(asked: &Asked, kind: Kind, id: &str) {
+    append(asked, &format!("{} gone {id}", kind.word()));
+}
+
+/// Appends `step` to the record, stamped with the time.
+fn append(asked: &Asked, step: &str) {
+    let Some(p) = path(asked) else {
         return;
     };
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let line = match id {
-        Some(id) => format!("{secs} {} made {id}\n", kind.word()),
-        None => format!("{secs} {} call\n", kind.word()),
-    };
+    let line = format!("{secs} {step}\n");
     let written = p
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
@@ -150,21 +162,21 @@ pub fn note(config: &Config, kind: Kind, id: Option<&str>) {
 /// (throttled, no capacity, invalid), which made nothing — that `rm` need not look for it. No
 /// answer (timeout, connection lost, EC2's own failure) may have made it all the same: the
 /// recorded call stays, and `rm` searches for what it may have made.
-pub fn settle(config: &Config, kind: Kind, outcome: std::result::Result<&str, &Error>) {
+pub fn settle(asked: &Asked, kind: Kind, outcome: std::result::Result<&str, &Error>) {
     match outcome {
-        Ok(id) => note(config, kind, Some(id)),
-        Err(e) if !e.is(&[ErrorKind::Unavailable]) => refused(config, kind),
+        Ok(id) => note(asked, kind, Some(id)),
+        Err(e) if !e.is(&[ErrorKind::Unavailable]) => refused(asked, kind),
         Err(_) => {}
     }
 }
 
 /// Forgets what an earlier step said of `kind` made by calls this create knows failed: the
 /// call launched or made nothing (a refusal), so `rm` need not look for it.
-pub fn refused(config: &Config, kind: Kind) {
-    let Some(p) = path(config) else {
+pub fn refused(asked: &Asked, kind: Kind) {
+    let Some(p) = path(asked) else {
         return;
     };
-    let Some(mut r) = read(config) else {
+    let Some(mut r) = read(asked) else {
         return;
     };
     if let Some(pos) = r
@@ -189,27 +201,51 @@ pub fn refused(config: &Config, kind: Kind) {
 }
 
 /// The record of `config`'s create, if there is one.
-pub fn read(config: &Config) -> Option<CreateRecord> {
-    let text = std::fs::read_to_string(path(config)?).ok()?;
-    let steps = text
-        .lines()
-        .filter_map(|line| {
-            let mut w = line.split_whitespace();
-            let at = UNIX_EPOCH + Duration::from_secs(w.next()?.parse().ok()?);
-            let kind = Kind::of(w.next()?)?;
-            let id = match w.next()? {
-                "made" => Some(w.next()?.to_string()),
-                _ => None,
-            };
-            Some((at, kind, id))
-        })
-        .collect();
+pub fn read(asked: &Asked) -> Option<CreateRecord> {
+    let text = std::fs::read_to_string(path(asked)?).ok()?;
+    let mut steps: Vec<(SystemTime, Kind, Option<String>)> = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(at), Some(kind), Some(state)) = (
+            w.next().and_then(|t| t.parse().ok()),
+            w.next().and_then(Kind::of),
+            w.next(),
+        ) else {
+            continue;
+        };
+        let at = UNIX_EPOCH + Duration::from_secs(at);
+        match (state, w.next()) {
+            ("made", Some(id)) => steps.push((at, kind, Some(id.to_string()))),
+            // Deleted by the create itself: neither made nor to be searched for.
+            ("gone", Some(id)) => forget(&mut steps, kind, id),
+            ("call", _) => steps.push((at, kind, None)),
+            _ => {}
+        }
+    }
     Some(CreateRecord { steps })
 }
 
+/// Forgets `id` of `kind` and the call that made it: what the create deleted itself is
+/// neither made nor to be searched for.
+fn forget(steps: &mut Vec<(SystemTime, Kind, Option<String>)>, kind: Kind, id: &str) {
+    let Some(at) = steps
+        .iter()
+        .position(|(_, k, i)| *k == kind && i.as_deref() == Some(id))
+    else {
+        return;
+    };
+    steps.remove(at);
+    if let Some(call) = steps[..at]
+        .iter()
+        .rposition(|(_, k, i)| *k == kind && i.is_none())
+    {
+        steps.remove(call);
+    }
+}
+
 /// Forgets the record (nothing of the machine is left in EC2).
-pub fn clear(config: &Config) {
-    if let Some(p) = path(config) {
+pub fn clear(asked: &Asked) {
+    if let Some(p) = path(asked) {
         let _ = std::fs::remove_file(p);
     }
 }
@@ -221,31 +257,39 @@ mod tests {
     #[test]
     fn a_create_is_recorded_read_back_and_cleared() {
         let store = tempfile::tempdir().unwrap();
-        let config = Config {
+        let asked = Asked {
             store_path: store.path().to_string_lossy().into_owned(),
             machine_id: "0123abcd".into(),
-            ..Config::default()
+            ..Asked::default()
         };
-        assert_eq!(read(&config), None);
+        assert_eq!(read(&asked), None);
         let lately = Duration::from_secs(60);
-        note(&config, Kind::KeyPair, None);
-        note(&config, Kind::Group, None);
-        note(&config, Kind::KeyPair, Some("m1"));
-        note(&config, Kind::Instance, None);
-        let r = read(&config).unwrap();
+        note(&asked, Kind::KeyPair, None);
+        note(&asked, Kind::Group, None);
+        note(&asked, Kind::KeyPair, Some("m1"));
+        note(&asked, Kind::Instance, None);
+        let r = read(&asked).unwrap();
         assert_eq!(r.made(Kind::KeyPair), ["m1"]);
         assert!(!r.unanswered(Kind::KeyPair, lately));
         assert!(r.unanswered(Kind::Group, lately));
         assert!(r.unanswered(Kind::Instance, lately));
-        refused(&config, Kind::Instance);
-        assert!(!read(&config).unwrap().unanswered(Kind::Instance, lately));
-        note(&config, Kind::Instance, None);
-        note(&config, Kind::Instance, Some("i-0abc"));
-        let r = read(&config).unwrap();
+        refused(&asked, Kind::Instance);
+        assert!(!read(&asked).unwrap().unanswered(Kind::Instance, lately));
+        note(&asked, Kind::Instance, None);
+        note(&asked, Kind::Instance, Some("i-0abc"));
+        let r = read(&asked).unwrap();
         assert_eq!(r.made(Kind::Instance), ["i-0abc"]);
         assert!(r.age_of("i-0abc").unwrap() < lately);
         assert!(!r.unanswered(Kind::Instance, lately));
-        clear(&config);
-        assert_eq!(read(&config), None);
+        // A template the create deleted itself is neither made nor unanswered for `rm`.
+        note(&asked, Kind::Template, None);
+        note(&asked, Kind::Template, Some("lt-1"));
+        deleted(&asked, Kind::Template, "lt-1");
+        let r = read(&asked).unwrap();
+        assert!(r.made(Kind::Template).is_empty());
+        assert!(!r.unanswered(Kind::Template, lately));
+        assert_eq!(r.made(Kind::Instance), ["i-0abc"], "the rest is kept");
+        clear(&asked);
+        assert_eq!(read(&asked), None);
     }
 }

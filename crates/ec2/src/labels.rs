@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::aws::error::{Error, ErrorKind, Result, aws};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::options::validate::tag_problem;
 use crate::state::context::Context;
 
@@ -53,7 +53,7 @@ pub fn resources(i: &aws_sdk_ec2::types::Instance) -> Vec<String> {
 /// Tags instance `instance_id` and its volumes and interfaces with `labels`.
 pub async fn apply(
     ctx: &Context,
-    config: &Config,
+    asked: &Asked,
     instance_id: &str,
     labels: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
@@ -62,7 +62,7 @@ pub async fn apply(
     let instance = seen.instance.ok_or_else(|| {
         Error::Other(format!(
             "machine {}: instance {instance_id} no longer exists in EC2",
-            config.machine_name
+            asked.machine_name
         ))
     })?;
     let ids = resources(&instance);

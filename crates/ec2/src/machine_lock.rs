@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::options::config::Config;
+use crate::options::Asked;
 
 /// Machine locks this process holds now.
 static HELD: AtomicUsize = AtomicUsize::new(0);
@@ -45,13 +45,13 @@ impl Drop for MachineLock {
 }
 
 /// The lock file of `config`'s machine, when the machine belongs to a store.
-pub fn path(config: &Config) -> Option<PathBuf> {
-    if config.store_path.is_empty() || config.machine_name.is_empty() {
+pub fn path(asked: &Asked) -> Option<PathBuf> {
+    if asked.store_path.is_empty() || asked.machine_name.is_empty() {
         return None;
     }
     // docker-machine's names are letters, digits, `.`, `-` and `_`; anything else is kept out
     // of the path.
-    let name: String = config
+    let name: String = asked
         .machine_name
         .chars()
         .map(|c| {
@@ -63,7 +63,7 @@ pub fn path(config: &Config) -> Option<PathBuf> {
         })
         .collect();
     Some(
-        Path::new(&config.store_path)
+        Path::new(&asked.store_path)
             .join("ec2spot")
             .join("locks")
             .join(format!("{name}.lock")),
@@ -81,8 +81,8 @@ fn still_there(file: &File, path: &Path) -> bool {
 /// Takes the lock of `config`'s machine, waiting for another holder to finish. `None` when the
 /// machine belongs to no store, or the lock file cannot be made (then nothing is serialised,
 /// as before locks existed; the reason is logged).
-pub async fn lock(config: &Config) -> Option<MachineLock> {
-    let path = path(config)?;
+pub async fn lock(asked: &Asked) -> Option<MachineLock> {
+    let path = path(asked)?;
     if let Some(dir) = path.parent()
         && let Err(e) = std::fs::create_dir_all(dir)
     {
@@ -126,11 +126,11 @@ pub async fn lock(config: &Config) -> Option<MachineLock> {
 mod tests {
     use super::*;
 
-    fn config(store: &Path, name: &str) -> Config {
-        Config {
+    fn config(store: &Path, name: &str) -> Asked {
+        Asked {
             store_path: store.to_string_lossy().into_owned(),
             machine_name: name.into(),
-            ..Config::default()
+            ..Asked::default()
         }
     }
 

@@ -7,10 +7,10 @@ use tracing::debug;
 
 use crate::aws::error::{Error, Result, aws};
 use crate::create;
-use crate::create::resolve::{self, Resolved};
+use crate::create::resolve;
 use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
-use crate::options::config::Config;
+use crate::options::config::{Answered, Asked, Config, Made};
 use crate::progress::Progress;
 use crate::resources::{instance, security_group};
 use crate::state::context::Context;
@@ -99,28 +99,28 @@ pub async fn run(
 ) -> Result<Outcome> {
     match op {
         Op::PreCreateCheck => {
-            pre_create_check(ctx, config, progress).await?;
+            config.answered = Some(pre_create_check(ctx, &config.asked, progress).await?);
             Ok(Outcome::done())
         }
         Op::Create | Op::ResumeCreate => {
             create(ctx, input, config, progress, op == Op::ResumeCreate).await
         }
-        Op::UpdateLabels => update_labels(ctx, input, config).await,
-        Op::Remove => remove_machine(ctx, config, progress).await,
+        Op::UpdateLabels => update_labels(ctx, input, &config.asked, &mut config.made).await,
+        Op::Remove => remove_machine(ctx, &config.asked, &config.made, progress).await,
         Op::State => {
-            let (state, age) = live_state(ctx, config).await?;
+            let (state, age) = live_state(ctx, &config.asked, &mut config.made).await?;
             Ok(Outcome {
                 state,
                 text: String::new(),
                 age,
             })
         }
-        Op::Url => url(ctx, config).await,
-        Op::Ip => ip(ctx, config).await,
-        Op::Start => start(ctx, config).await,
-        Op::Stop | Op::Kill => stop(ctx, config, op == Op::Kill).await,
+        Op::Url => url(ctx, &config.asked, &mut config.made).await,
+        Op::Ip => ip(ctx, &config.asked, &mut config.made).await,
+        Op::Start => start(ctx, &config.asked, &mut config.made).await,
+        Op::Stop | Op::Kill => stop(ctx, &config.asked, &mut config.made, op == Op::Kill).await,
         Op::Restart => {
-            let id = instance_id(ctx, config).await?;
+            let id = instance_id(ctx, &config.asked, &mut config.made).await?;
             let rebooted = ctx.client.reboot_instances().instance_ids(&id).send().await;
             ctx.forget(&id);
             rebooted.map_err(|e| aws("rebooting the instance (RebootInstances)", e))?;
@@ -138,25 +138,34 @@ async fn create(
     progress: &Progress,
     resume: bool,
 ) -> Result<Outcome> {
-    if config.pools.is_empty() {
-        pre_create_check(ctx, config, progress).await?;
-    }
-    let resolved = Resolved {
-        vpc_id: config.vpc_id.clone(),
-        pools: config.pools.clone(),
-        ami: config.ami.clone(),
-        architecture: config.architecture.clone(),
+    let mut answered = match config.answered.take() {
+        Some(a) if !a.pools.is_empty() => a,
+        _ => pre_create_check(ctx, &config.asked, progress).await?,
     };
     // The create's last read (the instance running) stays cached: docker-machine's
     // GetState right after it is answered without another DescribeInstances.
-    create::create(ctx, config, &resolved, input.tls.as_ref(), progress, resume).await?;
+    let tls = input.tls.as_ref();
+    let created = create::create(ctx, &config.asked, &mut answered, tls, progress, resume).await;
+    config.answered = Some(answered);
+    match created {
+        Ok(made) => config.made = made,
+        Err(failed) => {
+            config.made = failed.made;
+            return Err(failed.error);
+        }
+    }
     Ok(Outcome::done())
 }
 
 /// GitLab's fork's `UpdateLabels`: the labels as tags of the instance and its volumes.
-async fn update_labels(ctx: &Context, input: &Input, config: &mut Config) -> Result<Outcome> {
-    let id = instance_id(ctx, config).await?;
-    let tagged = labels::apply(ctx, config, &id, &input.labels).await?;
+async fn update_labels(
+    ctx: &Context,
+    input: &Input,
+    asked: &Asked,
+    made: &mut Made,
+) -> Result<Outcome> {
+    let id = instance_id(ctx, asked, made).await?;
+    let tagged = labels::apply(ctx, asked, &id, &input.labels).await?;
     debug!(
         "labels {:?} set on {}",
         input.labels.keys().collect::<Vec<_>>(),
@@ -168,49 +177,46 @@ async fn update_labels(ctx: &Context, input: &Input, config: &mut Config) -> Res
 /// `Remove`: everything the machine made, then what was known of its instance forgotten.
 async fn remove_machine(
     ctx: &Context,
-    config: &mut Config,
+    asked: &Asked,
+    made: &Made,
     progress: &Progress,
 ) -> Result<Outcome> {
-    if config.instance_id.is_empty() && config.machine_id.is_empty() {
+    if made.instance_id.is_empty() && asked.machine_id.is_empty() {
         progress.say(
             "Nothing to remove in EC2: the machine has neither an instance id nor a machine id",
         );
         return Ok(Outcome::done());
     }
-    let done = remove::remove(ctx, config, create::GROUP_RELEASE_TIMEOUT).await;
+    let done = remove::remove(ctx, asked, made, create::GROUP_RELEASE_TIMEOUT).await;
     // Whatever the removal got to, what was known of the instance is out of date.
-    ctx.forget(&config.instance_id);
+    ctx.forget(&made.instance_id);
     let done = done?;
     progress.say(&format!("Removed: {}", done.summary()));
     Ok(Outcome::done())
 }
 
 /// `GetURL`: Docker's address on the machine, only while it runs.
-async fn url(ctx: &Context, config: &mut Config) -> Result<Outcome> {
-    let (state, age) = live_state(ctx, config).await?;
+async fn url(ctx: &Context, asked: &Asked, made: &mut Made) -> Result<Outcome> {
+    let (state, age) = live_state(ctx, asked, made).await?;
     if state != MachineState::Running {
         return Err(Error::Other(HOST_NOT_RUNNING.into()));
     }
-    let text = if config.ip_address.is_empty() {
+    let text = if made.ip_address.is_empty() {
         String::new()
     } else {
-        format!(
-            "tcp://{}:{}",
-            config.ip_address,
-            security_group::DOCKER_PORT
-        )
+        format!("tcp://{}:{}", made.ip_address, security_group::DOCKER_PORT)
     };
     Ok(Outcome { state, text, age })
 }
 
 /// `GetIP`: the address docker-machine reaches the instance at, remembered in the config.
-async fn ip(ctx: &Context, config: &mut Config) -> Result<Outcome> {
-    let id = instance_id(ctx, config).await?;
+async fn ip(ctx: &Context, asked: &Asked, made: &mut Made) -> Result<Outcome> {
+    let id = instance_id(ctx, asked, made).await?;
     let seen = ctx.observe(&id).await?;
     let i = seen.instance.ok_or_else(|| gone(&id))?;
-    let ip = instance::address(&i, config)
+    let ip = instance::address(&i, asked)
         .ok_or_else(|| Error::Other(format!("instance {id} has no IP address yet")))?;
-    config.ip_address = ip.clone();
+    made.ip_address = ip.clone();
     Ok(Outcome {
         state: MachineState::of(&i),
         text: ip,
@@ -219,16 +225,16 @@ async fn ip(ctx: &Context, config: &mut Config) -> Result<Outcome> {
 }
 
 /// `Start`: the instance started and waited for, with its (possibly new) address.
-async fn start(ctx: &Context, config: &mut Config) -> Result<Outcome> {
-    let id = instance_id(ctx, config).await?;
+async fn start(ctx: &Context, asked: &Asked, made: &mut Made) -> Result<Outcome> {
+    let id = instance_id(ctx, asked, made).await?;
     let started = ctx.client.start_instances().instance_ids(&id).send().await;
     // Even a failed call may have reached EC2 (a lost answer): read it afresh.
     ctx.forget(&id);
     started.map_err(|e| aws("starting the instance (StartInstances)", e))?;
     // A restarted instance may get a new public address.
-    config.ip_address.clear();
-    let running = wait_running(ctx, &id, config, create::RUN_TIMEOUT).await?;
-    config.ip_address = instance::address(&running, config).unwrap_or_default();
+    made.ip_address.clear();
+    let running = wait_running(ctx, &id, asked, create::RUN_TIMEOUT).await?;
+    made.ip_address = instance::address(&running, asked).unwrap_or_default();
     Ok(Outcome {
         state: MachineState::Running,
         ..Outcome::done()
@@ -236,8 +242,8 @@ async fn start(ctx: &Context, config: &mut Config) -> Result<Outcome> {
 }
 
 /// `Stop`, or `Kill` (`force`): `StopInstances`, and what was known of the instance forgotten.
-async fn stop(ctx: &Context, config: &mut Config, force: bool) -> Result<Outcome> {
-    let id = instance_id(ctx, config).await?;
+async fn stop(ctx: &Context, asked: &Asked, made: &mut Made, force: bool) -> Result<Outcome> {
+    let id = instance_id(ctx, asked, made).await?;
     let stopped = ctx
         .client
         .stop_instances()
@@ -259,22 +265,22 @@ async fn stop(ctx: &Context, config: &mut Config, force: bool) -> Result<Outcome
     Ok(Outcome::done())
 }
 
-/// Resolves the launch (network, image, types, pools) into `config`.
+/// Resolves the launch (network, image, types, pools) `asked` for.
 pub async fn pre_create_check(
     ctx: &Context,
-    config: &mut Config,
+    asked: &Asked,
     progress: &Progress,
-) -> Result<()> {
-    if config.machine_id.is_empty() {
+) -> Result<Answered> {
+    if asked.machine_id.is_empty() {
         return Err(Error::Other(
             "SetConfigFromFlags must run before PreCreateCheck".into(),
         ));
     }
     progress.say(&format!(
         "Checking {} for network, image and instance type",
-        config.region
+        asked.region
     ));
-    let (r, remembered) = resolve::remembered(ctx, config).await?;
+    let (r, remembered) = resolve::remembered(ctx, asked).await?;
     let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
     progress.say(&format!(
         "Will launch {} from {} in {}{}: {}",
@@ -288,8 +294,7 @@ pub async fn pre_create_check(
         },
         pools.join(", ")
     ));
-    resolve::record(config, &r);
-    Ok(())
+    Ok(r)
 }
 
 /// The error for an instance EC2 no longer knows.
@@ -299,21 +304,21 @@ fn gone(id: &str) -> Error {
 
 /// The machine's instance id; for a create that died before saving it, the instance carrying
 /// the machine's tag.
-async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
-    if !config.instance_id.is_empty() {
-        return Ok(config.instance_id.clone());
+async fn instance_id(ctx: &Context, asked: &Asked, made: &mut Made) -> Result<String> {
+    if !made.instance_id.is_empty() {
+        return Ok(made.instance_id.clone());
     }
-    if !config.machine_id.is_empty()
-        && let Some(i) = instance::find_by_machine_id(&ctx.client, &config.machine_id)
+    if !asked.machine_id.is_empty()
+        && let Some(i) = instance::find_by_machine_id(&ctx.client, &asked.machine_id)
             .await?
             .first()
     {
-        config.instance_id = i.instance_id().unwrap_or_default().to_string();
-        return Ok(config.instance_id.clone());
+        made.instance_id = i.instance_id().unwrap_or_default().to_string();
+        return Ok(made.instance_id.clone());
     }
     Err(Error::Other(format!(
         "machine {} has no EC2 instance (its create did not finish); remove it with docker-machine rm",
-        config.machine_name
+        asked.machine_name
     )))
 }
 
@@ -321,13 +326,14 @@ async fn instance_id(ctx: &Context, config: &mut Config) -> Result<String> {
 /// for interruption counts as `Stopping`, so gitlab-runner's `config` check drops it.
 async fn live_state(
     ctx: &Context,
-    config: &mut Config,
+    asked: &Asked,
+    made: &mut Made,
 ) -> Result<(MachineState, std::time::Duration)> {
-    let id = instance_id(ctx, config).await?;
+    let id = instance_id(ctx, asked, made).await?;
     let seen = ctx.observe(&id).await?;
     let i = seen.instance.ok_or_else(|| gone(&id))?;
-    if let Some(a) = instance::address(&i, config) {
-        config.ip_address = a;
+    if let Some(a) = instance::address(&i, asked) {
+        made.ip_address = a;
     }
     let state = MachineState::of(&i);
     debug!(

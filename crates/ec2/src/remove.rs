@@ -15,7 +15,7 @@ use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::create_record::{self, CreateRecord, Kind};
 use crate::manager;
-use crate::options::config::Config;
+use crate::options::{Asked, Made};
 use crate::resources::security_group::{self, Deleted};
 use crate::resources::{instance, key_pair, launch_template, spot_request};
 use crate::state::context::Context;
@@ -215,26 +215,40 @@ async fn leaving(ctx: &Context, id: &str) -> bool {
     })
 }
 
-/// Removes everything `config`'s machine owns. `group_patience` bounds the wait for a
+/// Removes everything the machine (`asked`, with what it `made`) owns. `group_patience` bounds the wait for a
 /// terminating instance to release a security group before it can be deleted.
-pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) -> Result<Removed> {
+pub async fn remove(
+    ctx: &Context,
+    asked: &Asked,
+    made: &Made,
+    group_patience: Duration,
+) -> Result<Removed> {
     let ec2 = &ctx.client;
     let mut done = Removed::default();
     let mut errors: Vec<Error> = Vec::new();
     // What the create recorded: ids docker-machine never saved (the create died), and which
     // calls went unanswered (what they made may not be listed yet).
-    let record = create_record::read(config).unwrap_or_default();
+    let record = create_record::read(asked).unwrap_or_default();
     // A create that finished saved every id; one that died mid-way is found by its tag.
-    let search_tags = config.instance_id.is_empty() && !config.machine_id.is_empty();
-    let config = &with_record(config, &record);
+    let search_tags = made.instance_id.is_empty() && !asked.machine_id.is_empty();
+    let made = &with_record(asked, made, &record);
+    let machine = (asked, made);
     let instances =
-        terminate_instances(ctx, config, &record, search_tags, &mut done, &mut errors).await;
-    cancel_spot_requests(ec2, config, &instances, search_tags, &mut done, &mut errors).await;
-    delete_launch_templates(ec2, config, &record, search_tags, &mut done, &mut errors).await;
-    delete_key_pairs(ec2, config, &record, search_tags, &mut done, &mut errors).await;
+        terminate_instances(ctx, machine, &record, search_tags, &mut done, &mut errors).await;
+    cancel_spot_requests(
+        ec2,
+        machine,
+        &instances,
+        search_tags,
+        &mut done,
+        &mut errors,
+    )
+    .await;
+    delete_launch_templates(ec2, asked, &record, search_tags, &mut done, &mut errors).await;
+    delete_key_pairs(ec2, machine, &record, search_tags, &mut done, &mut errors).await;
     delete_security_groups(
         ec2,
-        config,
+        machine,
         (&instances, &record),
         search_tags,
         group_patience,
@@ -248,7 +262,7 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
     }
 
     if errors.is_empty() {
-        create_record::clear(config);
+        create_record::clear(asked);
         Ok(done)
     } else {
         let text = errors
@@ -258,27 +272,27 @@ pub async fn remove(ctx: &Context, config: &Config, group_patience: Duration) ->
             .join("; ");
         Err(Error::Other(format!(
             "removing machine {}: {text} (done so far: {})",
-            config.machine_name,
+            asked.machine_name,
             done.summary()
         )))
     }
 }
 
-/// `config` with the instance and key pair a create recorded but never saved (it died).
-fn with_record(config: &Config, record: &CreateRecord) -> Config {
-    let mut config = config.clone();
-    if config.instance_id.is_empty()
+/// `made` with the instance and key pair a create recorded but never saved (it died).
+fn with_record(asked: &Asked, made: &Made, record: &CreateRecord) -> Made {
+    let mut made = made.clone();
+    if made.instance_id.is_empty()
         && let Some(id) = record.made(Kind::Instance).pop()
     {
-        config.instance_id = id;
+        made.instance_id = id;
     }
-    if !config.existing_key
+    if !asked.existing_key
         && let Some(name) = record.made(Kind::KeyPair).pop()
     {
-        config.key_name = name;
-        config.key_pair_imported = true;
+        made.key_name = name;
+        made.key_pair_imported = true;
     }
-    config
+    made
 }
 
 /// Terminates the machine's instances: the saved id without reading it first — terminating
@@ -288,7 +302,7 @@ fn with_record(config: &Config, record: &CreateRecord) -> Config {
 /// the machine's tag decides. Returns the instances EC2 listed.
 async fn terminate_instances(
     ctx: &Context,
-    config: &Config,
+    (asked, made): (&Asked, &Made),
     record: &CreateRecord,
     search_tags: bool,
     done: &mut Removed,
@@ -296,23 +310,23 @@ async fn terminate_instances(
 ) -> Vec<Instance> {
     let mut instances = Vec::new();
     let mut unsure = false;
-    if !config.instance_id.is_empty() {
+    if !made.instance_id.is_empty() {
         // EC2 may not know an instance launched moments ago (eventual consistency): for a
         // machine made lately, "not found" means "not yet" for a while.
         let patience = if record
-            .age_of(&config.instance_id)
+            .age_of(&made.instance_id)
             .is_some_and(|age| age < LATELY)
         {
             FRESH_PATIENCE
         } else {
             Duration::ZERO
         };
-        unsure |= terminate_saved(ctx, &config.instance_id, patience, done, errors).await;
+        unsure |= terminate_saved(ctx, &made.instance_id, patience, done, errors).await;
     }
     if search_tags {
         let patience = patience_for(record, Kind::Instance);
         match listed_within(patience, || {
-            instance::find_by_machine_id(&ctx.client, &config.machine_id)
+            instance::find_by_machine_id(&ctx.client, &asked.machine_id)
         })
         .await
         {
@@ -323,8 +337,8 @@ async fn terminate_instances(
             Err(e) => errors.push(e),
         }
     }
-    if unsure && !config.machine_id.is_empty() {
-        terminate_tagged(ctx, config, &mut instances, done, errors).await;
+    if unsure && !asked.machine_id.is_empty() {
+        terminate_tagged(ctx, asked, &mut instances, done, errors).await;
     }
     instances
 }
@@ -334,13 +348,13 @@ async fn terminate_instances(
 /// everywhere at once).
 async fn terminate_tagged(
     ctx: &Context,
-    config: &Config,
+    asked: &Asked,
     instances: &mut Vec<Instance>,
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) {
     for attempt in 1..=4u32 {
-        let found = match instance::find_by_machine_id(&ctx.client, &config.machine_id).await {
+        let found = match instance::find_by_machine_id(&ctx.client, &asked.machine_id).await {
             Ok(found) => found,
             Err(e) => {
                 errors.push(e);
@@ -379,7 +393,7 @@ async fn terminate_tagged(
 /// found by instance id.
 async fn cancel_spot_requests(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    (asked, made): (&Asked, &Made),
     instances: &[Instance],
     search_tags: bool,
     done: &mut Removed,
@@ -389,9 +403,9 @@ async fn cancel_spot_requests(
     // An instant EC2 Fleet's spot requests are one-time and untagged (CreateFleet tags only
     // the fleet and its instances): they close with their instance, and the shipped IAM
     // policy (cancel only what carries the machine's tag) rightly refuses to cancel them.
-    let fleet = launched_by_fleet(config);
+    let fleet = launched_by_fleet(asked);
     if !fleet {
-        push_unique(&mut ids, &config.spot_request_id);
+        push_unique(&mut ids, &made.spot_request_id);
         for i in instances {
             if let Some(sir) = i.spot_instance_request_id() {
                 push_unique(&mut ids, sir);
@@ -404,13 +418,13 @@ async fn cancel_spot_requests(
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
     if !fleet
-        && config.spot_request_id.is_empty()
-        && config.market == "spot"
+        && made.spot_request_id.is_empty()
+        && made.market == "spot"
         && !instances
             .iter()
-            .any(|i| i.instance_id() == Some(config.instance_id.as_str()))
+            .any(|i| i.instance_id() == Some(made.instance_id.as_str()))
     {
-        push_unique(&mut unnamed, &config.instance_id);
+        push_unique(&mut unnamed, &made.instance_id);
     }
     if !unnamed.is_empty() {
         match spot_request::of_instances(ec2, unnamed).await {
@@ -420,7 +434,7 @@ async fn cancel_spot_requests(
     }
     // Open requests carrying the machine's tag (a killed create's).
     if search_tags {
-        match spot_request::of_machine(ec2, &config.machine_id).await {
+        match spot_request::of_machine(ec2, &asked.machine_id).await {
             Ok(found) => found.iter().for_each(|id| push_unique(&mut ids, id)),
             Err(e) => errors.push(e),
         }
@@ -434,18 +448,19 @@ async fn cancel_spot_requests(
     }
 }
 
-/// Whether the machine launches over several pools, through an instant EC2 Fleet.
-fn launched_by_fleet(config: &Config) -> bool {
-    config.pools.len() > 1
-        || [&config.instance_types, &config.subnet_ids, &config.zones]
-            .iter()
-            .any(|l| l.len() > 1)
+/// Whether the machine launches over several pools, through an instant EC2 Fleet: the pools
+/// are its instance types × subnets (one per zone without subnets), so only a list of more
+/// than one gives several.
+fn launched_by_fleet(asked: &Asked) -> bool {
+    [&asked.instance_types, &asked.subnet_ids, &asked.zones]
+        .iter()
+        .any(|l| l.len() > 1)
 }
 
 /// Deletes the launch templates a multi-pool create left (killed, or its delete failed).
 async fn delete_launch_templates(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     record: &CreateRecord,
     search_tags: bool,
     done: &mut Removed,
@@ -458,10 +473,10 @@ async fn delete_launch_templates(
             Err(e) => errors.push(e),
         }
     }
-    if (search_tags || launched_by_fleet(config)) && !config.machine_id.is_empty() {
+    if (search_tags || launched_by_fleet(asked)) && !asked.machine_id.is_empty() {
         let patience = patience_for(record, Kind::Template);
         match listed_within(patience, || {
-            launch_template::find_by_machine_id(ec2, &config.machine_id)
+            launch_template::find_by_machine_id(ec2, &asked.machine_id)
         })
         .await
         {
@@ -484,20 +499,20 @@ async fn delete_launch_templates(
 /// Deletes the key pair the machine imported (never a key pair the user named).
 async fn delete_key_pairs(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    (asked, made): (&Asked, &Made),
     record: &CreateRecord,
     search_tags: bool,
     done: &mut Removed,
     errors: &mut Vec<Error>,
 ) {
     let mut key_pairs = Vec::new();
-    if config.key_pair_imported && !config.existing_key {
-        push_unique(&mut key_pairs, &config.key_name);
+    if made.key_pair_imported && !asked.existing_key {
+        push_unique(&mut key_pairs, &made.key_name);
     }
     if search_tags {
         let patience = patience_for(record, Kind::KeyPair);
         match listed_within(patience, || {
-            key_pair::find_by_machine_id(ec2, &config.machine_id)
+            key_pair::find_by_machine_id(ec2, &asked.machine_id)
         })
         .await
         {
@@ -518,7 +533,7 @@ async fn delete_key_pairs(
 /// group the user made even if a config lists it.
 async fn delete_security_groups(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    (asked, made): (&Asked, &Made),
     (instances, record): (&[Instance], &CreateRecord),
     search_tags: bool,
     group_patience: Duration,
@@ -526,10 +541,9 @@ async fn delete_security_groups(
     errors: &mut Vec<Error>,
 ) {
     let mut candidates = Vec::new();
-    config
-        .created_security_group_ids
+    made.created_security_group_ids
         .iter()
-        .chain(&config.security_group_ids)
+        .chain(&made.security_group_ids)
         .for_each(|g| push_unique(&mut candidates, g));
     // Groups a dead create made (maybe moments ago, not visible yet): ours by the record.
     let made = record.made(Kind::Group);
@@ -537,7 +551,7 @@ async fn delete_security_groups(
     if search_tags {
         let patience = patience_for(record, Kind::Group);
         match listed_within(patience, || {
-            security_group::find_by_machine_id(ec2, &config.machine_id)
+            security_group::find_by_machine_id(ec2, &asked.machine_id)
         })
         .await
         {
@@ -548,9 +562,9 @@ async fn delete_security_groups(
             Err(e) => errors.push(e),
         }
     }
-    let manager = manager::manager_id(&config.store_path);
+    let manager = manager::manager_id(&asked.store_path);
     let mut groups =
-        match security_group::deletable(ec2, &candidates, &manager, &config.machine_id).await {
+        match security_group::deletable(ec2, &candidates, &manager, &asked.machine_id).await {
             Ok(g) => g,
             Err(e) => {
                 errors.push(e);

@@ -1,9 +1,9 @@
-//! `SetConfigFromFlags`: reads the option values into [`Config`], validating each one before
+//! `SetConfigFromFlags`: reads the option values into [`Asked`], validating each one before
 //! any AWS call, so a bad option fails in milliseconds with its name in the message.
 
 use std::path::Path;
 
-use super::config::Config;
+use super::asked::Asked;
 use super::error::{OptionError, err};
 use super::flags::{self, Kind, PINNED_RELEASE, name};
 use super::validate::{
@@ -67,29 +67,29 @@ impl Reader<'_> {
 /// Reads and validates every option into `config`, in the order the checks report: the first
 /// bad option is the one named. Returns warnings for the user (shown by docker-machine as
 /// `(machine) …` lines).
-pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, OptionError> {
+pub fn apply(asked: &mut Asked, values: &OptionValues) -> Result<Vec<String>, OptionError> {
     let r = Reader(values);
     let mut warnings = Vec::new();
-    credentials(config, &r)?;
-    endpoint_and_region(config, &r)?;
-    image_and_network(config, &r)?;
-    groups_ports_and_tags(config, &r)?;
-    instance_and_volume(config, &r)?;
-    ssh_login(config, &r)?;
-    market(config, &r, &mut warnings)?;
-    addressing_and_key(config, &r)?;
-    retries_and_user_data(config, &r)?;
-    metadata_and_bootstrap(config, &r)?;
+    credentials(asked, &r)?;
+    endpoint_and_region(asked, &r)?;
+    image_and_network(asked, &r)?;
+    groups_ports_and_tags(asked, &r)?;
+    instance_and_volume(asked, &r)?;
+    ssh_login(asked, &r)?;
+    market(asked, &r, &mut warnings)?;
+    addressing_and_key(asked, &r)?;
+    retries_and_user_data(asked, &r)?;
+    metadata_and_bootstrap(asked, &r)?;
 
     // docker-machine's own swarm options, which amazonec2 also keeps. Every other key
     // docker-machine sends and we do not know (its shared create flags, such as the fork's
     // `tls-bootstrap-lock`, and whatever comes next) is ignored, as Go drivers do.
-    config.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
-    config.swarm_host = values
+    asked.swarm_master = values.bool("swarm-master").unwrap_or(None).unwrap_or(false);
+    asked.swarm_host = values
         .string("swarm-host")
         .unwrap_or(None)
         .unwrap_or_default();
-    config.swarm_discovery = values
+    asked.swarm_discovery = values
         .string("swarm-discovery")
         .unwrap_or(None)
         .unwrap_or_default();
@@ -98,13 +98,13 @@ pub fn apply(config: &mut Config, values: &OptionValues) -> Result<Vec<String>, 
 }
 
 /// The static credentials, given both or neither, and a session token only with them.
-fn credentials(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn credentials(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.access_key = r.string(ACCESS_KEY)?;
-    config.secret_key = r.string(SECRET_KEY)?;
-    config.session_token = r.string(SESSION_TOKEN)?;
-    if config.access_key.is_empty() != config.secret_key.is_empty() {
-        let (flag, other) = if config.access_key.is_empty() {
+    asked.access_key = r.string(ACCESS_KEY)?;
+    asked.secret_key = r.string(SECRET_KEY)?;
+    asked.session_token = r.string(SESSION_TOKEN)?;
+    if asked.access_key.is_empty() != asked.secret_key.is_empty() {
+        let (flag, other) = if asked.access_key.is_empty() {
             (ACCESS_KEY, SECRET_KEY)
         } else {
             (SECRET_KEY, ACCESS_KEY)
@@ -116,7 +116,7 @@ fn credentials(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
             ),
         );
     }
-    if !config.session_token.is_empty() && config.access_key.is_empty() {
+    if !asked.session_token.is_empty() && asked.access_key.is_empty() {
         return err(
             SESSION_TOKEN,
             "needs --amazonec2-access-key and --amazonec2-secret-key",
@@ -126,56 +126,56 @@ fn credentials(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
 }
 
 /// The EC2 endpoint (plain HTTP only with one) and the region.
-fn endpoint_and_region(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn endpoint_and_region(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.endpoint = r.string(ENDPOINT)?;
-    config.disable_ssl = r.bool(INSECURE_TRANSPORT)?;
-    if !config.endpoint.is_empty() {
-        validate_endpoint(&config.endpoint)?;
+    asked.endpoint = r.string(ENDPOINT)?;
+    asked.disable_ssl = r.bool(INSECURE_TRANSPORT)?;
+    if !asked.endpoint.is_empty() {
+        validate_endpoint(&asked.endpoint)?;
     }
-    if config.disable_ssl && config.endpoint.is_empty() {
+    if asked.disable_ssl && asked.endpoint.is_empty() {
         return err(
             INSECURE_TRANSPORT,
             "is only allowed together with --amazonec2-endpoint",
         );
     }
 
-    config.region = r.string(REGION)?;
-    validate_region(&config.region, !config.endpoint.is_empty())?;
+    asked.region = r.string(REGION)?;
+    validate_region(&asked.region, !asked.endpoint.is_empty())?;
     Ok(())
 }
 
 /// The image, the Ubuntu release of the default image, VPC, subnets and zones (the lists also kept joined in amazonec2's single-value keys).
-fn image_and_network(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn image_and_network(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.ami = r.string(AMI)?;
-    check_id(AMI, &config.ami, "ami-")?;
-    config.ubuntu_release = r.string(UBUNTU_RELEASE)?;
-    if config.ubuntu_release.is_empty() {
-        config.ubuntu_release = PINNED_RELEASE.into();
+    asked.ami = r.string(AMI)?;
+    check_id(AMI, &asked.ami, "ami-")?;
+    asked.ubuntu_release = r.string(UBUNTU_RELEASE)?;
+    if asked.ubuntu_release.is_empty() {
+        asked.ubuntu_release = PINNED_RELEASE.into();
     }
-    check_release(&config.ubuntu_release)?;
-    config.vpc_id = r.string(VPC_ID)?;
-    check_id(VPC_ID, &config.vpc_id, "vpc-")?;
-    config.subnet_ids = split_list(&r.string(SUBNET_ID)?);
-    for s in &config.subnet_ids {
+    check_release(&asked.ubuntu_release)?;
+    asked.vpc_id = r.string(VPC_ID)?;
+    check_id(VPC_ID, &asked.vpc_id, "vpc-")?;
+    asked.subnet_ids = split_list(&r.string(SUBNET_ID)?);
+    for s in &asked.subnet_ids {
         check_id(SUBNET_ID, s, "subnet-")?;
     }
-    config.subnet_id = config.subnet_ids.join(",");
-    config.zones = split_list(&r.string(ZONE)?);
-    for z in &config.zones {
-        validate_zone(z, &config.region)?;
+    asked.subnet_id = asked.subnet_ids.join(",");
+    asked.zones = split_list(&r.string(ZONE)?);
+    for z in &asked.zones {
+        validate_zone(z, &asked.region)?;
     }
-    config.zone = config.zones.join(",");
+    asked.zone = asked.zones.join(",");
     Ok(())
 }
 
 /// Security group names, the ports to open and the user's tags.
-fn groups_ports_and_tags(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn groups_ports_and_tags(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
-    config.security_group_names = r.list(SECURITY_GROUP)?;
-    for g in &config.security_group_names {
+    asked.security_group_read_only = r.bool(SECURITY_GROUP_READONLY)?;
+    asked.security_group_names = r.list(SECURITY_GROUP)?;
+    for g in &asked.security_group_names {
         if g.len() > 255 || !g.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
             return err(
                 SECURITY_GROUP,
@@ -183,134 +183,128 @@ fn groups_ports_and_tags(config: &mut Config, r: &Reader<'_>) -> Result<(), Opti
             );
         }
     }
-    config.open_ports = r.list(OPEN_PORT)?;
-    for p in &config.open_ports {
+    asked.open_ports = r.list(OPEN_PORT)?;
+    for p in &asked.open_ports {
         parse_port(p).map_err(|m| OptionError {
             flag: OPEN_PORT,
             message: m,
         })?;
     }
 
-    config.tags = r.string(TAGS)?;
-    parse_tags(&config.tags)?;
+    asked.tags = r.string(TAGS)?;
+    parse_tags(&asked.tags)?;
     Ok(())
 }
 
 /// The instance types and the root volume (device, size, type, encryption), the instance profile.
-fn instance_and_volume(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn instance_and_volume(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.instance_types = split_list(&r.string(INSTANCE_TYPE)?);
-    if config.instance_types.is_empty() {
+    asked.instance_types = split_list(&r.string(INSTANCE_TYPE)?);
+    if asked.instance_types.is_empty() {
         return err(
             INSTANCE_TYPE,
             "is empty; give an instance type such as t3.micro, or several separated by commas",
         );
     }
-    for t in &config.instance_types {
+    for t in &asked.instance_types {
         validate_instance_type(t)?;
     }
-    config.instance_type = config.instance_types.join(",");
+    asked.instance_type = asked.instance_types.join(",");
 
-    config.device_name = r.string(DEVICE_NAME)?;
-    if !config.device_name.starts_with("/dev/") && !config.device_name.starts_with("xvd") {
+    asked.device_name = r.string(DEVICE_NAME)?;
+    if !asked.device_name.starts_with("/dev/") && !asked.device_name.starts_with("xvd") {
         return err(
             DEVICE_NAME,
             format!(
                 "{:?} is not a device name such as /dev/sda1 or /dev/xvda",
-                config.device_name
+                asked.device_name
             ),
         );
     }
-    config.root_size = r.int(ROOT_SIZE)?;
-    if !(1..=16384).contains(&config.root_size) {
+    asked.root_size = r.int(ROOT_SIZE)?;
+    if !(1..=16384).contains(&asked.root_size) {
         return err(
             ROOT_SIZE,
-            format!("must be between 1 and 16384 (GB), got {}", config.root_size),
+            format!("must be between 1 and 16384 (GB), got {}", asked.root_size),
         );
     }
-    config.volume_type = r.string(VOLUME_TYPE)?;
-    if !VOLUME_TYPES.contains(&config.volume_type.as_str()) {
+    asked.volume_type = r.string(VOLUME_TYPE)?;
+    if !VOLUME_TYPES.contains(&asked.volume_type.as_str()) {
         return err(
             VOLUME_TYPE,
             format!(
                 "{:?} is not an EBS volume type; use one of {}",
-                config.volume_type,
+                asked.volume_type,
                 VOLUME_TYPES.join(", ")
             ),
         );
     }
-    config.volume_encrypted = r.bool(VOLUME_ENCRYPTED)?;
-    config.volume_kms_key = r.string(VOLUME_KMS_KEY)?;
-    if !config.volume_kms_key.is_empty() {
-        config.volume_encrypted = true;
+    asked.volume_encrypted = r.bool(VOLUME_ENCRYPTED)?;
+    asked.volume_kms_key = r.string(VOLUME_KMS_KEY)?;
+    if !asked.volume_kms_key.is_empty() {
+        asked.volume_encrypted = true;
     }
-    config.iam_instance_profile = r.string(IAM_INSTANCE_PROFILE)?;
+    asked.iam_instance_profile = r.string(IAM_INSTANCE_PROFILE)?;
     Ok(())
 }
 
 /// The SSH port and user docker-machine logs in with.
-fn ssh_login(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn ssh_login(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.ssh_port = r.int(SSH_PORT)?;
-    if !(1..=65535).contains(&config.ssh_port) {
+    asked.ssh_port = r.int(SSH_PORT)?;
+    if !(1..=65535).contains(&asked.ssh_port) {
         return err(
             SSH_PORT,
-            format!(
-                "must be a port between 1 and 65535, got {}",
-                config.ssh_port
-            ),
+            format!("must be a port between 1 and 65535, got {}", asked.ssh_port),
         );
     }
-    config.ssh_user = r.string(SSH_USER)?;
-    if config.ssh_user.is_empty() {
-        config.ssh_user = "ubuntu".into();
+    asked.ssh_user = r.string(SSH_USER)?;
+    if asked.ssh_user.is_empty() {
+        asked.ssh_user = "ubuntu".into();
     }
-    if config.ssh_user.contains(char::is_whitespace) {
-        return err(
-            SSH_USER,
-            format!("{:?} is not a user name", config.ssh_user),
-        );
+    if asked.ssh_user.contains(char::is_whitespace) {
+        return err(SSH_USER, format!("{:?} is not a user name", asked.ssh_user));
     }
     Ok(())
 }
 
 /// Spot or on-demand: price, fallback, allocation strategy; spot blocks refused. Warnings for options that have no effect.
 fn market(
-    config: &mut Config,
+    asked: &mut Asked,
     r: &Reader<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(), OptionError> {
     use name::*;
-    config.request_spot_instance = r.bool(REQUEST_SPOT_INSTANCE)?;
-    config.spot_price = r.string(SPOT_PRICE)?;
-    if !config.spot_price.is_empty() {
-        validate_price(&config.spot_price)?;
-        if !config.request_spot_instance {
+    asked.request_spot_instance = r.bool(REQUEST_SPOT_INSTANCE)?;
+    asked.spot_price = r.string(SPOT_PRICE)?;
+    if !asked.spot_price.is_empty() {
+        validate_price(&asked.spot_price)?;
+        if !asked.request_spot_instance {
             warnings.push(format!(
                 "--{SPOT_PRICE}={} has no effect without --{REQUEST_SPOT_INSTANCE}: launching on-demand",
-                config.spot_price
+                asked.spot_price
             ));
         }
     }
-    config.spot_fallback_on_demand = r.bool(SPOT_FALLBACK_ON_DEMAND)?;
-    config.spot_allocation_strategy = r.string(SPOT_ALLOCATION_STRATEGY)?;
-    if !SPOT_ALLOCATION_STRATEGIES.contains(&config.spot_allocation_strategy.as_str()) {
+    asked.spot_fallback_on_demand = r.bool(SPOT_FALLBACK_ON_DEMAND)?;
+    asked.spot_allocation_strategy = r.string(SPOT_ALLOCATION_STRATEGY)?;
+    if !SPOT_ALLOCATION_STRATEGIES.contains(&asked.spot_allocation_strategy.as_str()) {
         return err(
             SPOT_ALLOCATION_STRATEGY,
             format!(
                 "{:?} is not a spot allocation strategy; use one of {}",
-                config.spot_allocation_strategy,
+                asked.spot_allocation_strategy,
                 SPOT_ALLOCATION_STRATEGIES.join(", ")
             ),
         );
     }
-    config.block_duration_minutes = r.int(BLOCK_DURATION_MINUTES)?;
-    if config.block_duration_minutes != 0 {
+    asked.block_duration_minutes = r.int(BLOCK_DURATION_MINUTES)?;
+    if asked.block_duration_minutes != 0 {
         return err(
             BLOCK_DURATION_MINUTES,
             format!(
                 "AWS retired spot blocks (defined-duration spot instances), so {} cannot be honoured; remove the option (0 = none)",
-                config.block_duration_minutes
+                asked.block_duration_minutes
             ),
         );
     }
@@ -318,26 +312,26 @@ fn market(
 }
 
 /// Addressing, monitoring and EBS optimisation, and the SSH key: the user's key pair (with its private key) or a key file whose public half is imported.
-fn addressing_and_key(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn addressing_and_key(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.private_ip_only = r.bool(PRIVATE_ADDRESS_ONLY)?;
-    config.use_private_ip = r.bool(USE_PRIVATE_ADDRESS)?;
-    config.monitoring = r.bool(MONITORING)?;
-    config.use_ebs_optimized_instance = r.bool(USE_EBS_OPTIMIZED_INSTANCE)?;
+    asked.private_ip_only = r.bool(PRIVATE_ADDRESS_ONLY)?;
+    asked.use_private_ip = r.bool(USE_PRIVATE_ADDRESS)?;
+    asked.monitoring = r.bool(MONITORING)?;
+    asked.use_ebs_optimized_instance = r.bool(USE_EBS_OPTIMIZED_INSTANCE)?;
 
-    config.ssh_private_key_path = absolute(SSH_KEYPATH, r.string(SSH_KEYPATH)?)?;
+    asked.ssh_private_key_path = absolute(SSH_KEYPATH, r.string(SSH_KEYPATH)?)?;
     let keypair = r.string(KEYPAIR_NAME)?;
-    if !keypair.is_empty() && config.ssh_private_key_path.is_empty() {
+    if !keypair.is_empty() && asked.ssh_private_key_path.is_empty() {
         return err(
             KEYPAIR_NAME,
             "requires --amazonec2-ssh-keypath (the private key of that key pair)",
         );
     }
-    if !config.ssh_private_key_path.is_empty() {
-        let key = Path::new(&config.ssh_private_key_path);
+    if !asked.ssh_private_key_path.is_empty() {
+        let key = Path::new(&asked.ssh_private_key_path);
         readable_file(SSH_KEYPATH, key)?;
         if keypair.is_empty() {
-            let public = format!("{}.pub", config.ssh_private_key_path);
+            let public = format!("{}.pub", asked.ssh_private_key_path);
             readable_file(SSH_KEYPATH, Path::new(&public)).map_err(|e| OptionError {
                 flag: SSH_KEYPATH,
                 message: format!(
@@ -347,34 +341,34 @@ fn addressing_and_key(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionE
             })?;
         }
     }
-    config.existing_key = !keypair.is_empty();
-    config.key_name = keypair;
+    asked.existing_key = !keypair.is_empty();
+    asked.key_name = keypair;
     Ok(())
 }
 
 /// The retry count and the user data file (readable, within EC2's size limit).
-fn retries_and_user_data(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn retries_and_user_data(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.retry_count = r.int(RETRIES)?;
-    if !(-1..=100).contains(&config.retry_count) {
+    asked.retry_count = r.int(RETRIES)?;
+    if !(-1..=100).contains(&asked.retry_count) {
         return err(
             RETRIES,
             format!(
                 "must be between -1 (no retries) and 100, got {}",
-                config.retry_count
+                asked.retry_count
             ),
         );
     }
 
-    config.user_data_file = absolute(USERDATA, r.string(USERDATA)?)?;
-    if !config.user_data_file.is_empty() {
-        let size = readable_file(USERDATA, Path::new(&config.user_data_file))?;
+    asked.user_data_file = absolute(USERDATA, r.string(USERDATA)?)?;
+    if !asked.user_data_file.is_empty() {
+        let size = readable_file(USERDATA, Path::new(&asked.user_data_file))?;
         if size > MAX_USER_DATA {
             return err(
                 USERDATA,
                 format!(
                     "{} is {size} bytes; AWS accepts at most {MAX_USER_DATA}",
-                    config.user_data_file
+                    asked.user_data_file
                 ),
             );
         }
@@ -383,33 +377,33 @@ fn retries_and_user_data(config: &mut Config, r: &Reader<'_>) -> Result<(), Opti
 }
 
 /// The instance metadata options (IMDSv2 tokens, hop limit) and the TLS bootstrap.
-fn metadata_and_bootstrap(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+fn metadata_and_bootstrap(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
-    config.metadata_token = r.string(METADATA_TOKEN)?.to_ascii_lowercase();
-    if config.metadata_token.is_empty() {
-        config.metadata_token = "required".into();
+    asked.metadata_token = r.string(METADATA_TOKEN)?.to_ascii_lowercase();
+    if asked.metadata_token.is_empty() {
+        asked.metadata_token = "required".into();
     }
-    if config.metadata_token != "required" && config.metadata_token != "optional" {
+    if asked.metadata_token != "required" && asked.metadata_token != "optional" {
         return err(
             METADATA_TOKEN,
             format!(
                 "{:?} is neither \"required\" (IMDSv2 only) nor \"optional\"",
-                config.metadata_token
+                asked.metadata_token
             ),
         );
     }
-    config.metadata_token_response_hop_limit = r.int(METADATA_TOKEN_HOP_LIMIT)?;
-    if !(1..=64).contains(&config.metadata_token_response_hop_limit) {
+    asked.metadata_token_response_hop_limit = r.int(METADATA_TOKEN_HOP_LIMIT)?;
+    if !(1..=64).contains(&asked.metadata_token_response_hop_limit) {
         return err(
             METADATA_TOKEN_HOP_LIMIT,
             format!(
                 "must be between 1 and 64, got {}",
-                config.metadata_token_response_hop_limit
+                asked.metadata_token_response_hop_limit
             ),
         );
     }
 
-    config.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
+    asked.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
     Ok(())
 }
 
@@ -433,7 +427,7 @@ mod tests {
 
     #[test]
     fn defaults_are_ours() {
-        let mut c = Config::default();
+        let mut c = Asked::default();
         apply(&mut c, &OptionValues::default()).unwrap();
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.instance_type, "t3.micro");
@@ -452,7 +446,7 @@ mod tests {
 
     #[test]
     fn lists_split_on_commas() {
-        let mut c = Config::default();
+        let mut c = Asked::default();
         apply(
             &mut c,
             &values(&[
@@ -539,7 +533,7 @@ mod tests {
             ),
         ];
         for (pairs, flag) in cases {
-            let mut c = Config::default();
+            let mut c = Asked::default();
             let e = apply(&mut c, &values(&pairs)).expect_err(&format!("{pairs:?} accepted"));
             assert_eq!(e.flag, flag, "{e}");
             let text = e.to_string();
@@ -550,7 +544,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_ignored_like_go_drivers_do() {
-        let mut c = Config::default();
+        let mut c = Asked::default();
         apply(
             &mut c,
             &values(&[
@@ -565,7 +559,7 @@ mod tests {
 
     #[test]
     fn good_values_pass() {
-        let mut c = Config::default();
+        let mut c = Asked::default();
         let w = apply(
             &mut c,
             &values(&[

@@ -22,7 +22,7 @@ use crate::aws::error::{Error, Result};
 use crate::aws::http;
 use crate::aws::proxy::Proxy;
 use crate::aws::throttle::Throttle;
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::options::validate::endpoint_url;
 
 /// How an EC2 client is built, besides its credentials.
@@ -86,12 +86,12 @@ pub fn attempt_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(30))
 }
 
-fn static_credentials(config: &Config) -> Option<Credentials> {
-    (!config.access_key.is_empty() && !config.secret_key.is_empty()).then(|| {
-        let token = (!config.session_token.is_empty()).then(|| config.session_token.clone());
+fn static_credentials(asked: &Asked) -> Option<Credentials> {
+    (!asked.access_key.is_empty() && !asked.secret_key.is_empty()).then(|| {
+        let token = (!asked.session_token.is_empty()).then(|| asked.session_token.clone());
         Credentials::new(
-            config.access_key.clone(),
-            config.secret_key.clone(),
+            asked.access_key.clone(),
+            asked.secret_key.clone(),
             token,
             None,
             "amazonec2-access-key",
@@ -102,10 +102,10 @@ fn static_credentials(config: &Config) -> Option<Credentials> {
 /// The SDK's view of this process's environment and shared config files for `config`'s region:
 /// what `aws_config::defaults` resolves (profile, endpoint URLs, FIPS, dual-stack, the
 /// credential chain). Nothing is sent anywhere by loading it.
-async fn sdk_config(config: &Config) -> SdkConfig {
+async fn sdk_config(asked: &Asked) -> SdkConfig {
     let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.region.clone()));
-    if let Some(c) = static_credentials(config) {
+        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(asked.region.clone()));
+    if let Some(c) = static_credentials(asked) {
         loader = loader.credentials_provider(c);
     }
     loader.load().await
@@ -127,9 +127,9 @@ fn service_setting(sdk: &SdkConfig, env: &str, profile: &str) -> Option<String> 
 
 /// Resolves the client settings for `config` from this process's environment (and shared
 /// config files), as the SDK's defaults would. Run in the plugin, never in the agent.
-fn settings_from(config: &Config, sdk: &SdkConfig) -> Result<ClientSettings> {
-    let endpoint_url = if !config.endpoint.is_empty() {
-        endpoint_url(&config.endpoint, config.disable_ssl)
+fn settings_from(asked: &Asked, sdk: &SdkConfig) -> Result<ClientSettings> {
+    let endpoint_url = if !asked.endpoint.is_empty() {
+        endpoint_url(&asked.endpoint, asked.disable_ssl)
     } else {
         service_setting(sdk, "AWS_ENDPOINT_URL", "endpoint_url")
             .or_else(|| sdk.endpoint_url().map(str::to_string))
@@ -146,17 +146,17 @@ fn settings_from(config: &Config, sdk: &SdkConfig) -> Result<ClientSettings> {
     let use_fips = sdk.use_fips().unwrap_or(false);
     let use_dual_stack = sdk.use_dual_stack().unwrap_or(false);
     let target = if endpoint_url.is_empty() {
-        aws_endpoint(&config.region, use_fips, use_dual_stack)
+        aws_endpoint(&asked.region, use_fips, use_dual_stack)
     } else {
         endpoint_url.clone()
     };
     Ok(ClientSettings {
-        region: config.region.clone(),
+        region: asked.region.clone(),
         proxy: Proxy::from_env(&target),
         endpoint_url,
         use_fips,
         use_dual_stack,
-        retries: config.retry_count,
+        retries: asked.retry_count,
         attempt_timeout: attempt_timeout(),
         ca_bundle,
     })
@@ -177,8 +177,8 @@ fn aws_endpoint(region: &str, fips: bool, dual_stack: bool) -> String {
 }
 
 /// The client settings a plugin hands the agent with each request.
-pub async fn settings(config: &Config) -> Result<ClientSettings> {
-    settings_from(config, &sdk_config(config).await)
+pub async fn settings(asked: &Asked) -> Result<ClientSettings> {
+    settings_from(asked, &sdk_config(asked).await)
 }
 
 /// Builds the EC2 client a plugin process (or `doctor`, `gc`) uses on its own.
@@ -187,9 +187,9 @@ pub async fn settings(config: &Config) -> Result<ClientSettings> {
 /// (environment, shared config and credentials files with profiles and SSO, web identity,
 /// container and instance roles), refreshed as they expire. Endpoint: `amazonec2-endpoint` when
 /// given, else `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL` / the profile's, else AWS's.
-pub async fn client(config: &Config) -> Result<aws_sdk_ec2::Client> {
-    let sdk = sdk_config(config).await;
-    let settings = settings_from(config, &sdk)?;
+pub async fn client(asked: &Asked) -> Result<aws_sdk_ec2::Client> {
+    let sdk = sdk_config(asked).await;
+    let settings = settings_from(asked, &sdk)?;
     let credentials = sdk
         .credentials_provider()
         .ok_or_else(|| Error::Other("no AWS credentials provider".into()))?;
@@ -198,8 +198,8 @@ pub async fn client(config: &Config) -> Result<aws_sdk_ec2::Client> {
 
 /// The credentials a plugin hands the agent: the key options, or what the standard chain finds
 /// in the plugin's environment.
-pub async fn credentials(config: &Config) -> Result<Credentials> {
-    if let Some(c) = static_credentials(config) {
+pub async fn credentials(asked: &Asked) -> Result<Credentials> {
+    if let Some(c) = static_credentials(asked) {
         return Ok(c);
     }
     // The environment comes first in the standard chain too; checking it alone spares a
@@ -211,7 +211,7 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
     {
         return Ok(c);
     }
-    let sdk = sdk_config(config).await;
+    let sdk = sdk_config(asked).await;
     let provider = sdk
         .credentials_provider()
         .ok_or_else(|| Error::Other("no AWS credentials provider".into()))?;
@@ -225,9 +225,9 @@ pub async fn credentials(config: &Config) -> Result<Credentials> {
 
 /// The endpoint URL a plugin would use from its options and environment ("" = AWS's), for
 /// display.
-pub fn endpoint(config: &Config) -> String {
-    if !config.endpoint.is_empty() {
-        return endpoint_url(&config.endpoint, config.disable_ssl);
+pub fn endpoint(asked: &Asked) -> String {
+    if !asked.endpoint.is_empty() {
+        return endpoint_url(&asked.endpoint, asked.disable_ssl);
     }
     let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_ok_and(|v| v.eq_ignore_ascii_case("true"));

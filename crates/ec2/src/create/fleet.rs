@@ -16,7 +16,7 @@ use aws_sdk_ec2::operation::create_fleet::builders::CreateFleetFluentBuilder;
 
 use crate::aws::capacity::{PoolFailure, is_capacity};
 use crate::aws::error::{Error, Result, aws};
-use crate::options::config::{Config, Pool};
+use crate::options::{Asked, answered::Pool};
 use crate::resources::launch::{Launch, Market};
 use crate::tags::tag_spec;
 
@@ -32,8 +32,8 @@ pub struct Launched {
 }
 
 /// Whether the user ranked the instance types (`capacity-optimized-prioritized`).
-fn prioritized(config: &Config) -> bool {
-    config.spot_allocation_strategy == "capacity-optimized-prioritized"
+fn prioritized(asked: &Asked) -> bool {
+    asked.spot_allocation_strategy == "capacity-optimized-prioritized"
 }
 
 /// Each pool's override priority: with `capacity-optimized-prioritized`, the position of its
@@ -43,11 +43,11 @@ fn prioritized(config: &Config) -> bool {
 /// `prioritized` strategy follows them strictly
 /// (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-fleet-allocation-strategy.html>,
 /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_FleetLaunchTemplateOverridesRequest.html>).
-fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
-    if !prioritized(config) {
+fn priorities(asked: &Asked, pools: &[Pool]) -> Vec<Option<f64>> {
+    if !prioritized(asked) {
         return vec![None; pools.len()];
     }
-    let types = crate::create::resolve::instance_types(config);
+    let types = crate::create::resolve::instance_types(asked);
     pools
         .iter()
         .map(|p| {
@@ -65,7 +65,7 @@ fn priorities(config: &Config, pools: &[Pool]) -> Vec<Option<f64>> {
 /// other failures are errors.
 pub async fn launch(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
     pools: &[Pool],
     template_id: &str,
@@ -75,7 +75,7 @@ pub async fn launch(
         launch.market.as_str(),
         pools.len()
     );
-    let out = request(ec2, config, launch, pools, template_id)
+    let out = request(ec2, asked, launch, pools, template_id)
         .send()
         .await
         .map_err(|e| aws(&step, e))?;
@@ -103,7 +103,7 @@ pub async fn launch(
 /// pool, the template's latest version, the fleet tagged at creation.
 fn request(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
     pools: &[Pool],
     template_id: &str,
@@ -132,7 +132,7 @@ fn request(
                         .version("$Latest")
                         .build(),
                 )
-                .set_overrides(Some(overrides(config, pools, spot)))
+                .set_overrides(Some(overrides(asked, pools, spot)))
                 .build(),
         )
         .tag_specifications(tag_spec(ResourceType::Fleet, &launch.tags));
@@ -140,7 +140,7 @@ fn request(
         req.spot_options(
             SpotOptionsRequest::builder()
                 .allocation_strategy(SpotAllocationStrategy::from(
-                    config.spot_allocation_strategy.as_str(),
+                    asked.spot_allocation_strategy.as_str(),
                 ))
                 .instance_interruption_behavior(SpotInstanceInterruptionBehavior::Terminate)
                 .build(),
@@ -148,7 +148,7 @@ fn request(
     } else {
         req.on_demand_options(
             OnDemandOptionsRequest::builder()
-                .allocation_strategy(if prioritized(config) {
+                .allocation_strategy(if prioritized(asked) {
                     FleetOnDemandAllocationStrategy::Prioritized
                 } else {
                     FleetOnDemandAllocationStrategy::LowestPrice
@@ -160,20 +160,20 @@ fn request(
 
 /// One override per pool: its type and subnet, its priority, and the user's spot price.
 fn overrides(
-    config: &Config,
+    asked: &Asked,
     pools: &[Pool],
     spot: bool,
 ) -> Vec<FleetLaunchTemplateOverridesRequest> {
     pools
         .iter()
-        .zip(priorities(config, pools))
+        .zip(priorities(asked, pools))
         .map(|(p, priority)| {
             let o = FleetLaunchTemplateOverridesRequest::builder()
                 .instance_type(p.instance_type.as_str().into())
                 .subnet_id(&p.subnet_id)
                 .set_priority(priority);
-            if spot && !config.spot_price.is_empty() {
-                o.max_price(&config.spot_price).build()
+            if spot && !asked.spot_price.is_empty() {
+                o.max_price(&asked.spot_price).build()
             } else {
                 o.build()
             }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use crate::aws::consistency::{FRESH_PATIENCE, retry_fresh_for};
 use crate::aws::error::{Error, ErrorKind, Resource, Result};
 use crate::create::market::{self, Placed};
-use crate::create::resolve::Resolved;
 use crate::create::tls_bootstrap::TlsMaterial;
 use crate::create::wait::wait_running;
 use crate::create::{resolve, user_data};
 use crate::create_record::{self, Kind};
-use crate::options::config::{Config, Pool};
+use crate::options::answered::Answered;
 use crate::options::validate::{parse_port, parse_tags};
+use crate::options::{Asked, Made};
 use crate::progress::Progress;
 use crate::resources::launch::{Launch, Market};
 use crate::resources::security_group::{self, DOCKER_PORT, Groups};
@@ -30,13 +30,13 @@ pub const GROUP_RELEASE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The ports the machine's security groups open: SSH, Docker, swarm (for a swarm master), and
 /// `amazonec2-open-port`.
-pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
+pub fn ingress_ports(asked: &Asked) -> Vec<(i32, String)> {
     let mut ports = vec![
-        (config.ssh_port as i32, "tcp".to_string()),
+        (asked.ssh_port as i32, "tcp".to_string()),
         (DOCKER_PORT, "tcp".to_string()),
     ];
-    if config.swarm_master {
-        let port = config
+    if asked.swarm_master {
+        let port = asked
             .swarm_host
             .rsplit(':')
             .next()
@@ -44,7 +44,7 @@ pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
             .unwrap_or(3376);
         ports.push((port, "tcp".into()));
     }
-    for p in &config.open_ports {
+    for p in &asked.open_ports {
         if let Ok(p) = parse_port(p) {
             ports.push(p);
         }
@@ -56,19 +56,19 @@ pub fn ingress_ports(config: &Config) -> Vec<(i32, String)> {
 /// (when `remembered_ok`), else resolved (created, opened) and then remembered.
 async fn ensure_groups(
     ctx: &Context,
-    config: &Config,
-    resolved: &Resolved,
+    asked: &Asked,
+    answered: &Answered,
     tag_list: &[(String, String)],
     progress: &Progress,
     remembered_ok: bool,
 ) -> Result<Groups> {
-    let ports = ingress_ports(config);
+    let ports = ingress_ports(asked);
     let key = format!(
         "{}|{:?}|{:?}|{}",
-        resolved.vpc_id,
-        config.security_group_names,
-        security_group::plan(config, &ports),
-        config.security_group_read_only
+        answered.vpc_id,
+        asked.security_group_names,
+        security_group::plan(asked, &ports),
+        asked.security_group_read_only
     );
     if remembered_ok && let Some(ids) = ctx.memory.groups(&key) {
         return Ok(Groups {
@@ -78,8 +78,8 @@ async fn ensure_groups(
     }
     let groups = security_group::ensure(
         &ctx.client,
-        &resolved.vpc_id,
-        config,
+        &answered.vpc_id,
+        asked,
         &ports,
         tag_list,
         progress,
@@ -90,83 +90,86 @@ async fn ensure_groups(
 }
 
 /// Records the groups a launch uses, and those it created (for `rm`).
-fn record_groups(config: &mut Config, groups: &Groups) {
-    config
-        .created_security_group_ids
+fn record_groups(made: &mut Made, groups: &Groups) {
+    made.created_security_group_ids
         .extend(groups.created.iter().cloned());
-    config.security_group_ids = groups.ids.clone();
+    made.security_group_ids = groups.ids.clone();
 }
 
-/// Creates the machine described by `config` (already resolved by the pre-create check);
-/// records what it makes in `config` as it goes.
+/// A create that failed: why, and what it made (removed again by its cleanup, unless the
+/// error says the cleanup failed too).
+#[derive(Debug)]
+pub struct Failed {
+    /// Why the create failed.
+    pub error: Error,
+    /// What it made.
+    pub made: Made,
+}
+
+/// Creates the machine `asked` for where the pre-create check `answered`; returns what it
+/// made. `answered` is looked up again when EC2 refuses what it holds (gone since).
 /// `tls` is GitLab's fork's TLS material, delivered in the user data.
 /// `resume` says an earlier attempt of this create may have got somewhere (its agent died):
 /// an instance it launched is then adopted instead of launching a second one.
+/// On failure everything it made is removed, and what it made comes back with the error.
 pub async fn create(
     ctx: &Context,
-    config: &mut Config,
-    resolved: &Resolved,
+    asked: &Asked,
+    answered: &mut Answered,
     tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
-) -> Result<()> {
-    match create_steps(ctx, config, resolved, tls, progress, resume).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            progress.say(&format!("Create failed ({e}); removing what it made"));
-            match remove::remove(ctx, config, GROUP_RELEASE_TIMEOUT).await {
-                Ok(done) => {
-                    progress.say(&format!("Cleanup: {}", done.summary()));
-                    config.instance_id.clear();
-                    config.spot_request_id.clear();
-                    Err(e)
-                }
-                Err(cleanup) => Err(Error::Other(format!(
-                    "{e}; and the cleanup failed too: {cleanup}"
-                ))),
-            }
+) -> std::result::Result<Made, Failed> {
+    let mut made = Made::default();
+    let Err(e) = create_steps(ctx, asked, answered, &mut made, tls, progress, resume).await else {
+        return Ok(made);
+    };
+    progress.say(&format!("Create failed ({e}); removing what it made"));
+    let error = match remove::remove(ctx, asked, &made, GROUP_RELEASE_TIMEOUT).await {
+        Ok(done) => {
+            progress.say(&format!("Cleanup: {}", done.summary()));
+            made.instance_id.clear();
+            made.spot_request_id.clear();
+            e
         }
-    }
+        Err(cleanup) => Error::Other(format!("{e}; and the cleanup failed too: {cleanup}")),
+    };
+    Err(Failed { error, made })
 }
 
 async fn create_steps(
     ctx: &Context,
-    config: &mut Config,
-    resolved: &Resolved,
+    asked: &Asked,
+    answered: &mut Answered,
+    made: &mut Made,
     tls: Option<&TlsMaterial>,
     progress: &Progress,
     resume: bool,
 ) -> Result<()> {
-    let mut c = Steps::new(ctx, config, resolved, tls, progress, resume)?;
-    let groups_made = c.prepare(config, resolved, resume).await?;
+    let mut c = Steps::new(ctx, asked, made, answered, tls, progress, resume)?;
+    let groups_made = c.prepare(made, answered, resume).await?;
     // An earlier attempt of this create (in an agent that died) may have launched already:
     // adopt that instance instead of launching a second one. (The key pair and groups above
     // are recorded either way, so `rm` removes them.)
     if resume {
-        if let Some(id) = earlier_instance(ctx, config).await? {
-            return adopt(ctx, config, &id, progress).await;
+        if let Some(id) = earlier_instance(ctx, asked).await? {
+            return adopt(ctx, asked, made, &id, progress).await;
         }
-        c.template = market::template(
-            &ctx.client,
-            config,
-            &c.launch,
-            &resolved.pools,
-            &c.ownership,
-        )
-        .await?;
+        c.template =
+            market::template(&ctx.client, asked, &c.launch, &answered.pools, &c.ownership).await?;
     }
     // What this create just made may be unknown to EC2's launch for a moment.
     c.launch.not_yet = just_made(
-        config.key_pair_imported && c.key.fresh,
+        made.key_pair_imported && c.key.fresh,
         groups_made,
         c.template.is_some(),
     );
     // Recorded first: an `rm` after this process dies knows a launch may exist.
-    create_record::note(config, Kind::Instance, None);
-    let Some(placed) = c.launch_or_adopt(config, resolved).await? else {
+    create_record::note(asked, Kind::Instance, None);
+    let Some(placed) = c.launch_or_adopt(made, answered).await? else {
         return Ok(()); // an earlier attempt's instance, adopted and running
     };
-    c.launched(config, placed).await
+    c.launched(made, placed).await
 }
 
 /// The key pair a create launches with, chosen before anything is made.
@@ -186,33 +189,33 @@ struct KeyChoice {
 }
 
 /// Chooses the create's key pair and installs its private key in the machine's directory
-/// (`config.ssh_key_path`): the user's key pair, one an earlier attempt of this create
+/// (`made.ssh_key_path`): the user's key pair, one an earlier attempt of this create
 /// imported, the agent's spare (no import, and no wait until the launch sees a new key pair;
 /// not when the user named a key, nor on a resumed create), or one this create imports.
-fn choose_key(ctx: &Context, config: &mut Config, resume: bool) -> Result<KeyChoice> {
-    let dir = PathBuf::from(&config.store_path)
+fn choose_key(ctx: &Context, asked: &Asked, made: &mut Made, resume: bool) -> Result<KeyChoice> {
+    let dir = PathBuf::from(&asked.store_path)
         .join("machines")
-        .join(&config.machine_name);
-    let user_key = (!config.ssh_private_key_path.is_empty())
-        .then(|| PathBuf::from(&config.ssh_private_key_path));
+        .join(&asked.machine_name);
+    let user_key = (!asked.ssh_private_key_path.is_empty())
+        .then(|| PathBuf::from(&asked.ssh_private_key_path));
     let recorded = resume
-        .then(|| create_record::read(config))
+        .then(|| create_record::read(asked))
         .flatten()
         .and_then(|r| r.made(Kind::KeyPair).pop())
-        .filter(|_| !config.existing_key);
-    let spare = (!config.existing_key && user_key.is_none() && recorded.is_none())
+        .filter(|_| !asked.existing_key);
+    let spare = (!asked.existing_key && user_key.is_none() && recorded.is_none())
         .then(|| ctx.take_spare_key())
         .flatten();
     let (key_path, public_line) = match &spare {
         Some(s) => key_pair::install_given(&dir, &s.key)?,
         None => key_pair::install(&dir, user_key.as_deref())?,
     };
-    config.ssh_key_path = key_path.to_string_lossy().into_owned();
+    made.ssh_key_path = key_path.to_string_lossy().into_owned();
     let name = match (&spare, &recorded) {
-        _ if config.existing_key => config.key_name.clone(),
+        _ if asked.existing_key => asked.key_name.clone(),
         (Some(s), _) => s.name.clone(),
         (None, Some(name)) => name.clone(),
-        (None, None) => config.machine_name.clone(),
+        (None, None) => asked.machine_name.clone(),
     };
     Ok(KeyChoice {
         name,
@@ -227,8 +230,8 @@ fn choose_key(ctx: &Context, config: &mut Config, resume: bool) -> Result<KeyCho
 }
 
 /// Says how docker-machine's TLS material reaches the machine when the bootstrap is asked for.
-fn say_bootstrap(config: &Config, tls: Option<&TlsMaterial>, progress: &Progress) {
-    match (config.tls_bootstrap, tls) {
+fn say_bootstrap(asked: &Asked, tls: Option<&TlsMaterial>, progress: &Progress) {
+    match (asked.tls_bootstrap, tls) {
         (true, Some(_)) => progress.say(
             "TLS bootstrap: certificates and Docker drop-in go in the user data; cloud-init starts Docker with TLS on 2376",
         ),
@@ -242,8 +245,8 @@ fn say_bootstrap(config: &Config, tls: Option<&TlsMaterial>, progress: &Progress
 /// An instance an earlier attempt of this resumed create launched: the one it recorded, or
 /// one carrying the machine's tag — looked for until EC2 lists it when that attempt called
 /// the launch lately (eventual consistency), so nothing is launched a second time.
-async fn earlier_instance(ctx: &Context, config: &Config) -> Result<Option<String>> {
-    let record = create_record::read(config).unwrap_or_default();
+async fn earlier_instance(ctx: &Context, asked: &Asked) -> Result<Option<String>> {
+    let record = create_record::read(asked).unwrap_or_default();
     if let Some(id) = record.made(Kind::Instance).pop() {
         return Ok(Some(id));
     }
@@ -252,12 +255,13 @@ async fn earlier_instance(ctx: &Context, config: &Config) -> Result<Option<Strin
     } else {
         Duration::ZERO
     };
-    adoptable(ctx, config, patience).await
+    adoptable(ctx, asked, patience).await
 }
 
 /// One create's working state between its steps.
 struct Steps<'a> {
     ctx: &'a Context,
+    asked: &'a Asked,
     progress: &'a Progress,
     /// The machine's tags (ownership and the user's) for what the launch makes.
     tag_list: Vec<(String, String)>,
@@ -276,25 +280,26 @@ impl<'a> Steps<'a> {
     /// checked against EC2's size limit first), the key pair, the launch's settings.
     fn new(
         ctx: &'a Context,
-        config: &mut Config,
-        resolved: &Resolved,
+        asked: &'a Asked,
+        made: &mut Made,
+        answered: &Answered,
         tls: Option<&TlsMaterial>,
         progress: &'a Progress,
         resume: bool,
     ) -> Result<Self> {
-        let manager = manager::manager_id(&config.store_path);
+        let manager = manager::manager_id(&asked.store_path);
         let tag_list = tags::machine_tags(
-            &config.machine_name,
-            &config.machine_id,
+            &asked.machine_name,
+            &asked.machine_id,
             &manager,
-            &parse_tags(&config.tags)?,
+            &parse_tags(&asked.tags)?,
         );
-        let user_data = user_data::compose(config, tls)?;
-        let key = choose_key(ctx, config, resume)?;
-        say_bootstrap(config, tls, progress);
-        let ownership = tags::ownership_tags(&config.machine_name, &config.machine_id, &manager);
+        let user_data = user_data::compose(asked, tls)?;
+        let key = choose_key(ctx, asked, made, resume)?;
+        say_bootstrap(asked, tls, progress);
+        let ownership = tags::ownership_tags(&asked.machine_name, &asked.machine_id, &manager);
         let launch = Launch {
-            ami: resolved.ami.clone(),
+            ami: answered.ami.clone(),
             instance_type: String::new(),
             subnet_id: String::new(),
             group_ids: Vec::new(),
@@ -307,6 +312,7 @@ impl<'a> Steps<'a> {
         };
         Ok(Steps {
             ctx,
+            asked,
             progress,
             tag_list,
             ownership,
@@ -321,30 +327,29 @@ impl<'a> Steps<'a> {
     /// at once: a template may name a key pair that does not exist yet — EC2 checks its
     /// parameters at the launch, not when it is made
     /// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/launch-template-restrictions.html).
-    /// What was made is recorded in `config` before any error returns, so the cleanup
+    /// What was made is recorded in `made` before any error returns, so the cleanup
     /// removes it. On a resumed create the template waits (made only when nothing was
     /// launched before). Returns whether groups were made.
     async fn prepare(
         &mut self,
-        config: &mut Config,
-        resolved: &Resolved,
+        made: &mut Made,
+        answered: &Answered,
         resume: bool,
     ) -> Result<bool> {
-        let (ctx, progress, key) = (self.ctx, self.progress, &self.key);
-        let shared: &Config = config;
+        let (ctx, asked, progress, key) = (self.ctx, self.asked, self.progress, &self.key);
         let import = async {
-            if shared.existing_key {
+            if asked.existing_key {
                 return Ok(false);
             }
             if key.spare || key.recorded {
                 progress.say(&format!("Using key pair {}, imported before", key.name));
-                create_record::note(shared, Kind::KeyPair, Some(&key.name));
+                create_record::note(asked, Kind::KeyPair, Some(&key.name));
                 return Ok(true);
             }
             progress.say("Importing the SSH key as key pair");
             import_recorded(
                 &ctx.client,
-                shared,
+                asked,
                 &key.name,
                 &key.public_line,
                 &self.tag_list,
@@ -354,23 +359,23 @@ impl<'a> Steps<'a> {
         };
         let groups_then_template = async {
             let groups =
-                ensure_groups(ctx, shared, resolved, &self.tag_list, progress, true).await?;
+                ensure_groups(ctx, asked, answered, &self.tag_list, progress, true).await?;
             if resume {
                 return Ok::<_, Error>((groups, Ok(None))); // made later, unless launched before
             }
             let mut l = self.launch.clone();
             l.group_ids = groups.ids.clone();
             let template =
-                market::template(&ctx.client, shared, &l, &resolved.pools, &self.ownership).await;
+                market::template(&ctx.client, asked, &l, &answered.pools, &self.ownership).await;
             Ok((groups, template))
         };
         let (imported, groups) = tokio::join!(import, groups_then_template);
         if let Ok(true) = imported {
-            config.key_name = self.key.name.clone();
-            config.key_pair_imported = true;
+            made.key_name = self.key.name.clone();
+            made.key_pair_imported = true;
         }
         let (groups, template) = groups?;
-        record_groups(config, &groups);
+        record_groups(made, &groups);
         imported?;
         self.template = template?;
         self.launch.group_ids = groups.ids;
@@ -385,15 +390,15 @@ impl<'a> Steps<'a> {
     /// tokens: the first call made nothing).
     async fn launch_or_adopt(
         &mut self,
-        config: &mut Config,
-        resolved: &Resolved,
+        made: &mut Made,
+        answered: &mut Answered,
     ) -> Result<Option<Placed>> {
         let ec2 = &self.ctx.client;
         let first = market::launch(
             ec2,
-            config,
+            self.asked,
             &self.launch,
-            &resolved.pools,
+            &answered.pools,
             self.template.as_deref(),
             "",
             self.progress,
@@ -401,9 +406,9 @@ impl<'a> Steps<'a> {
         .await;
         let placed = match first {
             Err(e) if e.is(&[ErrorKind::TokenMismatch]) => {
-                market::drop_template(ec2, self.template.take(), self.progress).await;
-                return match adoptable(self.ctx, config, FRESH_PATIENCE).await? {
-                    Some(i) => adopt(self.ctx, config, &i, self.progress)
+                market::drop_template(ec2, self.asked, self.template.take(), self.progress).await;
+                return match adoptable(self.ctx, self.asked, FRESH_PATIENCE).await? {
+                    Some(i) => adopt(self.ctx, self.asked, made, &i, self.progress)
                         .await
                         .map(|()| None),
                     None => Err(e.context(
@@ -412,12 +417,12 @@ impl<'a> Steps<'a> {
                 };
             }
             Err(e) if e.is(REFUSED_LOOKUPS) => {
-                let pools = self.look_up_again(config, e).await?;
+                self.look_up_again(made, answered, e).await?;
                 market::launch(
                     ec2,
-                    config,
+                    self.asked,
                     &self.launch,
-                    &pools,
+                    &answered.pools,
                     self.template.as_deref(),
                     "-2",
                     self.progress,
@@ -429,8 +434,8 @@ impl<'a> Steps<'a> {
         match placed {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
-                create_record::settle(config, Kind::Instance, Err(&e));
-                market::drop_template(ec2, self.template.take(), self.progress).await;
+                create_record::settle(self.asked, Kind::Instance, Err(&e));
+                market::drop_template(ec2, self.asked, self.template.take(), self.progress).await;
                 Err(e)
             }
         }
@@ -439,10 +444,15 @@ impl<'a> Steps<'a> {
     /// What was looked up before — remembered from an earlier create, or changed since — no
     /// longer exists (`refused`): a group (the last machine sharing it took it away), the
     /// subnet, the image, the user's key pair, the agent's spare key pair. Forget it, look
-    /// everything up again once, make the groups and the template if need be; returns the
-    /// pools to launch in. What no longer resolves is reported naming its option.
-    async fn look_up_again(&mut self, config: &mut Config, refused: Error) -> Result<Vec<Pool>> {
-        let (ctx, ec2, progress) = (self.ctx, &self.ctx.client, self.progress);
+    /// everything up again once (into `answered`), make the groups and the template if need
+    /// be. What no longer resolves is reported naming its option.
+    async fn look_up_again(
+        &mut self,
+        made: &mut Made,
+        answered: &mut Answered,
+        refused: Error,
+    ) -> Result<()> {
+        let (ctx, asked, ec2, progress) = (self.ctx, self.asked, &self.ctx.client, self.progress);
         progress.say(&format!(
             "EC2 refused what was looked up before ({}); looking it up again",
             refused.code().unwrap_or_default()
@@ -450,51 +460,50 @@ impl<'a> Steps<'a> {
         if self.key.spare && refused.is(&[ErrorKind::NotFound(Resource::KeyPair)]) {
             // The spare key pair is gone (e.g. `gc` of another bastion's store): the
             // machine imports its own, as without the agent.
-            self.key.name = config.machine_name.clone();
+            self.key.name = asked.machine_name.clone();
             import_recorded(
                 ec2,
-                config,
+                asked,
                 &self.key.name,
                 &self.key.public_line,
                 &self.tag_list,
             )
             .await?;
-            config.key_name = self.key.name.clone();
+            made.key_name = self.key.name.clone();
             self.launch.key_name = self.key.name.clone();
         }
-        let given = resolve::as_given(config);
-        ctx.memory.forget(&resolve::option_key(&given));
+        ctx.memory.forget(&resolve::option_key(asked));
         for id in &self.launch.group_ids {
             ctx.memory.forget_group(id);
         }
-        market::drop_template(ec2, self.template.take(), progress).await;
-        let (again, _) = resolve::remembered(ctx, &given).await?;
-        resolve::record(config, &again);
-        self.launch.ami = again.ami.clone();
-        let groups = ensure_groups(ctx, config, &again, &self.tag_list, progress, false).await?;
-        record_groups(config, &groups);
-        self.launch.not_yet = just_made(config.key_pair_imported, !groups.created.is_empty(), true);
+        market::drop_template(ec2, self.asked, self.template.take(), progress).await;
+        let (again, _) = resolve::remembered(ctx, asked).await?;
+        *answered = again;
+        self.launch.ami = answered.ami.clone();
+        let groups = ensure_groups(ctx, asked, answered, &self.tag_list, progress, false).await?;
+        record_groups(made, &groups);
+        self.launch.not_yet = just_made(made.key_pair_imported, !groups.created.is_empty(), true);
         self.launch.group_ids = groups.ids;
         self.template =
-            market::template(ec2, config, &self.launch, &again.pools, &self.ownership).await?;
-        Ok(again.pools)
+            market::template(ec2, asked, &self.launch, &answered.pools, &self.ownership).await?;
+        Ok(())
     }
 
     /// Records the launched instance, has the agent import the next create's key pair while
     /// it boots (when this one needed a key pair of its own: not with the user's key), and
     /// waits for it to run while the template, which served its one launch, goes.
-    async fn launched(mut self, config: &mut Config, placed: Placed) -> Result<()> {
+    async fn launched(mut self, made: &mut Made, placed: Placed) -> Result<()> {
         let id = placed.instance_id.clone();
-        create_record::note(config, Kind::Instance, Some(&id));
-        if !config.existing_key && !self.key.users {
+        create_record::note(self.asked, Kind::Instance, Some(&id));
+        if !self.asked.existing_key && !self.key.users {
             self.ctx.refill_spare_key(&self.manager);
         }
-        config.instance_id = id.clone();
-        config.market = placed.market.as_str().to_string();
-        config.instance_type = placed.pool.instance_type.clone();
-        config.subnet_id = placed.pool.subnet_id.clone();
+        made.instance_id = id.clone();
+        made.market = placed.market.as_str().to_string();
+        made.instance_type = placed.pool.instance_type.clone();
+        made.subnet_id = placed.pool.subnet_id.clone();
         if !placed.pool.availability_zone.is_empty() {
-            config.zone = placed.pool.availability_zone.clone();
+            made.zone = placed.pool.availability_zone.clone();
         }
         self.progress.say(&format!(
             "Instance {id} launched ({} {}); waiting for it to run",
@@ -502,8 +511,13 @@ impl<'a> Steps<'a> {
             placed.pool
         ));
         let (waited, ()) = tokio::join!(
-            wait(self.ctx, config, &id, self.progress),
-            market::drop_template(&self.ctx.client, self.template.take(), self.progress)
+            wait(self.ctx, self.asked, made, &id, self.progress),
+            market::drop_template(
+                &self.ctx.client,
+                self.asked,
+                self.template.take(),
+                self.progress
+            )
         );
         waited
     }
@@ -512,14 +526,14 @@ impl<'a> Steps<'a> {
 /// Imports the machine's key pair `name`, recorded (the call, then its outcome) for `rm`.
 async fn import_recorded(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     name: &str,
     public_line: &str,
     tag_list: &[(String, String)],
 ) -> Result<()> {
-    create_record::note(config, Kind::KeyPair, None);
+    create_record::note(asked, Kind::KeyPair, None);
     let imported = key_pair::import(ec2, name, public_line, tag_list).await;
-    create_record::settle(config, Kind::KeyPair, imported.as_ref().map(|()| name));
+    create_record::settle(asked, Kind::KeyPair, imported.as_ref().map(|()| name));
     imported
 }
 
@@ -554,15 +568,21 @@ fn just_made(key_pair: bool, groups: bool, template: bool) -> Vec<ErrorKind> {
 }
 
 /// Waits for the launched instance `id` to run and records its addresses.
-async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress) -> Result<()> {
-    let running = wait_running(ctx, id, config, RUN_TIMEOUT).await?;
-    config.ip_address = instance::address(&running, config).unwrap_or_default();
-    config.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
-    config.spot_request_id = running
+async fn wait(
+    ctx: &Context,
+    asked: &Asked,
+    made: &mut Made,
+    id: &str,
+    progress: &Progress,
+) -> Result<()> {
+    let running = wait_running(ctx, id, asked, RUN_TIMEOUT).await?;
+    made.ip_address = instance::address(&running, asked).unwrap_or_default();
+    made.private_ip_address = running.private_ip_address().unwrap_or_default().to_string();
+    made.spot_request_id = running
         .spot_instance_request_id()
         .unwrap_or_default()
         .to_string();
-    config.market = if instance::is_spot(&running) {
+    made.market = if instance::is_spot(&running) {
         Market::Spot
     } else {
         Market::OnDemand
@@ -570,15 +590,15 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
     .as_str()
     .to_string();
     if let Some(t) = running.instance_type() {
-        config.instance_type = t.as_str().to_string();
+        made.instance_type = t.as_str().to_string();
     }
     if let Some(s) = running.subnet_id() {
-        config.subnet_id = s.to_string();
+        made.subnet_id = s.to_string();
     }
     if let Some(z) = running.placement().and_then(|p| p.availability_zone()) {
-        config.zone = z.to_string();
+        made.zone = z.to_string();
     }
-    progress.say(&format!("Running at {}", config.ip_address));
+    progress.say(&format!("Running at {}", made.ip_address));
     Ok(())
 }
 
@@ -586,12 +606,12 @@ async fn wait(ctx: &Context, config: &mut Config, id: &str, progress: &Progress)
 /// machine's tag until `patience` runs out: EC2's reads are eventually consistent, so a fresh
 /// instance may take seconds to show up in `DescribeInstances`
 /// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/eventual-consistency.html).
-async fn adoptable(ctx: &Context, config: &Config, patience: Duration) -> Result<Option<String>> {
+async fn adoptable(ctx: &Context, asked: &Asked, patience: Duration) -> Result<Option<String>> {
     let found = retry_fresh_for(
         patience,
         &[ErrorKind::NotFound(Resource::Instance)],
         || async {
-            let found = instance::find_by_machine_id(&ctx.client, &config.machine_id).await?;
+            let found = instance::find_by_machine_id(&ctx.client, &asked.machine_id).await?;
             found
                 .into_iter()
                 .find_map(|i| i.instance_id().map(str::to_string))
@@ -612,11 +632,17 @@ async fn adoptable(ctx: &Context, config: &Config, patience: Duration) -> Result
 }
 
 /// Takes over instance `id`, which an earlier attempt of this create launched.
-async fn adopt(ctx: &Context, config: &mut Config, id: &str, progress: &Progress) -> Result<()> {
-    create_record::note(config, Kind::Instance, Some(id));
-    config.instance_id = id.to_string();
+async fn adopt(
+    ctx: &Context,
+    asked: &Asked,
+    made: &mut Made,
+    id: &str,
+    progress: &Progress,
+) -> Result<()> {
+    create_record::note(asked, Kind::Instance, Some(id));
+    made.instance_id = id.to_string();
     progress.say(&format!(
         "Instance {id} was launched by an earlier attempt of this create; waiting for it to run"
     ));
-    wait(ctx, config, id, progress).await
+    wait(ctx, asked, made, id, progress).await
 }

@@ -6,7 +6,8 @@ use crate::aws::capacity::{PoolFailure, describe, is_capacity};
 use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, Result};
 use crate::create::fleet;
-use crate::options::config::{Config, Pool};
+use crate::create_record::{self, Kind};
+use crate::options::{Asked, answered::Pool};
 use crate::progress::Progress;
 use crate::resources::launch::{Launch, Market};
 use crate::resources::launch_template;
@@ -27,14 +28,14 @@ pub struct Placed {
 /// machine's, see `launch_template::create`), none for one.
 pub async fn template(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     base: &Launch,
     pools: &[Pool],
     ownership: &[(String, String)],
 ) -> Result<Option<String>> {
     if pools.len() > 1 {
         Ok(Some(
-            launch_template::create(ec2, config, base, ownership).await?,
+            launch_template::create(ec2, asked, base, ownership).await?,
         ))
     } else {
         Ok(None)
@@ -45,15 +46,20 @@ pub async fn template(
 /// left to `rm`, which finds a machine's templates by tag.
 pub async fn drop_template(
     ec2: &aws_sdk_ec2::Client,
+    asked: &Asked,
     template: Option<String>,
     progress: &Progress,
 ) {
-    if let Some(t) = template
-        && let Err(e) = launch_template::delete_made(ec2, &t).await
-    {
-        progress.say(&format!(
+    let Some(t) = template else {
+        return;
+    };
+    match launch_template::delete_made(ec2, &t).await {
+        // Recorded, so a cleanup `rm` does not delete it again (on EC2 a second deletion by
+        // id is "not found", which for a template made moments ago means "wait and retry").
+        Ok(()) => create_record::deleted(asked, Kind::Template, &t),
+        Err(e) => progress.say(&format!(
             "Could not delete launch template {t} yet ({e}); rm will"
-        ));
+        )),
     }
 }
 
@@ -64,21 +70,21 @@ pub async fn drop_template(
 /// idempotency token of a successful launch must never be reused for a different one).
 pub async fn launch(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     base: &Launch,
     pools: &[Pool],
     template: Option<&str>,
     token_suffix: &str,
     progress: &Progress,
 ) -> Result<Placed> {
-    let first = if config.request_spot_instance {
+    let first = if asked.request_spot_instance {
         Market::Spot
     } else {
         Market::OnDemand
     };
     let spot_failures = match try_market(
         ec2,
-        config,
+        asked,
         base,
         pools,
         template,
@@ -91,14 +97,14 @@ pub async fn launch(
         Ok(placed) => return Ok(placed),
         Err(failures) => failures,
     };
-    if first == Market::Spot && config.spot_fallback_on_demand {
+    if first == Market::Spot && asked.spot_fallback_on_demand {
         progress.say(&format!(
             "No spot capacity ({}); launching on-demand instead",
             describe(&spot_failures)
         ));
         return match try_market(
             ec2,
-            config,
+            asked,
             base,
             pools,
             template,
@@ -135,7 +141,7 @@ fn action(pools: &[Pool]) -> &'static str {
 #[allow(clippy::too_many_arguments)]
 async fn try_market(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     base: &Launch,
     pools: &[Pool],
     template: Option<&str>,
@@ -147,7 +153,7 @@ async fn try_market(
     l.market = market;
     l.client_token = format!(
         "{}{token_suffix}",
-        run_instances::client_token(&config.machine_id, market)
+        run_instances::client_token(&asked.machine_id, market)
     );
     if let [pool] = pools {
         l.instance_type = pool.instance_type.clone();
@@ -157,7 +163,7 @@ async fn try_market(
             market.as_str(),
             l.ami
         ));
-        return match retry_fresh(&l.not_yet, || run_instances::run(ec2, config, &l)).await {
+        return match retry_fresh(&l.not_yet, || run_instances::run(ec2, asked, &l)).await {
             Ok(id) => Ok(Ok(Placed {
                 instance_id: id,
                 market,
@@ -187,7 +193,7 @@ async fn try_market(
     let template =
         template.ok_or_else(|| Error::Other("several pools need a launch template".into()))?;
     Ok(retry_fresh(&l.not_yet, || {
-        fleet::launch(ec2, config, &l, pools, template)
+        fleet::launch(ec2, asked, &l, pools, template)
     })
     .await?
     .map(|f| Placed {

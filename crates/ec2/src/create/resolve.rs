@@ -9,11 +9,11 @@
 use aws_sdk_ec2::types::{Filter, LocationType};
 
 use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
-use crate::options::config::AsGiven;
-use crate::options::config::{Config, Pool};
+pub use crate::options::Answered;
+use crate::options::Asked;
+use crate::options::answered::Pool;
 use crate::options::error::OptionError;
 use crate::options::flags::name;
-pub use crate::options::resolved::Resolved;
 use crate::resources::image;
 use crate::state::context::Context;
 use crate::tags;
@@ -36,46 +36,46 @@ pub fn zone_name(zone: &str, region: &str) -> Option<String> {
 }
 
 /// The instance types of `config` (its list, or the single value of an older config).
-pub fn instance_types(config: &Config) -> Vec<String> {
-    if config.instance_types.is_empty() {
-        crate::options::validate::split_list(&config.instance_type)
+pub fn instance_types(asked: &Asked) -> Vec<String> {
+    if asked.instance_types.is_empty() {
+        crate::options::validate::split_list(&asked.instance_type)
     } else {
-        config.instance_types.clone()
+        asked.instance_types.clone()
     }
 }
 
-fn subnet_ids(config: &Config) -> Vec<String> {
-    if config.subnet_ids.is_empty() {
-        crate::options::validate::split_list(&config.subnet_id)
+fn subnet_ids(asked: &Asked) -> Vec<String> {
+    if asked.subnet_ids.is_empty() {
+        crate::options::validate::split_list(&asked.subnet_id)
     } else {
-        config.subnet_ids.clone()
+        asked.subnet_ids.clone()
     }
 }
 
-fn zones(config: &Config) -> Vec<String> {
-    if config.zones.is_empty() {
-        crate::options::validate::split_list(&config.zone)
+fn zones(asked: &Asked) -> Vec<String> {
+    if asked.zones.is_empty() {
+        crate::options::validate::split_list(&asked.zone)
     } else {
-        config.zones.clone()
+        asked.zones.clone()
     }
 }
 
 /// Resolves `config`'s options against EC2: every lookup that does not need another's answer
 /// at once; errors are reported in the order the options are checked (types, network, image,
 /// key pair), whichever lookup failed first.
-pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
-    let types = instance_types(config);
+pub async fn resolve(ec2: &aws_sdk_ec2::Client, asked: &Asked) -> Result<Answered> {
+    let types = instance_types(asked);
     // Without subnets given, the zones are known before any call: their offerings go at once.
-    let upfront_azs = subnet_ids(config).is_empty().then(|| network_zones(config));
+    let upfront_azs = subnet_ids(asked).is_empty().then(|| network_zones(asked));
     let machine = async {
-        if config.ami.is_empty() {
-            let architecture = architecture(ec2, config, &types).await?;
-            let ami = default_image(ec2, config, &architecture).await?;
+        if asked.ami.is_empty() {
+            let architecture = architecture(ec2, asked, &types).await?;
+            let ami = default_image(ec2, asked, &architecture).await?;
             Ok::<_, Error>((architecture, ami, Ok(())))
         } else {
             let (architecture, image) = tokio::join!(
-                architecture(ec2, config, &types),
-                check_image(ec2, &config.ami)
+                architecture(ec2, asked, &types),
+                check_image(ec2, &asked.ami)
             );
             let architecture = architecture?;
             let image = image.and_then(|image_arch| match image_arch {
@@ -83,14 +83,14 @@ pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resol
                     name::AMI,
                     format!(
                         "{} is a {a} image but --{} {} is {architecture}",
-                        config.ami,
+                        asked.ami,
                         name::INSTANCE_TYPE,
                         types[0]
                     ),
                 )),
                 _ => Ok(()),
             });
-            Ok((architecture, config.ami.clone(), image))
+            Ok((architecture, asked.ami.clone(), image))
         }
     };
     let place = async {
@@ -100,7 +100,7 @@ pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resol
                 None => Ok(None),
             }
         };
-        let (net, offered) = tokio::join!(network(ec2, config), upfront);
+        let (net, offered) = tokio::join!(network(ec2, asked), upfront);
         let (vpc_id, subnets) = net?;
         let offered = match offered? {
             Some(o) => o,
@@ -111,12 +111,12 @@ pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resol
         };
         Ok::<_, Error>((vpc_id, pools(&types, &subnets, &offered)?))
     };
-    let (machine, place, key) = tokio::join!(machine, place, check_key_pair(ec2, config));
+    let (machine, place, key) = tokio::join!(machine, place, check_key_pair(ec2, asked));
     let (architecture, ami, image) = machine?;
     let (vpc_id, pools) = place?;
     image?;
     key?;
-    Ok(Resolved {
+    Ok(Answered {
         vpc_id,
         pools,
         ami,
@@ -126,15 +126,15 @@ pub async fn resolve(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resol
 
 /// The option set a pre-create answer depends on (the memory's key): everything [`resolve`]
 /// and the TLS bootstrap's image check read, except the machine's own name and id.
-pub fn option_key(config: &Config) -> String {
+pub fn option_key(asked: &Asked) -> String {
     format!(
         "{:?}",
         (
-            (&config.region, crate::aws::endpoint(config)),
-            (instance_types(config), subnet_ids(config), zones(config)),
-            (&config.vpc_id, &config.ami, &config.ubuntu_release),
-            (config.request_spot_instance, config.tls_bootstrap),
-            (config.existing_key, &config.key_name),
+            (&asked.region, crate::aws::endpoint(asked)),
+            (instance_types(asked), subnet_ids(asked), zones(asked)),
+            (&asked.vpc_id, &asked.ami, &asked.ubuntu_release),
+            (asked.request_spot_instance, asked.tls_bootstrap),
+            (asked.existing_key, &asked.key_name),
         )
     )
 }
@@ -143,17 +143,17 @@ pub fn option_key(config: &Config) -> String {
 /// pair named after the machine is then checked by its import), else from EC2 — and then
 /// remembered. A remembered answer older than a minute is refreshed in the background.
 /// Returns whether it was remembered.
-pub async fn remembered(ctx: &Context, config: &Config) -> Result<(Resolved, bool)> {
-    let key = option_key(config);
+pub async fn remembered(ctx: &Context, asked: &Asked) -> Result<(Answered, bool)> {
+    let key = option_key(asked);
     if let Some(r) = ctx.memory.recall(&key) {
         if r.refresh {
-            let (ec2, memory, config) = (
+            let (ec2, memory, asked) = (
                 ctx.client.clone(),
                 std::sync::Arc::clone(&ctx.memory),
-                config.clone(),
+                asked.clone(),
             );
             tokio::spawn(async move {
-                match checked(&ec2, &config).await {
+                match checked(&ec2, &asked).await {
                     Ok(fresh) => memory.remember(&key, fresh),
                     // What no longer resolves is looked up again by the next create, which
                     // then reports it.
@@ -163,49 +163,15 @@ pub async fn remembered(ctx: &Context, config: &Config) -> Result<(Resolved, boo
         }
         return Ok((r.resolved, true));
     }
-    let fresh = checked(&ctx.client, config).await?;
+    let fresh = checked(&ctx.client, asked).await?;
     ctx.memory.remember(&key, fresh.clone());
     Ok((fresh, false))
 }
 
-/// Writes a pre-create answer into `config` (where `Create` reads it), keeping the options
-/// it overwrites as the user gave them (the first time).
-pub fn record(config: &mut Config, r: &Resolved) {
-    if config.as_given.is_none() {
-        config.as_given = Some(AsGiven {
-            vpc_id: config.vpc_id.clone(),
-            subnet_id: config.subnet_id.clone(),
-            zone: config.zone.clone(),
-            ami: config.ami.clone(),
-        });
-    }
-    config.vpc_id = r.vpc_id.clone();
-    if let [pool] = r.pools.as_slice() {
-        config.subnet_id = pool.subnet_id.clone();
-        config.zone = pool.availability_zone.clone();
-    }
-    config.ami = r.ami.clone();
-    config.architecture = r.architecture.clone();
-    config.pools = r.pools.clone();
-}
-
-/// `config` with the options the pre-create check overwrote as the user gave them: what to
-/// resolve again from.
-pub fn as_given(config: &Config) -> Config {
-    let mut c = config.clone();
-    if let Some(g) = &config.as_given {
-        c.vpc_id = g.vpc_id.clone();
-        c.subnet_id = g.subnet_id.clone();
-        c.zone = g.zone.clone();
-        c.ami = g.ami.clone();
-    }
-    c
-}
-
 /// [`resolve`], then the TLS bootstrap's image check when it is asked for.
-async fn checked(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved> {
-    let r = resolve(ec2, config).await?;
-    if config.tls_bootstrap {
+async fn checked(ec2: &aws_sdk_ec2::Client, asked: &Asked) -> Result<Answered> {
+    let r = resolve(ec2, asked).await?;
+    if asked.tls_bootstrap {
         crate::create::tls_bootstrap::check_image(ec2, &r.ami).await?;
     }
     Ok(r)
@@ -214,26 +180,26 @@ async fn checked(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<Resolved>
 /// The default Ubuntu image for `architecture` and the configured release.
 async fn default_image(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     architecture: &str,
 ) -> Result<String> {
-    let release = if config.ubuntu_release.is_empty() {
-        crate::options::flags::PINNED_RELEASE // a config saved before the option existed
+    let release = if asked.ubuntu_release.is_empty() {
+        crate::options::flags::PINNED_RELEASE // a asked saved before the option existed
     } else {
-        config.ubuntu_release.as_str()
+        asked.ubuntu_release.as_str()
     };
-    image::find_default(ec2, &config.region, architecture, release).await
+    image::find_default(ec2, &asked.region, architecture, release).await
 }
 
 /// The zones a machine without given subnets launches in: the given ones, else the region's
 /// first.
-fn network_zones(config: &Config) -> Vec<String> {
-    let wanted: Vec<String> = zones(config)
+fn network_zones(asked: &Asked) -> Vec<String> {
+    let wanted: Vec<String> = zones(asked)
         .iter()
-        .filter_map(|z| zone_name(z, &config.region))
+        .filter_map(|z| zone_name(z, &asked.region))
         .collect();
     if wanted.is_empty() {
-        vec![format!("{}a", config.region)]
+        vec![format!("{}a", asked.region)]
     } else {
         wanted
     }
@@ -243,13 +209,13 @@ fn network_zones(config: &Config) -> Vec<String> {
 /// spot, or differs in architecture from the first (one image serves them all).
 async fn architecture(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     types: &[String],
 ) -> Result<String> {
     let not_a_type = |t: &str| {
         option(
             name::INSTANCE_TYPE,
-            format!("{t} is not an instance type in {}", config.region),
+            format!("{t} is not an instance type in {}", asked.region),
         )
     };
     let out = ec2
@@ -276,7 +242,7 @@ async fn architecture(
             .iter()
             .find(|i| i.instance_type().map(|x| x.as_str()) == Some(t.as_str()))
             .ok_or_else(|| not_a_type(t))?;
-        if config.request_spot_instance
+        if asked.request_spot_instance
             && !info.supported_usage_classes().is_empty()
             && !info
                 .supported_usage_classes()
@@ -317,14 +283,14 @@ async fn architecture(
 /// The VPC and the (subnet, zone) pairs to launch in.
 async fn network(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
 ) -> Result<(String, Vec<(String, String)>)> {
-    let ids = subnet_ids(config);
+    let ids = subnet_ids(asked);
     if !ids.is_empty() {
-        return given_subnets(ec2, config, &ids).await;
+        return given_subnets(ec2, asked, &ids).await;
     }
-    let vpc = vpc(ec2, config).await?;
-    let pairs = zone_subnets(ec2, &vpc, &network_zones(config)).await?;
+    let vpc = vpc(ec2, asked).await?;
+    let pairs = zone_subnets(ec2, &vpc, &network_zones(asked)).await?;
     Ok((vpc, pairs))
 }
 
@@ -332,12 +298,12 @@ async fn network(
 /// one given, if any), and in the zones given, if any.
 async fn given_subnets(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     ids: &[String],
 ) -> Result<(String, Vec<(String, String)>)> {
-    let wanted: Vec<String> = zones(config)
+    let wanted: Vec<String> = zones(asked)
         .iter()
-        .filter_map(|z| zone_name(z, &config.region))
+        .filter_map(|z| zone_name(z, &asked.region))
         .collect();
     let out = ec2
         .describe_subnets()
@@ -356,7 +322,7 @@ async fn given_subnets(
                     .unwrap_or(&ids[0]);
                 option(
                     name::SUBNET_ID,
-                    format!("{odd} does not exist in {}", config.region),
+                    format!("{odd} does not exist in {}", asked.region),
                 )
             } else {
                 e
@@ -372,12 +338,12 @@ async fn given_subnets(
             .ok_or_else(|| {
                 option(
                     name::SUBNET_ID,
-                    format!("{id} does not exist in {}", config.region),
+                    format!("{id} does not exist in {}", asked.region),
                 )
             })?;
         let v = subnet.vpc_id().unwrap_or_default().to_string();
         let az = subnet.availability_zone().unwrap_or_default().to_string();
-        check_subnet_vpc(config, id, &v, &mut vpc)?;
+        check_subnet_vpc(asked, id, &v, &mut vpc)?;
         if !wanted.is_empty() && !wanted.contains(&az) {
             return Err(option(
                 name::ZONE,
@@ -398,19 +364,15 @@ async fn given_subnets(
 /// Subnet `id` of VPC `v` is in the VPC given (if any) and in the same VPC as the subnets
 /// before it (`first`: the first subnet and its VPC, set by the first call).
 fn check_subnet_vpc(
-    config: &Config,
+    asked: &Asked,
     id: &str,
     v: &str,
     first: &mut Option<(String, String)>,
 ) -> Result<()> {
-    if !config.vpc_id.is_empty() && config.vpc_id != v {
+    if !asked.vpc_id.is_empty() && asked.vpc_id != v {
         return Err(option(
             name::SUBNET_ID,
-            format!(
-                "{id} is in {v}, not in --{} {}",
-                name::VPC_ID,
-                config.vpc_id
-            ),
+            format!("{id} is in {v}, not in --{} {}", name::VPC_ID, asked.vpc_id),
         ));
     }
     if let Some((id0, v0)) = unlike_the_first(first, id, v) {
@@ -437,8 +399,8 @@ fn unlike_the_first<'a>(
 
 /// The VPC to launch in: the one given (`amazonec2-vpc-id`, which must exist), or the
 /// region's default VPC.
-async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
-    if config.vpc_id.is_empty() {
+async fn vpc(ec2: &aws_sdk_ec2::Client, asked: &Asked) -> Result<String> {
+    if asked.vpc_id.is_empty() {
         let out = ec2
             .describe_vpcs()
             .filters(filter("is-default", "true"))
@@ -455,7 +417,7 @@ async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
                     name::VPC_ID,
                     format!(
                         "{} has no default VPC; give --{} or --{}",
-                        config.region,
+                        asked.region,
                         name::VPC_ID,
                         name::SUBNET_ID
                     ),
@@ -465,12 +427,12 @@ async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
     let missing = || {
         option(
             name::VPC_ID,
-            format!("{} does not exist in {}", config.vpc_id, config.region),
+            format!("{} does not exist in {}", asked.vpc_id, asked.region),
         )
     };
     let out = ec2
         .describe_vpcs()
-        .vpc_ids(&config.vpc_id)
+        .vpc_ids(&asked.vpc_id)
         .send()
         .await
         .map_err(|e| {
@@ -487,7 +449,7 @@ async fn vpc(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<String> {
     if out.vpcs().is_empty() {
         return Err(missing());
     }
-    Ok(config.vpc_id.clone())
+    Ok(asked.vpc_id.clone())
 }
 
 /// One subnet of `vpc` in each of `azs` (the zone's default subnet first, then by id).
@@ -636,11 +598,11 @@ async fn check_image(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<Option<Stri
     Ok(image.architecture().map(|a| a.as_str().to_string()))
 }
 
-async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()> {
-    let key_name = if config.existing_key {
-        config.key_name.clone()
+async fn check_key_pair(ec2: &aws_sdk_ec2::Client, asked: &Asked) -> Result<()> {
+    let key_name = if asked.existing_key {
+        asked.key_name.clone()
     } else {
-        config.machine_name.clone()
+        asked.machine_name.clone()
     };
     let found = ec2.describe_key_pairs().key_names(&key_name).send().await;
     let pairs = match found {
@@ -654,21 +616,21 @@ async fn check_key_pair(ec2: &aws_sdk_ec2::Client, config: &Config) -> Result<()
             }
         }
     };
-    if config.existing_key {
+    if asked.existing_key {
         if pairs.is_empty() {
             return Err(option(
                 name::KEYPAIR_NAME,
-                format!("key pair {key_name} does not exist in {}", config.region),
+                format!("key pair {key_name} does not exist in {}", asked.region),
             ));
         }
     } else if let Some(kp) = pairs.first() {
         let ours = kp.tags().iter().any(|t| {
-            t.key() == Some(tags::MACHINE_ID) && t.value() == Some(config.machine_id.as_str())
+            t.key() == Some(tags::MACHINE_ID) && t.value() == Some(asked.machine_id.as_str())
         });
         if !ours {
             return Err(Error::Other(format!(
                 "there is already a key pair named {key_name} in {}; remove it or use another machine name",
-                config.region
+                asked.region
             )));
         }
     }

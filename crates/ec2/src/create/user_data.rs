@@ -10,7 +10,7 @@
 
 use crate::aws::error::{Error, Result};
 use crate::create::tls_bootstrap::{self, TlsMaterial};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::options::flags::name;
 
 /// EC2's limit on user data, before base64: 16 KB
@@ -186,15 +186,15 @@ fn multipart(parts: &[&[u8]]) -> Vec<u8> {
 /// The user data of `config`'s launch: `None` without `amazonec2-userdata` and without TLS
 /// material; the user's file alone without material; with material the multi-part document.
 /// Refuses a document over EC2's 16 KB, naming both options.
-pub fn compose(config: &Config, tls: Option<&TlsMaterial>) -> Result<Option<Vec<u8>>> {
-    let user = if config.user_data_file.is_empty() {
+pub fn compose(asked: &Asked, tls: Option<&TlsMaterial>) -> Result<Option<Vec<u8>>> {
+    let user = if asked.user_data_file.is_empty() {
         None
     } else {
-        Some(std::fs::read(&config.user_data_file).map_err(|e| {
+        Some(std::fs::read(&asked.user_data_file).map_err(|e| {
             Error::Other(format!(
                 "reading --{} {}: {e}",
                 name::USERDATA,
-                config.user_data_file
+                asked.user_data_file
             ))
         })?)
     };

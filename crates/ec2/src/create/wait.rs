@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
 
 use crate::aws::error::{Error, Result};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::resources::instance::address;
 use crate::state::context::Context;
 
@@ -22,7 +22,7 @@ pub const NO_ADDRESS_GRACE: Duration = Duration::from_secs(15);
 pub async fn wait_running(
     ctx: &Context,
     id: &str,
-    config: &Config,
+    asked: &Asked,
     timeout: Duration,
 ) -> Result<Instance> {
     let start = Instant::now();
@@ -35,7 +35,7 @@ pub async fn wait_running(
         if let Some(instance) = ctx.observe_fresh_by(id, by).await?.instance {
             let state = instance.state().and_then(|s| s.name()).cloned();
             match state {
-                Some(InstanceStateName::Running) if address(&instance, config).is_some() => {
+                Some(InstanceStateName::Running) if address(&instance, asked).is_some() => {
                     return Ok(instance);
                 }
                 Some(InstanceStateName::Running) => {
@@ -45,7 +45,7 @@ pub async fn wait_running(
                         return Err(Error::Other(format!(
                             "instance {id} runs but has no {} IP address; use --amazonec2-use-private-address \
                              or --amazonec2-private-address-only, or a subnet that gives public addresses",
-                            if config.private_ip_only || config.use_private_ip {
+                            if asked.private_ip_only || asked.use_private_ip {
                                 "private"
                             } else {
                                 "public"

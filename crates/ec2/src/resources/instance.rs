@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
 use crate::aws::error::{ErrorKind, Resource, Result, aws};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::tags;
 
 /// Whether the instance was launched on the spot market.
@@ -18,8 +18,8 @@ pub fn is_spot(instance: &Instance) -> bool {
 
 /// The address docker-machine connects to: private with `amazonec2-private-address-only` or
 /// `amazonec2-use-private-address`, else public.
-pub fn address(instance: &Instance, config: &Config) -> Option<String> {
-    let a = if config.private_ip_only || config.use_private_ip {
+pub fn address(instance: &Instance, asked: &Asked) -> Option<String> {
+    let a = if asked.private_ip_only || asked.use_private_ip {
         instance.private_ip_address()
     } else {
         instance.public_ip_address()

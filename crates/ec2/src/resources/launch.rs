@@ -8,7 +8,7 @@
 use base64::Engine;
 
 use crate::aws::error::ErrorKind;
-use crate::options::config::Config;
+use crate::options::Asked;
 
 /// Which market to launch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,22 +103,22 @@ pub enum Profile {
 
 impl InstanceSettings {
     /// The settings of `launch` with `config`'s options.
-    pub fn new(config: &Config, launch: &Launch) -> Self {
-        let profile = &config.iam_instance_profile;
+    pub fn new(asked: &Asked, launch: &Launch) -> Self {
+        let profile = &asked.iam_instance_profile;
         InstanceSettings {
             image_id: launch.ami.clone(),
-            device_name: config.device_name.clone(),
-            volume_size: config.root_size as i32,
-            volume_type: config.volume_type.clone(),
-            encryption: config.volume_encrypted.then(|| {
-                (!config.volume_kms_key.is_empty()).then(|| config.volume_kms_key.clone())
-            }),
+            device_name: asked.device_name.clone(),
+            volume_size: asked.root_size as i32,
+            volume_type: asked.volume_type.clone(),
+            encryption: asked
+                .volume_encrypted
+                .then(|| (!asked.volume_kms_key.is_empty()).then(|| asked.volume_kms_key.clone())),
             groups: (!launch.group_ids.is_empty()).then(|| launch.group_ids.clone()),
-            public_ip: !config.private_ip_only,
-            tokens_required: config.metadata_token != "optional",
-            hop_limit: config.metadata_token_response_hop_limit as i32,
-            monitoring: config.monitoring,
-            ebs_optimized: config.use_ebs_optimized_instance,
+            public_ip: !asked.private_ip_only,
+            tokens_required: asked.metadata_token != "optional",
+            hop_limit: asked.metadata_token_response_hop_limit as i32,
+            monitoring: asked.monitoring,
+            ebs_optimized: asked.use_ebs_optimized_instance,
             key_name: (!launch.key_name.is_empty()).then(|| launch.key_name.clone()),
             profile: if profile.is_empty() {
                 None
@@ -157,14 +157,14 @@ mod tests {
 
     #[test]
     fn options_decide_each_setting_once() {
-        let mut config = Config {
+        let mut asked = Asked {
             root_size: 16,
             metadata_token: "optional".into(),
             iam_instance_profile: "arn:aws:iam::1:instance-profile/p".into(),
             volume_encrypted: true,
-            ..Config::default()
+            ..Asked::default()
         };
-        let s = InstanceSettings::new(&config, &launch());
+        let s = InstanceSettings::new(&asked, &launch());
         assert_eq!(s.volume_size, 16);
         assert!(!s.tokens_required);
         assert_eq!(s.encryption, Some(None));
@@ -175,10 +175,10 @@ mod tests {
             Some(Profile::Arn("arn:aws:iam::1:instance-profile/p".into()))
         );
         assert_eq!(s.user_data.as_deref(), Some("IyEvYmluL3NoCg=="));
-        config.metadata_token = "required".into();
-        config.iam_instance_profile = "p".into();
-        config.volume_kms_key = "key".into();
-        let s = InstanceSettings::new(&config, &launch());
+        asked.metadata_token = "required".into();
+        asked.iam_instance_profile = "p".into();
+        asked.volume_kms_key = "key".into();
+        let s = InstanceSettings::new(&asked, &launch());
         assert!(s.tokens_required);
         assert_eq!(s.profile, Some(Profile::Name("p".into())));
         assert_eq!(s.encryption, Some(Some("key".into())));

@@ -14,14 +14,14 @@ use aws_sdk_ec2::types::{
 
 use crate::aws::error::{Error, ErrorKind, Resource, Result, aws, unless_gone};
 use crate::create_record::{self, Kind};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::resources::launch::{InstanceSettings, Launch, Profile};
 use crate::tags::{tag_list, tag_spec};
 
 /// The launch template data: everything `RunInstances` would carry except type, subnet and
 /// market, which the fleet sets per pool.
-fn template_data(config: &Config, launch: &Launch) -> RequestLaunchTemplateData {
-    let s = InstanceSettings::new(config, launch);
+fn template_data(asked: &Asked, launch: &Launch) -> RequestLaunchTemplateData {
+    let s = InstanceSettings::new(asked, launch);
     let mut ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
         .volume_size(s.volume_size)
         .volume_type(VolumeType::from(s.volume_type.as_str()))
@@ -96,16 +96,16 @@ pub fn name(machine_id: &str) -> String {
 /// (https://docs.aws.amazon.com/AWSEC2/latest/devguide/ec2-api-idempotency.html). Returns its id.
 pub async fn create(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
     ownership: &[(String, String)],
 ) -> Result<String> {
-    let name = name(&config.machine_id);
-    create_record::note(config, Kind::Template, None);
+    let name = name(&asked.machine_id);
+    create_record::note(asked, Kind::Template, None);
     let created = ec2
         .create_launch_template()
         .launch_template_name(&name)
-        .launch_template_data(template_data(config, launch))
+        .launch_template_data(template_data(asked, launch))
         .tag_specifications(tag_spec(ResourceType::LaunchTemplate, ownership))
         .send()
         .await
@@ -116,7 +116,7 @@ pub async fn create(
                 .unwrap_or_default()
                 .to_string()
         });
-    create_record::settle(config, Kind::Template, created.as_deref());
+    create_record::settle(asked, Kind::Template, created.as_deref());
     match created {
         Ok(id) => Ok(id),
         Err(e) => {
@@ -128,7 +128,7 @@ pub async fn create(
             let found = crate::aws::consistency::retry_fresh(
                 &[ErrorKind::NotFound(Resource::Template)],
                 || async {
-                    let found = find_by_machine_id(ec2, &config.machine_id).await?;
+                    let found = find_by_machine_id(ec2, &asked.machine_id).await?;
                     found.into_iter().next().ok_or_else(|| Error::Aws {
                         step: "finding the launch template an earlier attempt made (DescribeLaunchTemplates)".into(),
                         code: "InvalidLaunchTemplateId.NotFound".into(),

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::aws::error::{Error, Result, aws};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::resources::launch::{InstanceSettings, Launch, Market, Profile};
 use crate::tags::tag_spec;
 
@@ -23,10 +23,10 @@ pub fn client_token(machine_id: &str, market: Market) -> String {
 /// The `RunInstances` request for `launch` with `config`'s settings.
 pub fn request(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
 ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
-    let s = InstanceSettings::new(config, launch);
+    let s = InstanceSettings::new(asked, launch);
     let mut ebs = EbsBlockDevice::builder()
         .volume_size(s.volume_size)
         .volume_type(VolumeType::from(s.volume_type.as_str()))
@@ -86,7 +86,7 @@ pub fn request(
     let spot = SpotMarketOptions::builder()
         .spot_instance_type(SpotInstanceType::OneTime)
         .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
-        .set_max_price((!config.spot_price.is_empty()).then(|| config.spot_price.clone()));
+        .set_max_price((!asked.spot_price.is_empty()).then(|| asked.spot_price.clone()));
     req.instance_market_options(
         InstanceMarketOptionsRequest::builder()
             .market_type(MarketType::Spot)
@@ -97,8 +97,8 @@ pub fn request(
 }
 
 /// Launches one instance; returns its id.
-pub async fn run(ec2: &aws_sdk_ec2::Client, config: &Config, launch: &Launch) -> Result<String> {
-    let out = request(ec2, config, launch).send().await.map_err(|e| {
+pub async fn run(ec2: &aws_sdk_ec2::Client, asked: &Asked, launch: &Launch) -> Result<String> {
+    let out = request(ec2, asked, launch).send().await.map_err(|e| {
         aws(
             &format!(
                 "launching a {} {} instance (RunInstances)",

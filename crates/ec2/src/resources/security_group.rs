@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{
 use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, ErrorKind, Resource, Result, aws};
 use crate::create_record::{self, Kind};
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::options::validate::parse_port;
 use crate::progress::Progress;
 use crate::tags;
@@ -129,9 +129,9 @@ pub enum Source {
 /// in: `ports` (SSH, Docker, swarm, `amazonec2-open-port`, from create) — the open ports from
 /// anywhere as amazonec2 does, the others from the VPC when the machines are reached by
 /// private address.
-pub fn plan(config: &Config, ports: &[(i32, String)]) -> Vec<(i32, String, Source)> {
-    let private = config.use_private_ip || config.private_ip_only;
-    let opened: Vec<(i32, String)> = config
+pub fn plan(asked: &Asked, ports: &[(i32, String)]) -> Vec<(i32, String, Source)> {
+    let private = asked.use_private_ip || asked.private_ip_only;
+    let opened: Vec<(i32, String)> = asked
         .open_ports
         .iter()
         .filter_map(|p| parse_port(p).ok())
@@ -205,12 +205,12 @@ async fn vpc_blocks(ec2: &aws_sdk_ec2::Client, vpc: &str) -> Result<(Vec<String>
 pub async fn ensure(
     ec2: &aws_sdk_ec2::Client,
     vpc: &str,
-    config: &Config,
+    asked: &Asked,
     ports: &[(i32, String)],
     tag_list: &[(String, String)],
     progress: &Progress,
 ) -> Result<Groups> {
-    let names = &config.security_group_names;
+    let names = &asked.security_group_names;
     let mut groups = Groups::default();
     if names.is_empty() {
         return Ok(groups);
@@ -220,7 +220,7 @@ pub async fn ensure(
         if found.iter().any(|g| g.group_name() == Some(name.as_str())) {
             continue;
         }
-        match create(ec2, vpc, config, name, tag_list).await? {
+        match create(ec2, vpc, asked, name, tag_list).await? {
             Made::Ours(g) => {
                 groups
                     .created
@@ -230,7 +230,7 @@ pub async fn ensure(
             Made::Theirs(g) => found.extend(g),
         }
     }
-    let wanted = plan(config, ports);
+    let wanted = plan(asked, ports);
     let mut blocks = None;
     for name in names {
         let g = found
@@ -243,7 +243,7 @@ pub async fn ensure(
             })?;
         let id = g.group_id().unwrap_or_default().to_string();
         groups.ids.push(id.clone());
-        if config.security_group_read_only {
+        if asked.security_group_read_only {
             continue;
         }
         open_missing(ec2, vpc, g, &wanted, &mut blocks, progress).await?;
@@ -265,11 +265,11 @@ enum Made {
 async fn create(
     ec2: &aws_sdk_ec2::Client,
     vpc: &str,
-    config: &Config,
+    asked: &Asked,
     name: &str,
     tag_list: &[(String, String)],
 ) -> Result<Made> {
-    create_record::note(config, Kind::Group, None);
+    create_record::note(asked, Kind::Group, None);
     let made = ec2
         .create_security_group()
         .group_name(name)
@@ -285,7 +285,7 @@ async fn create(
             )
         });
     create_record::settle(
-        config,
+        asked,
         Kind::Group,
         made.as_ref().map(|o| o.group_id().unwrap_or_default()),
     );
@@ -721,27 +721,26 @@ mod tests {
             (2376, "tcp".to_string()),
             (8080, "tcp".to_string()),
         ];
-        let mut config = Config {
+        let mut asked = Asked {
             open_ports: vec!["8080".into()],
-            ..Config::default()
+            ..Asked::default()
         };
-        let sources = |c: &Config| -> Vec<Source> {
-            plan(c, &ports).into_iter().map(|(_, _, s)| s).collect()
-        };
-        assert_eq!(sources(&config), vec![Source::Anywhere; 3]);
-        config.use_private_ip = true;
+        let sources =
+            |c: &Asked| -> Vec<Source> { plan(c, &ports).into_iter().map(|(_, _, s)| s).collect() };
+        assert_eq!(sources(&asked), vec![Source::Anywhere; 3]);
+        asked.use_private_ip = true;
         assert_eq!(
-            sources(&config),
+            sources(&asked),
             [Source::Vpc, Source::Vpc, Source::Anywhere]
         );
-        config.use_private_ip = false;
-        config.private_ip_only = true;
+        asked.use_private_ip = false;
+        asked.private_ip_only = true;
         assert_eq!(
-            sources(&config),
+            sources(&asked),
             [Source::Vpc, Source::Vpc, Source::Anywhere]
         );
         // Opened explicitly: from anywhere even when it is the SSH port.
-        config.open_ports = vec!["22".into()];
-        assert_eq!(sources(&config)[0], Source::Anywhere);
+        asked.open_ports = vec!["22".into()];
+        assert_eq!(sources(&asked)[0], Source::Anywhere);
     }
 }

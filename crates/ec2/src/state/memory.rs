@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::options::resolved::Resolved;
+use crate::options::Answered;
 
 /// How long a remembered answer is used.
 pub const TTL: Duration = Duration::from_secs(600);
@@ -82,7 +82,7 @@ impl<T: Clone> Shelf<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recalled {
     /// The answer.
-    pub resolved: Resolved,
+    pub resolved: Answered,
     /// It is older than [`REFRESH_AFTER`] and nobody refreshes it yet: the caller should (and
     /// is now counted as doing so).
     pub refresh: bool,
@@ -97,7 +97,7 @@ pub struct Memory {
 #[derive(Default)]
 struct Inner {
     /// Pre-create answers (network, pools, image), per option set.
-    resolved: Shelf<Resolved>,
+    resolved: Shelf<Answered>,
     /// Security group ids found complete, per VPC, names and ports.
     groups: Shelf<Vec<String>>,
 }
@@ -110,7 +110,7 @@ impl Memory {
     }
 
     /// Remembers the pre-create answer for option set `key`.
-    pub fn remember(&self, key: &str, resolved: Resolved) {
+    pub fn remember(&self, key: &str, resolved: Answered) {
         let mut inner = self.inner.lock().expect("memory");
         inner.resolved.remember(key, resolved);
     }
@@ -156,8 +156,8 @@ impl Memory {
 mod tests {
     use super::*;
 
-    fn resolved(ami: &str) -> Resolved {
-        Resolved {
+    fn resolved(ami: &str) -> Answered {
+        Answered {
             vpc_id: "vpc-1".into(),
             pools: Vec::new(),
             ami: ami.into(),

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::ResourceType;
 use crate::aws;
 use crate::aws::error::Error;
 use crate::create::resolve;
-use crate::options::config::Config;
+use crate::options::Asked;
 use crate::options::values::{OptionValue, OptionValues};
 use crate::options::{self, flags};
 use crate::resources::launch::{Launch, Market};
@@ -229,8 +229,8 @@ where
 
 /// The named security groups the machines would use: a warning for each that exists and
 /// lets something in from anywhere, a line for each ec2spot would create.
-async fn group_checks(ec2: &aws_sdk_ec2::Client, config: &Config, vpc: &str) -> Vec<Check> {
-    let names = &config.security_group_names;
+async fn group_checks(ec2: &aws_sdk_ec2::Client, asked: &Asked, vpc: &str) -> Vec<Check> {
+    let names = &asked.security_group_names;
     if names.is_empty() {
         return Vec::new();
     }
@@ -238,7 +238,7 @@ async fn group_checks(ec2: &aws_sdk_ec2::Client, config: &Config, vpc: &str) -> 
         Ok(found) => found,
         Err(e) => return vec![failure("DescribeSecurityGroups", &e)],
     };
-    let private = config.use_private_ip || config.private_ip_only;
+    let private = asked.use_private_ip || asked.private_ip_only;
     let mut out = Vec::new();
     for name in names {
         let Some(g) = found.iter().find(|g| g.group_name() == Some(name.as_str())) else {
@@ -296,11 +296,11 @@ fn on_made_up_resource(check: &mut Check) {
 /// of its reads.
 async fn permission_checks(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
     vpc: &str,
 ) -> Vec<Check> {
-    let mut out = creation_checks(ec2, config, launch, vpc).await;
+    let mut out = creation_checks(ec2, asked, launch, vpc).await;
     out.extend(change_checks(ec2).await);
     out.extend(read_checks(ec2).await);
     out
@@ -309,14 +309,14 @@ async fn permission_checks(
 /// Dry-runs the calls that create something: the launch, a security group, a key pair.
 async fn creation_checks(
     ec2: &aws_sdk_ec2::Client,
-    config: &Config,
+    asked: &Asked,
     launch: &Launch,
     vpc: &str,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(dry_run(
         "RunInstances",
-        run_instances::request(ec2, config, launch)
+        run_instances::request(ec2, asked, launch)
             .dry_run(true)
             .send()
             .await,
@@ -468,15 +468,15 @@ async fn checks_in_order(
     store: &str,
     out: &mut Vec<Check>,
 ) -> Result<(), Check> {
-    let mut config = Config {
+    let mut asked = Asked {
         machine_name: "ec2spot-doctor".into(),
         store_path: store.into(),
         ..Default::default()
     };
-    out.extend(options_checks(&mut config, values)?);
-    let endpoint = aws::endpoint(&config);
-    out.push(credentials_check(&config).await?);
-    let ec2 = aws::client(&config).await.map_err(|e| {
+    out.extend(options_checks(&mut asked, values)?);
+    let endpoint = aws::endpoint(&asked);
+    out.push(credentials_check(&asked).await?);
+    let ec2 = aws::client(&asked).await.map_err(|e| {
         Check::problem(
             e.to_string(),
             "fix the proxy (HTTPS_PROXY…) or CA bundle (AWS_CA_BUNDLE) settings it names",
@@ -484,26 +484,26 @@ async fn checks_in_order(
     })?;
     out.push(Check::ok(format!(
         "region {}, endpoint {}",
-        config.region,
+        asked.region,
         if endpoint.is_empty() {
             "AWS's"
         } else {
             endpoint.as_str()
         }
     )));
-    let resolved = resolve::resolve(&ec2, &config)
+    let resolved = resolve::resolve(&ec2, &asked)
         .await
         .map_err(|e| resolve_problem(&e))?;
     out.extend(resolved_checks(&resolved));
-    let launch = doctor_launch(&config, &resolved);
-    out.extend(group_checks(&ec2, &config, &resolved.vpc_id).await);
-    out.extend(permission_checks(&ec2, &config, &launch, &resolved.vpc_id).await);
+    let launch = doctor_launch(&asked, &resolved);
+    out.extend(group_checks(&ec2, &asked, &resolved.vpc_id).await);
+    out.extend(permission_checks(&ec2, &asked, &launch, &resolved.vpc_id).await);
     Ok(())
 }
 
 /// Reads `values` into `config`: "valid" and the warnings, or the problem.
-fn options_checks(config: &mut Config, values: &OptionValues) -> Result<Vec<Check>, Check> {
-    match options::apply(config, values) {
+fn options_checks(asked: &mut Asked, values: &OptionValues) -> Result<Vec<Check>, Check> {
+    match options::apply(asked, values) {
         Ok(warnings) => {
             let mut out = vec![Check::ok("options are valid")];
             for w in warnings {
@@ -522,9 +522,9 @@ fn options_checks(config: &mut Config, values: &OptionValues) -> Result<Vec<Chec
 }
 
 /// Where the credentials come from, or the problem of finding none.
-async fn credentials_check(config: &Config) -> Result<Check, Check> {
-    match aws::credentials(config).await {
-        Ok(_) => Ok(Check::ok(if config.access_key.is_empty() {
+async fn credentials_check(asked: &Asked) -> Result<Check, Check> {
+    match aws::credentials(asked).await {
+        Ok(_) => Ok(Check::ok(if asked.access_key.is_empty() {
             "credentials found by the standard AWS chain"
         } else {
             "credentials from --amazonec2-access-key/--amazonec2-secret-key (or AWS_ACCESS_KEY_ID…)"
@@ -555,7 +555,7 @@ fn resolve_problem(e: &Error) -> Check {
 }
 
 /// What the pre-create check resolved: the VPC, the pools and their zones, the image.
-fn resolved_checks(resolved: &resolve::Resolved) -> Vec<Check> {
+fn resolved_checks(resolved: &resolve::Answered) -> Vec<Check> {
     let mut zones: Vec<&str> = resolved
         .pools
         .iter()
@@ -584,7 +584,7 @@ fn resolved_checks(resolved: &resolve::Resolved) -> Vec<Check> {
 }
 
 /// The launch a create would send into the first pool (the permission checks dry-run it).
-fn doctor_launch(config: &Config, resolved: &resolve::Resolved) -> Launch {
+fn doctor_launch(asked: &Asked, resolved: &resolve::Answered) -> Launch {
     let pool = &resolved.pools[0];
     Launch {
         ami: resolved.ami.clone(),
@@ -594,7 +594,7 @@ fn doctor_launch(config: &Config, resolved: &resolve::Resolved) -> Launch {
         key_name: String::new(),
         user_data: None,
         tags: tags::machine_tags("ec2spot-doctor", "doctor", "doctor", &[]),
-        market: if config.request_spot_instance {
+        market: if asked.request_spot_instance {
             Market::Spot
         } else {
             Market::OnDemand
