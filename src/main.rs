@@ -151,6 +151,11 @@ struct AgentArgs {
     /// long (0 = right after each use).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     client_idle: Duration,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics: a port (9742 or :9742) listens on
+    /// 127.0.0.1 only, HOST:PORT where given (0.0.0.0:9742 for every interface). Off unless
+    /// given. Plugins pass $EC2SPOT_AGENT_METRICS to an agent they start.
+    #[arg(long, value_name = "ADDRESS", value_parser = ec2spot_agent::metrics::exporter::parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -247,6 +252,7 @@ fn run_agent(args: AgentArgs) -> ! {
     settings.max_stale = args.max_stale;
     settings.client_idle = args.client_idle;
     settings.service = args.service;
+    settings.metrics_listen = args.metrics_listen;
     match runtime().block_on(server::serve(settings)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {

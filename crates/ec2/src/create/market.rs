@@ -7,7 +7,7 @@ use crate::aws::consistency::retry_fresh;
 use crate::aws::error::{Error, Result};
 use crate::create::fleet;
 use crate::options::config::{Config, Pool};
-use crate::progress::Progress;
+use crate::progress::{Event, Progress};
 use crate::resources::launch::{Launch, Market};
 use crate::resources::launch_template;
 use crate::resources::run_instances;
@@ -91,6 +91,7 @@ pub async fn launch(
         Ok(placed) => return Ok(placed),
         Err(failures) => failures,
     };
+    note(progress, first, &spot_failures);
     if first == Market::Spot && config.spot_fallback_on_demand {
         progress.say(&format!(
             "No spot capacity ({}); launching on-demand instead",
@@ -110,9 +111,9 @@ pub async fn launch(
         {
             Ok(placed) => Ok(placed),
             Err(od) => Err(Error::Capacity {
+                failures: [spot_failures, note(progress, Market::OnDemand, &od)].concat(),
                 market: "spot or on-demand".into(),
                 actions: action(pools).into(),
-                failures: [spot_failures, od].concat(),
             }),
         };
     }
@@ -121,6 +122,20 @@ pub async fn launch(
         actions: action(pools).into(),
         failures: spot_failures,
     })
+}
+
+/// Reports each pool's capacity failure in `market` as an event (the agent counts them);
+/// returns them.
+fn note(progress: &Progress, market: Market, failures: &[PoolFailure]) -> Vec<PoolFailure> {
+    for f in failures {
+        progress.event(&Event::CapacityFailure {
+            market: market.as_str().into(),
+            instance_type: f.pool.instance_type.clone(),
+            zone: f.pool.availability_zone.clone(),
+            code: f.code.clone(),
+        });
+    }
+    failures.to_vec()
 }
 
 /// The EC2 action a launch over `pools` uses.
