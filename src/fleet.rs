@@ -210,7 +210,7 @@ async fn observe(ec2: &Context, r: &mut Row, spot: &mut HashMap<(String, String)
 }
 
 fn money(p: Option<f64>) -> String {
-    p.map_or("-".into(), |p| format!("${p:.4}"))
+    p.map_or("-".into(), |p| format!("${p:.5}"))
 }
 
 fn age(s: Option<u64>) -> String {

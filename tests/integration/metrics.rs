@@ -208,6 +208,41 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
         !text.contains("m1") && !text.contains("m2"),
         "no machine names"
     );
+    // Every query of the Grafana dashboard names a metric this agent exports.
+    let exported = exported(&text);
+    for name in dashboard_metrics() {
+        assert!(exported.contains(&name), "the dashboard asks for {name}");
+    }
+
+    // fleet, the agent running: from its cache, no EC2 call.
+    b.proxy.reset_log();
+    let fleet = fleet(&b).await;
+    println!("{fleet}");
+    assert_eq!(
+        b.proxy.requests().len(),
+        0,
+        "no EC2 call: {:?}",
+        b.proxy.actions()
+    );
+    assert_eq!(fleet["source"], "the agent's cache");
+    let rows = fleet["machines"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (&rows[0]["name"], &rows[0]["state"], &rows[0]["market"]),
+        (&"m1".into(), &"running".into(), &"on-demand".into())
+    );
+    assert_eq!(rows[0]["price_per_hour"], 0.0104);
+    assert_eq!(
+        (&rows[1]["name"], &rows[1]["market"]),
+        (&"m2".into(), &"spot".into())
+    );
+    assert_eq!(rows[1]["price_per_hour"], 0.00001);
+    assert_eq!(rows[1]["zone"], zone.as_str());
+    assert!(rows[1]["interruption"].is_null());
+    let table = b.cli(&["fleet"], &[]).await;
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    println!("{table}");
+    assert!(table.contains("NAME  STATE"), "{table}");
 
     // m2 is marked for interruption (EC2's recorded answers), seen by the next state read.
     dm_ok(&b, &env, &["rm", "-y", "m1"]).await;
@@ -266,4 +301,126 @@ async fn interrupt(b: &Bastion, machine: &str) {
             );
             (200, xml)
         });
+}
+
+/// `fleet --json` on the bastion's store.
+async fn fleet(b: &Bastion) -> serde_json::Value {
+    let out = b.cli(&["fleet", "--json"], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The metric names a scrape declares (`# TYPE name kind`), with a histogram's series.
+fn exported(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let mut w = rest.split_whitespace();
+            let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+            out.push(name.to_string());
+            if kind == "histogram" {
+                for s in ["_bucket", "_count", "_sum"] {
+                    out.push(format!("{name}{s}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The shipped Grafana dashboard.
+fn dashboard() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/grafana/ec2spot.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("JSON")
+}
+
+/// The metric names the dashboard's queries use: the identifiers of each PromQL expression
+/// that are ec2spot's (PromQL's functions, keywords and label names are not).
+fn dashboard_metrics() -> Vec<String> {
+    let mut names = Vec::new();
+    for p in dashboard()["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            // Label matchers' values are quoted: drop them first.
+            let unquoted: String = expr.split('"').step_by(2).collect::<Vec<_>>().join(" ");
+            let words =
+                unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+            for w in words.filter(|w| w.starts_with("ec2spot_")) {
+                if !names.contains(&w.to_string()) {
+                    names.push(w.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The dashboard is Grafana dashboard JSON as Grafana's "JSON model" page describes it
+/// (<https://grafana.com/docs/grafana/latest/dashboards/build-dashboards/view-dashboard-json-model/>):
+/// the dashboard fields, and panels each with a unique id, a type, a grid position within
+/// the 24 columns, a Prometheus data source (the import's input) and queries with a refId
+/// and an expression; what it shows covers the issue's list.
+#[test]
+fn the_dashboard_is_grafana_dashboard_json_over_the_agents_metrics() {
+    let d = dashboard();
+    for field in [
+        "title",
+        "uid",
+        "schemaVersion",
+        "panels",
+        "time",
+        "templating",
+        "annotations",
+    ] {
+        assert!(!d[field].is_null(), "dashboard field {field}");
+    }
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 30);
+    assert!(d["uid"].as_str().unwrap().len() <= 40);
+    let input = &d["__inputs"][0];
+    assert_eq!(
+        (&input["type"], &input["pluginId"]),
+        (&"datasource".into(), &"prometheus".into())
+    );
+    let var = format!("${{{}}}", input["name"].as_str().unwrap());
+    let mut ids = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        let id = p["id"].as_u64().expect("panel id");
+        assert!(!ids.contains(&id), "panel ids are unique");
+        ids.push(id);
+        assert!(
+            ["stat", "timeseries", "table", "gauge", "bargauge"]
+                .contains(&p["type"].as_str().unwrap())
+        );
+        assert!(!p["title"].as_str().unwrap().is_empty());
+        let g = &p["gridPos"];
+        let (x, w) = (g["x"].as_u64().unwrap(), g["w"].as_u64().unwrap());
+        assert!(x + w <= 24 && g["h"].as_u64().unwrap() > 0 && !g["y"].is_null());
+        assert_eq!(p["datasource"]["type"], "prometheus");
+        assert_eq!(p["datasource"]["uid"], var.as_str());
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}: queries", p["title"]);
+        for t in targets {
+            assert!(t["refId"].is_string() && t["expr"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+    let names = dashboard_metrics();
+    for wanted in [
+        "ec2spot_creates_total",
+        "ec2spot_capacity_failures_total",
+        "ec2spot_ec2_requests_total",
+        "ec2spot_ec2_pacing_wait_seconds_total",
+        "ec2spot_running_machines",
+        "ec2spot_spot_interruption_notices_total",
+        "ec2spot_fleet_cost_dollars_per_hour",
+        "ec2spot_fleet_saving_dollars_per_hour",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "the dashboard shows {wanted}"
+        );
+    }
 }
