@@ -91,11 +91,14 @@ pub fn on_demand(instance_type: &str, zone: &str) -> Option<f64> {
 /// How long a spot price read stands before it is read again.
 pub const SPOT_PRICE_AGE: Duration = Duration::from_secs(3600);
 
-/// The spot prices read, by pool (instance type, zone).
+/// A pool: instance type, zone.
+type Pool = (String, String);
+
+/// The spot prices read, by pool, with when (none: EC2 had none, or the read failed).
 #[derive(Debug, Default)]
 pub struct SpotPrices {
-    known: Mutex<HashMap<(String, String), (Option<f64>, Instant)>>,
-    reading: Mutex<HashSet<(String, String)>>,
+    known: Mutex<HashMap<Pool, (Option<f64>, Instant)>>,
+    reading: Mutex<HashSet<Pool>>,
 }
 
 impl SpotPrices {
