@@ -175,18 +175,7 @@ impl Shared {
                 .entry((settings.region.clone(), settings.endpoint_url.clone()))
                 .or_insert_with(|| Throttle::new(&self.settings.rates, self.settings.rate_factor)),
         );
-        let http = {
-            let mut http = self.http.lock().expect("http clients");
-            let key = (settings.proxy.clone(), settings.ca_bundle.clone());
-            match http.get(&key) {
-                Some(h) => h.clone(),
-                None => {
-                    let h = aws::http_client(settings).map_err(|e| e.to_string())?;
-                    http.insert(key, h.clone());
-                    h
-                }
-            }
-        };
+        let http = self.http_client(settings)?;
         let expiry = (creds.expires_unix > 0)
             .then(|| std::time::UNIX_EPOCH + Duration::from_secs(creds.expires_unix as u64));
         let token = (!creds.session_token.is_empty()).then(|| creds.session_token.clone());
@@ -233,6 +222,18 @@ impl Shared {
             tokio::spawn(async move { old.close_spare_key().await });
         }
         Ok(context)
+    }
+
+    /// The HTTPS client (connection pool) for `settings`' proxy and CA bundle, shared.
+    fn http_client(&self, settings: &ClientSettings) -> Result<SharedHttpClient, String> {
+        let mut http = self.http.lock().expect("http clients");
+        let key = (settings.proxy.clone(), settings.ca_bundle.clone());
+        if let Some(h) = http.get(&key) {
+            return Ok(h.clone());
+        }
+        let h = aws::http_client(settings).map_err(|e| e.to_string())?;
+        http.insert(key, h.clone());
+        Ok(h)
     }
 
     /// `client`, counting its requests into the metrics when they are served.
