@@ -7,6 +7,7 @@
 //!   EC2 lifecycle's operations.
 //! * [`backend`] — where an operation runs: the store's agent, or this process.
 //! * [`convert`] — plugin ⇄ EC2 types (flags, option values, states, TLS material).
+//! * [`fleet`] — the `fleet` subcommand: the store's machines, from the agent or EC2.
 //! * [`logging`] — the plugin's and the agent's log lines.
 //!
 //! The layers below, each a crate that knows only the ones before it (ARCHITECTURE.md):
@@ -17,5 +18,6 @@
 pub mod backend;
 pub mod convert;
 pub mod driver;
+pub mod fleet;
 pub mod log_file;
 pub mod logging;

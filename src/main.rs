@@ -58,6 +58,23 @@ enum Command {
     /// (EC2 DryRun). Creates nothing. Example:
     /// `docker-machine-driver-ec2spot doctor --amazonec2-region eu-west-1 --amazonec2-instance-type t3.large,t3a.large`
     Doctor(DoctorArgs),
+    /// The store's machines: name, state, market, type, zone, age, price per hour,
+    /// interruption notice. From the store's agent's cache while it runs (no EC2 call),
+    /// from EC2 otherwise.
+    Fleet(FleetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct FleetArgs {
+    /// The docker-machine store (default: $MACHINE_STORAGE_PATH or ~/.docker/machine).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Read EC2 even while the agent runs.
+    #[arg(long)]
+    ec2: bool,
 }
 
 /// `Debug` shows how many options were given, not them: they may hold credentials.
@@ -151,6 +168,11 @@ struct AgentArgs {
     /// long (0 = right after each use).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     client_idle: Duration,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics: a port (9742 or :9742) listens on
+    /// 127.0.0.1 only, HOST:PORT where given (0.0.0.0:9742 for every interface). Off unless
+    /// given. Plugins pass $EC2SPOT_AGENT_METRICS to an agent they start.
+    #[arg(long, value_name = "ADDRESS", value_parser = ec2spot_agent::metrics::exporter::parse_listen)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -247,6 +269,7 @@ fn run_agent(args: AgentArgs) -> ! {
     settings.max_stale = args.max_stale;
     settings.client_idle = args.client_idle;
     settings.service = args.service;
+    settings.metrics_listen = args.metrics_listen;
     match runtime().block_on(server::serve(settings)) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
@@ -280,6 +303,26 @@ fn run_doctor(args: DoctorArgs) -> ! {
     }
     println!("{problems} problem(s) found.");
     std::process::exit(1)
+}
+
+fn run_fleet(args: FleetArgs) -> ! {
+    use ec2spot::fleet;
+    let store = args.store.unwrap_or_else(default_store);
+    let machines = fleet::machines(&store);
+    let (rows, source) = runtime().block_on(async {
+        if !args.ec2
+            && let Some(rows) = fleet::from_agent(&store, &machines).await
+        {
+            return (rows, "the agent's cache");
+        }
+        (fleet::from_ec2(&machines).await, "EC2")
+    });
+    if args.json {
+        println!("{}", fleet::json(&rows, source));
+    } else {
+        print!("{}", fleet::table(&rows, source));
+    }
+    std::process::exit(0)
 }
 
 fn run_gc(args: GcArgs) -> ! {
@@ -434,6 +477,7 @@ fn run() {
         Some(Command::Agent(args)) => run_agent(args),
         Some(Command::Gc(args)) => run_gc(args),
         Some(Command::Doctor(args)) => run_doctor(args),
+        Some(Command::Fleet(args)) => run_fleet(args),
         None => {
             eprintln!("{}", plugin::NOT_A_CLI);
             std::process::exit(1);

@@ -26,6 +26,7 @@ mod go_conformance;
 mod gob_robustness;
 mod iam;
 mod images;
+mod metrics;
 mod pie;
 mod plugin_protocol;
 mod process_start;

@@ -540,7 +540,7 @@ async fn instance_types_of_different_architectures_are_refused_before_any_launch
 /// What EC2 shows of the spot instance `id` that moto runs: moto's fields, plus the id of the
 /// spot request EC2 makes for every spot instance (moto gives none), for the recorded answers
 /// in tests/fixtures/ec2.
-async fn as_ec2_shows(b: &Bastion, id: &str, sir: &str) -> Vec<(&'static str, String)> {
+pub(crate) async fn as_ec2_shows(b: &Bastion, id: &str, sir: &str) -> Vec<(&'static str, String)> {
     let out = b
         .ec2()
         .await
@@ -583,7 +583,7 @@ async fn as_ec2_shows(b: &Bastion, id: &str, sir: &str) -> Vec<(&'static str, St
 }
 
 /// The values of a request's ids (`{prefix}.N`) and of its filters named `filter`.
-fn asked(r: &Request, prefix: &str, filter: &str) -> Vec<String> {
+pub(crate) fn asked(r: &Request, prefix: &str, filter: &str) -> Vec<String> {
     let mut out: Vec<String> = (1..)
         .map_while(|n| r.param(&format!("{prefix}.{n}")))
         .map(str::to_string)

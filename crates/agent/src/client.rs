@@ -139,6 +139,7 @@ fn spawn(store: &Path) -> std::io::Result<()> {
         ("EC2SPOT_AGENT_MAX_STALE", "--max-stale"),
         ("EC2SPOT_AGENT_CLIENT_IDLE", "--client-idle"),
         ("EC2SPOT_AGENT_LOG_MAX", "--log-max"),
+        ("EC2SPOT_AGENT_METRICS", "--metrics-listen"),
     ] {
         if let Ok(v) = std::env::var(var) {
             cmd.arg(option).arg(v);
@@ -287,6 +288,16 @@ impl AgentClient {
                 .await
                 .map_err(|e| e.to_string())?,
         })
+    }
+
+    /// The machines the agent's caches hold (no EC2 call).
+    pub async fn fleet(&self) -> Result<super::proto::FleetReply, String> {
+        self.grpc
+            .clone()
+            .fleet(super::proto::FleetRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| e.to_string())
     }
 
     /// The agent's status.

@@ -5,6 +5,7 @@
 //! # Layout
 //! * [`server`] — the agent process: socket, lock, idle exit, the `Agent` gRPC service.
 //! * [`client`] — the plugin side: connect (starting the agent on first need) and run operations.
+//! * [`metrics`] — Prometheus metrics (`agent --metrics-listen`) and machine prices.
 //! * [`identity`] — what build a process is (the handshake: only the same build serves).
 //! * [`paths`] — where the socket, lock and log live.
 //! * [`service`] — the store's service agent (systemd) owns the socket: its marker.
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod identity;
+pub mod metrics;
 pub mod paths;
 mod proto_debug;
 pub mod server;

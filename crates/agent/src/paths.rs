@@ -29,3 +29,8 @@ pub fn log(store: &Path) -> PathBuf {
 pub fn socket_fits(store: &Path) -> bool {
     socket(store).as_os_str().len() <= MAX_SOCKET_PATH
 }
+
+/// Where a running agent notes the address its metrics are served on.
+pub fn metrics_address(store: &Path) -> PathBuf {
+    dir(store).join("metrics-address")
+}

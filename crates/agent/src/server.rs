@@ -20,19 +20,21 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use super::metrics::registry::{Scrape, market_of};
+use super::metrics::{Metrics, ec2_calls, exporter, prices};
 use super::paths;
 use super::proto::agent_server::{Agent, AgentServer};
 use super::proto::{
-    Build, HelloReply, HelloRequest, RunEvent, RunRequest, RunResult, StatusReply, StatusRequest,
-    Verdict, run_event,
+    Build, FleetMachine, FleetReply, FleetRequest, HelloReply, HelloRequest, RunEvent, RunRequest,
+    RunResult, StatusReply, StatusRequest, Verdict, run_event,
 };
 use super::{identity, service};
 use ec2spot_ec2::aws::proxy::Proxy;
 use ec2spot_ec2::aws::throttle::{Rate, Throttle};
 use ec2spot_ec2::aws::{self, ClientSettings};
 use ec2spot_ec2::options::config::Config;
-use ec2spot_ec2::progress::Progress;
-use ec2spot_ec2::state::cache::{CachePolicy, StateCache};
+use ec2spot_ec2::progress::{Event, Progress};
+use ec2spot_ec2::state::cache::{CachePolicy, Seen, StateCache, Tally};
 use ec2spot_ec2::state::context::Context;
 use ec2spot_ec2::{machine_lock, ops};
 
@@ -57,6 +59,8 @@ pub struct Settings {
     pub client_idle: Duration,
     /// Run as the store's service (systemd): own the socket (see [`service`](crate::service)).
     pub service: bool,
+    /// Serve Prometheus metrics on this address (none: no metrics, nothing counted).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             max_stale: Duration::from_secs(60),
             client_idle: Duration::from_secs(120),
             service: false,
+            metrics_listen: None,
         }
     }
 }
@@ -111,13 +116,22 @@ struct Shared {
     store_lock: Mutex<Option<std::fs::File>>,
     /// The socket file we bound (device, inode): removed on exit only if still ours.
     socket: (PathBuf, u64, u64),
+    /// The metrics, when served.
+    metrics: Option<Arc<Metrics>>,
+    /// What the state caches count (the metrics' when served).
+    tally: Arc<Tally>,
 }
 
 impl Shared {
     /// What an agent shares that holds the store's agent `lock` and bound `socket` (its
     /// path, device and inode), before any request.
     fn new(settings: Settings, lock: std::fs::File, socket: (PathBuf, u64, u64)) -> Self {
+        let metrics = settings.metrics_listen.map(|_| Metrics::new());
         Shared {
+            tally: metrics
+                .as_ref()
+                .map_or_else(Arc::default, |m| Arc::clone(&m.tally)),
+            metrics,
             settings,
             http: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
@@ -161,18 +175,7 @@ impl Shared {
                 .entry((settings.region.clone(), settings.endpoint_url.clone()))
                 .or_insert_with(|| Throttle::new(&self.settings.rates, self.settings.rate_factor)),
         );
-        let http = {
-            let mut http = self.http.lock().expect("http clients");
-            let key = (settings.proxy.clone(), settings.ca_bundle.clone());
-            match http.get(&key) {
-                Some(h) => h.clone(),
-                None => {
-                    let h = aws::http_client(settings).map_err(|e| e.to_string())?;
-                    http.insert(key, h.clone());
-                    h
-                }
-            }
-        };
+        let http = self.http_client(settings)?;
         let expiry = (creds.expires_unix > 0)
             .then(|| std::time::UNIX_EPOCH + Duration::from_secs(creds.expires_unix as u64));
         let token = (!creds.session_token.is_empty()).then(|| creds.session_token.clone());
@@ -183,13 +186,15 @@ impl Shared {
             expiry,
             "ec2spot-plugin",
         );
-        let client = aws::build(
-            settings,
-            SharedCredentialsProvider::new(credentials),
-            Some((&throttle, http)),
-        )
-        .map_err(|e| e.to_string())?;
-        let cache = StateCache::new(
+        let client = self.counted(
+            aws::build(
+                settings,
+                SharedCredentialsProvider::new(credentials),
+                Some((&throttle, http)),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let cache = StateCache::counted(
             client.clone(),
             CachePolicy {
                 ttl: self.settings.state_ttl,
@@ -199,6 +204,7 @@ impl Shared {
             },
             // Read now: a fresh store gets its id with its first create.
             ec2spot_ec2::manager::read(&self.settings.store.to_string_lossy()),
+            Arc::clone(&self.tally),
         );
         let context = Context::cached(client, Arc::clone(&cache), Arc::default());
         if let Some(old) = clients.insert(
@@ -216,6 +222,135 @@ impl Shared {
             tokio::spawn(async move { old.close_spare_key().await });
         }
         Ok(context)
+    }
+
+    /// The HTTPS client (connection pool) for `settings`' proxy and CA bundle, shared.
+    fn http_client(&self, settings: &ClientSettings) -> Result<SharedHttpClient, String> {
+        let mut http = self.http.lock().expect("http clients");
+        let key = (settings.proxy.clone(), settings.ca_bundle.clone());
+        if let Some(h) = http.get(&key) {
+            return Ok(h.clone());
+        }
+        let h = aws::http_client(settings).map_err(|e| e.to_string())?;
+        http.insert(key, h.clone());
+        Ok(h)
+    }
+
+    /// `client`, counting its requests into the metrics when they are served.
+    fn counted(&self, client: aws_sdk_ec2::Client) -> aws_sdk_ec2::Client {
+        match &self.metrics {
+            Some(m) => aws_sdk_ec2::Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .interceptor(ec2_calls::CountCalls(Arc::clone(m)))
+                    .build(),
+            ),
+            None => client,
+        }
+    }
+
+    /// Every instance the state caches hold, as last seen.
+    fn seen(&self) -> Vec<Seen> {
+        let clients = self.clients.lock().expect("clients");
+        clients.values().flat_map(|c| c.cache.snapshot()).collect()
+    }
+
+    /// What a scrape needs from the agent.
+    fn scrape(&self) -> Scrape {
+        let (mut waited, mut paced) = (Duration::ZERO, 0);
+        for t in self.throttles.lock().expect("throttles").values() {
+            waited += t.waited();
+            paced += t.waits();
+        }
+        Scrape {
+            seen: self.seen(),
+            waited,
+            paced,
+        }
+    }
+
+    /// Reads the spot price of every pool a running machine is in whose price is unknown or
+    /// old (metrics only), each with the EC2 client that saw the machine.
+    fn read_prices(&self) {
+        let Some(m) = &self.metrics else { return };
+        let clients = self.clients.lock().expect("clients");
+        for c in clients.values() {
+            for p in m.priced(&c.cache.snapshot()) {
+                if p.instance_type.is_empty() || !m.spot_prices.claim(&p.instance_type, &p.zone) {
+                    continue;
+                }
+                let (m, ec2) = (Arc::clone(m), c.context.client.clone());
+                tokio::spawn(async move {
+                    let price = ec2spot_ec2::resources::spot_price::current(
+                        &ec2,
+                        &p.instance_type,
+                        &p.zone,
+                    )
+                    .await;
+                    if let Err(e) = &price {
+                        info!("spot price of {} in {}: {e}", p.instance_type, p.zone);
+                    }
+                    m.spot_prices
+                        .set(&p.instance_type, &p.zone, price.ok().flatten());
+                });
+            }
+        }
+    }
+
+    /// The machines of the state caches for `fleet`.
+    fn fleet(&self) -> FleetReply {
+        let machines = self
+            .seen()
+            .into_iter()
+            .map(|s| self.fleet_machine(s))
+            .collect();
+        FleetReply {
+            machines,
+            metrics: self.metrics.is_some(),
+        }
+    }
+
+    fn fleet_machine(&self, s: Seen) -> FleetMachine {
+        let Some(i) = &s.instance else {
+            return FleetMachine {
+                instance_id: s.id,
+                observed_seconds_ago: s.age.as_secs_f64(),
+                spot_price: -1.0,
+                on_demand_price: -1.0,
+                ..FleetMachine::default()
+            };
+        };
+        let instance_type = i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default();
+        let zone = i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or_default()
+            .to_string();
+        let spot = self
+            .metrics
+            .as_ref()
+            .and_then(|m| m.spot_prices.get(&instance_type, &zone));
+        FleetMachine {
+            instance_id: s.id,
+            ec2_state: i
+                .state()
+                .and_then(|st| st.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            market: market_of(i).to_string(),
+            launched_unix: i.launch_time().map_or(0, |t| t.secs()),
+            interruption: s.interruption.unwrap_or_default(),
+            observed_seconds_ago: s.age.as_secs_f64(),
+            spot_price: spot.unwrap_or(-1.0),
+            on_demand_price: prices::on_demand(&instance_type, &zone).unwrap_or(-1.0),
+            known: true,
+            instance_type,
+            zone,
+        }
     }
 
     /// Drops the clients (credentials, state caches) nobody used for `client_idle`, and the
@@ -387,6 +522,10 @@ impl Agent for Service {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn fleet(&self, _: Request<FleetRequest>) -> Result<Response<FleetReply>, Status> {
+        Ok(Response::new(self.shared.fleet()))
+    }
+
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         let mut calls: HashMap<String, u64> = HashMap::new();
         let mut waits = 0;
@@ -437,12 +576,29 @@ async fn perform(
         None
     };
     let lines = tx.clone();
-    let progress = Progress::to(Arc::new(move |line: &str| {
+    let mut progress = Progress::to(Arc::new(move |line: &str| {
         let _ = lines.try_send(Ok(RunEvent {
             event: Some(run_event::Event::Progress(line.to_string())),
         }));
     }));
+    if let Some(m) = &shared.metrics {
+        let m = Arc::clone(m);
+        progress = progress.with_events(Arc::new(move |e: &Event| match e {
+            Event::CapacityFailure {
+                market,
+                instance_type,
+                zone,
+                code,
+            } => m.capacity_failure(market, instance_type, zone, code),
+        }));
+    }
+    let started = Instant::now();
     let result = ops::run(&context, op, &input, &mut config, &progress).await;
+    if let Some(m) = &shared.metrics
+        && matches!(op, ops::Op::Create | ops::Op::ResumeCreate)
+    {
+        count_create(m, &config, &result, started.elapsed());
+    }
     match serial {
         Some(lock) if op == ops::Op::Remove && result.is_ok() => lock.remove(),
         other => drop(other),
@@ -455,6 +611,47 @@ async fn perform(
         .await;
     shared.touch();
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Counts a create's end: the market it got (`fallback` for on-demand after asking for
+/// spot), its pool and outcome (`ok`, else AWS's code or `capacity`, `error`).
+fn count_create(
+    m: &Metrics,
+    config: &Config,
+    result: &ec2spot_ec2::aws::error::Result<ops::Outcome>,
+    took: Duration,
+) {
+    use ec2spot_ec2::aws::error::Error;
+    let (asked, made) = (&config.asked, &config.made);
+    let wanted = if asked.request_spot_instance {
+        "spot"
+    } else {
+        "on-demand"
+    };
+    let market = match (result, made.market.as_str()) {
+        (Ok(_), "on-demand") if asked.request_spot_instance => "fallback",
+        (Ok(_), "spot") => "spot",
+        (Ok(_), "on-demand") => "on-demand",
+        _ => wanted,
+    };
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(Error::Capacity { .. }) => "capacity",
+        Err(e @ Error::Aws { .. }) => e.code().unwrap_or("error"),
+        Err(_) => "error",
+    };
+    // Where it landed; for a create that did not land, the first pool it was to try.
+    let first_pool = config.answered.as_ref().and_then(|a| a.pools.first());
+    let first = |s: &str| s.split(',').next().unwrap_or_default().trim().to_string();
+    let pool = if made.instance_type.is_empty() {
+        first_pool.map_or_else(
+            || (first(&asked.instance_type), first(&asked.zone)),
+            |p| (p.instance_type.clone(), p.availability_zone.clone()),
+        )
+    } else {
+        (made.instance_type.clone(), made.zone.clone())
+    };
+    m.create(market, (&pool.0, &pool.1), outcome, took);
 }
 
 /// The answer to a `run` request: the operation's outcome and the machine's config after it.
@@ -549,6 +746,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         lock,
         (socket.clone(), bound.dev(), bound.ino()),
     ));
+    serve_metrics(&shared, &settings).await?;
     info!(
         "agent {} ({}) serving {}",
         std::process::id(),
@@ -564,6 +762,27 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .add_service(AgentServer::new(Service { shared }))
         .serve_with_incoming_shutdown(incoming, idle);
     server.await.map_err(|e| e.to_string())
+}
+
+/// Starts the metrics endpoint when asked for, and notes its address in the agent directory
+/// (`metrics-address`: a port 0 is the one the system chose).
+async fn serve_metrics(shared: &Arc<Shared>, settings: &Settings) -> Result<(), String> {
+    let (Some(addr), Some(_)) = (settings.metrics_listen, &shared.metrics) else {
+        let _ = std::fs::remove_file(paths::metrics_address(&settings.store));
+        return Ok(());
+    };
+    let listener = exporter::bind(addr).await?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    std::fs::write(paths::metrics_address(&settings.store), bound.to_string())
+        .map_err(|e| format!("noting the metrics address: {e}"))?;
+    info!("metrics at http://{bound}/metrics");
+    let scraped = Arc::clone(shared);
+    let render = Arc::new(move || {
+        let m = scraped.metrics.as_ref().expect("metrics on");
+        m.render(&scraped.scrape())
+    });
+    tokio::spawn(exporter::serve(listener, render));
+    Ok(())
 }
 
 /// Makes the agent directory (0700) and takes the store's agent lock; `None` when another
@@ -654,6 +873,7 @@ fn housekeeping(shared: &Shared, settings: &Settings) {
         shared.drain("the store's service agent takes it over");
     }
     shared.evict();
+    shared.read_prices();
     if !shared.draining() && !identity::current() {
         shared.drain("its executable was replaced");
     }

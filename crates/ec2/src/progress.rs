@@ -8,11 +8,31 @@ use std::time::Instant;
 /// Where progress lines go.
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Something an operation met that the agent counts (its metrics), beside the lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A launch in one pool failed for capacity, price or spot quota (`code`: AWS's).
+    CapacityFailure {
+        /// The market asked for (`spot` or `on-demand`).
+        market: String,
+        /// The pool's instance type.
+        instance_type: String,
+        /// The pool's availability zone.
+        zone: String,
+        /// AWS's error code.
+        code: String,
+    },
+}
+
+/// Where events go.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// Reports one line per step with the seconds since the operation started.
 #[derive(Clone)]
 pub struct Progress {
     start: Instant,
     sink: Sink,
+    events: Option<EventSink>,
 }
 
 impl std::fmt::Debug for Progress {
@@ -29,6 +49,20 @@ impl Progress {
         Progress {
             start: Instant::now(),
             sink,
+            events: None,
+        }
+    }
+
+    /// Also sends events to `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Reports an event (to the events sink, if any).
+    pub fn event(&self, event: &Event) {
+        if let Some(events) = &self.events {
+            events(event);
         }
     }
 

@@ -81,6 +81,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("DescribeNetworkInterfaces", "Describe"),
     ("DescribeSecurityGroups", "Describe"),
     ("DescribeSpotInstanceRequests", "Describe"),
+    ("DescribeSpotPriceHistory", "Describe"),
     ("DescribeSubnets", "Describe"),
     ("DescribeVolumes", "Describe"),
     ("DescribeVpcs", "Describe"),
@@ -179,6 +180,8 @@ pub struct Throttle {
     buckets: Mutex<HashMap<String, Bucket>>,
     calls: Mutex<HashMap<String, u64>>,
     waits: AtomicU64,
+    /// Microseconds calls spent waiting for tokens.
+    waited_us: AtomicU64,
 }
 
 impl Throttle {
@@ -205,6 +208,7 @@ impl Throttle {
             buckets: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             waits: AtomicU64::new(0),
+            waited_us: AtomicU64::new(0),
         })
     }
 
@@ -256,7 +260,10 @@ impl Throttle {
                 waited = true;
                 self.waits.fetch_add(1, Ordering::Relaxed);
             }
+            let slept = Instant::now();
             tokio::time::sleep(wait).await;
+            self.waited_us
+                .fetch_add(slept.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
     }
 
@@ -276,6 +283,11 @@ impl Throttle {
     /// Calls that had to wait for a token.
     pub fn waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
+    }
+
+    /// How long calls waited for tokens in all.
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited_us.load(Ordering::Relaxed))
     }
 
     /// Wraps `inner` so every request first takes a token of its action's bucket.
@@ -388,6 +400,7 @@ mod tests {
         assert!(took >= 0.15, "{took}");
         assert_eq!(t.calls()["RunInstances"], 9);
         assert_eq!(t.waits(), 8);
+        assert!(t.waited() >= Duration::from_millis(140), "{:?}", t.waited());
         // Once idle, it fills up to its burst: 5 at once.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let start = Instant::now();

@@ -8,7 +8,7 @@ use crate::aws::error::{Error, Result};
 use crate::create::fleet;
 use crate::create_record::{self, Kind};
 use crate::options::{Asked, answered::Pool};
-use crate::progress::Progress;
+use crate::progress::{Event, Progress};
 use crate::resources::launch::{Launch, Market};
 use crate::resources::launch_template;
 use crate::resources::run_instances;
@@ -63,7 +63,7 @@ pub async fn drop_template(
     }
 }
 
-/// Launches one instance for `config` over `pools`: on spot when asked, falling back to
+/// Launches one instance for `asked` over `pools`: on spot when asked, falling back to
 /// on-demand when every spot pool failed for capacity, price or spot-quota reasons and
 /// `amazonec2-spot-fallback-on-demand` allows it. Several pools launch from `template` (made by
 /// [`template`]; one serves both markets). `token_suffix` distinguishes a relaunch (the
@@ -97,6 +97,7 @@ pub async fn launch(
         Ok(placed) => return Ok(placed),
         Err(failures) => failures,
     };
+    note(progress, first, &spot_failures);
     if first == Market::Spot && asked.spot_fallback_on_demand {
         progress.say(&format!(
             "No spot capacity ({}); launching on-demand instead",
@@ -116,9 +117,9 @@ pub async fn launch(
         {
             Ok(placed) => Ok(placed),
             Err(od) => Err(Error::Capacity {
+                failures: [spot_failures, note(progress, Market::OnDemand, &od)].concat(),
                 market: "spot or on-demand".into(),
                 actions: action(pools).into(),
-                failures: [spot_failures, od].concat(),
             }),
         };
     }
@@ -127,6 +128,20 @@ pub async fn launch(
         actions: action(pools).into(),
         failures: spot_failures,
     })
+}
+
+/// Reports each pool's capacity failure in `market` as an event (the agent counts them);
+/// returns them.
+fn note(progress: &Progress, market: Market, failures: &[PoolFailure]) -> Vec<PoolFailure> {
+    for f in failures {
+        progress.event(&Event::CapacityFailure {
+            market: market.as_str().into(),
+            instance_type: f.pool.instance_type.clone(),
+            zone: f.pool.availability_zone.clone(),
+            code: f.code.clone(),
+        });
+    }
+    failures.to_vec()
 }
 
 /// The EC2 action a launch over `pools` uses.

@@ -9,6 +9,7 @@
 //!   block device, metadata options) and an idempotency token.
 //! * [`launch_template`] — the template a launch over several pools (EC2 Fleet) needs.
 //! * [`spot_request`] — spot requests: finding and cancelling them.
+//! * [`spot_price`] — a pool's spot price now.
 //! * [`key_pair`] — the machine's SSH key pair.
 //! * [`spare_key`] — the agent's key pair imported ahead of the next create.
 //! * [`security_group`] — security groups: resolved by name, created and opened when ours.
@@ -22,4 +23,5 @@ pub mod launch_template;
 pub mod run_instances;
 pub mod security_group;
 pub mod spare_key;
+pub mod spot_price;
 pub mod spot_request;

@@ -15,7 +15,8 @@
 //! a machine terminated meanwhile must not stay "Running" and get jobs. Entries of machines
 //! nobody asks about any more are dropped, and a closed cache stops reading.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,35 @@ struct Inner {
     closed: bool,
     /// The store's machines were read by their manager tag (or are being read).
     seeded: bool,
+    /// Instances seen with a spot interruption notice (each counted once).
+    noticed: HashSet<String>,
+}
+
+/// How a cache answered state questions, and the interruption notices it saw (counters for
+/// the agent's metrics; they only grow).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Answered by a read made for the question (or one it rode along with).
+    pub fresh: AtomicU64,
+    /// Answered from memory, within the TTL.
+    pub cached: AtomicU64,
+    /// Answered with the last known state while EC2 throttled or failed (within `max_stale`).
+    pub stale: AtomicU64,
+    /// Instances first seen with a spot interruption notice.
+    pub interruptions: AtomicU64,
+}
+
+/// One instance as the cache last saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The instance id.
+    pub id: String,
+    /// The instance, `None` when EC2 did not know it.
+    pub instance: Option<Instance>,
+    /// Its spot interruption notice (the spot request's status code), if any.
+    pub interruption: Option<String>,
+    /// How long ago it was read.
+    pub age: Duration,
 }
 
 /// Shared state reads for one EC2 client.
@@ -90,6 +120,7 @@ pub struct StateCache {
     /// The manager id of the agent's store: its machines carry it as a tag.
     manager: Option<String>,
     inner: Mutex<Inner>,
+    tally: Arc<Tally>,
 }
 
 /// How a [`StateCache`] answers.
@@ -122,6 +153,16 @@ impl StateCache {
         policy: CachePolicy,
         manager: Option<String>,
     ) -> Arc<Self> {
+        Self::counted(client, policy, manager, Arc::default())
+    }
+
+    /// Like [`new`](Self::new), counting its answers in `tally` (which may outlive it).
+    pub fn counted(
+        client: aws_sdk_ec2::Client,
+        policy: CachePolicy,
+        manager: Option<String>,
+        tally: Arc<Tally>,
+    ) -> Arc<Self> {
         Arc::new(StateCache {
             client,
             ttl: policy.ttl,
@@ -130,7 +171,35 @@ impl StateCache {
             max_stale: policy.max_stale,
             manager,
             inner: Mutex::new(Inner::default()),
+            tally,
         })
+    }
+
+    /// Every instance the cache holds, as last seen (no EC2 call).
+    pub fn snapshot(&self) -> Vec<Seen> {
+        let inner = self.inner.lock().expect("state cache");
+        let now = Instant::now();
+        inner
+            .entries
+            .iter()
+            .map(|(id, e)| Seen {
+                id: id.clone(),
+                instance: e.instance.clone(),
+                interruption: e.interruption.clone(),
+                age: now.duration_since(e.at),
+            })
+            .collect()
+    }
+
+    /// Counts an instance's notice the first time an entry shows one.
+    fn notice(&self, inner: &mut Inner, id: &str, interruption: &Option<String>) {
+        if interruption.is_some() && inner.noticed.insert(id.to_string()) {
+            self.tally.interruptions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Stops the background refresher (the cache's client is being dropped); questions still
@@ -180,6 +249,7 @@ impl StateCache {
                 if let Some(e) = inner.entries.get(id)
                     && now.duration_since(e.at) < self.ttl
                 {
+                    self.count(&self.tally.cached);
                     return Ok(observed(e, now));
                 }
                 if let Some(late) = inner.reading.get_mut(id) {
@@ -247,6 +317,7 @@ impl StateCache {
                 continue;
             }
             inner.asked.entry(id.clone()).or_insert(now);
+            self.notice(&mut inner, &id, &interruption);
             inner.entries.insert(
                 id,
                 Entry {
@@ -265,6 +336,7 @@ impl StateCache {
         inner.entries.remove(id);
         inner.asked.remove(id);
         inner.forgotten.insert(id.to_string(), Instant::now());
+        inner.noticed.remove(id);
     }
 
     /// Keeps every instance asked about within `keep` fresh while the cache is busy: one call
@@ -281,6 +353,10 @@ impl StateCache {
                 // another client now) go too.
                 let Inner { entries, asked, .. } = &mut *inner;
                 entries.retain(|id, e| asked.contains_key(id) || now.duration_since(e.at) < keep);
+                let Inner {
+                    entries, noticed, ..
+                } = &mut *inner;
+                noticed.retain(|id| entries.contains_key(id));
                 if inner.asked.is_empty() || inner.closed {
                     inner.refreshing = false;
                     return;
@@ -435,6 +511,7 @@ impl StateCache {
                     };
                     // A machine changed while the read was under way keeps no entry from it.
                     if inner.forgotten.get(id).is_none_or(|at| *at < started) {
+                        self.notice(&mut inner, id, &e.interruption);
                         inner.entries.insert(id.clone(), e.clone());
                     }
                     Ok(e)
@@ -453,6 +530,14 @@ impl StateCache {
                 if later && !q.poll {
                     kept.push(q);
                     continue;
+                }
+                if let Ok(e) = &seen {
+                    let fresh = fetched.is_ok() || e.at >= started;
+                    self.count(if fresh {
+                        &self.tally.fresh
+                    } else {
+                        &self.tally.stale
+                    });
                 }
                 let _ = q.tx.send(
                     seen.as_ref()
@@ -484,8 +569,13 @@ impl StateCache {
             {
                 e.interruption = marked.get(id).cloned();
             }
+            let notice = marked.get(id).cloned().filter(|_| !forgotten);
+            self.notice(&mut inner, id, &notice);
             let seen = inner.entries.get(id).cloned();
             for q in inner.reading.remove(id).unwrap_or_default() {
+                if seen.is_some() {
+                    self.count(&self.tally.fresh);
+                }
                 let _ = q.tx.send(match &seen {
                     Some(e) => Ok(observed(e, now)),
                     None => Err(Error::Other(format!(

@@ -86,6 +86,10 @@ pub const PERMISSIONS: &[Permission] = &[
         "ec2:DescribeSpotInstanceRequests",
         "status (interruption notices), rm, gc",
     ),
+    p(
+        "ec2:DescribeSpotPriceHistory",
+        "agent metrics and fleet (what a machine's pool costs)",
+    ),
     p("ec2:DescribeLaunchTemplates", "rm, gc (multi-pool spot)"),
     p("ec2:DescribeVolumes", "gc"),
     p("ec2:ImportKeyPair", "create (the machine's SSH key)"),

@@ -69,6 +69,7 @@ pub const SAR: &[(&str, Types)] = &[
     ("DescribeNetworkInterfaces", &[]),
     ("DescribeSecurityGroups", &[]),
     ("DescribeSpotInstanceRequests", &[]),
+    ("DescribeSpotPriceHistory", &[]),
     ("DescribeSubnets", &[]),
     ("DescribeVolumes", &[]),
     ("DescribeVpcs", &[]),
