@@ -19,6 +19,10 @@
 //! resident memory and what it holds (EC2 clients, HTTPS clients, cached states, machine locks)
 //! every 10 simulated minutes — it must stay flat.
 //!
+//! `-- --metrics [N]` (default 200): the agent with its Prometheus metrics off, then on (scraped
+//! every 15 simulated seconds, as a Prometheus job would), for the same compressed hour: the
+//! agent's CPU time and resident memory in each, and their ratio.
+//!
 //! Model (RUNNER.md §2.5), per machine: a job every 5 minutes, each job runs `config` twice
 //! and `url` (GetURL: the EC2 state and address) and `inspect` (no EC2); one machine in ten is
 //! replaced per job slot (MaxBuilds): `stop`, `rm`, `create`. Time is compressed — 30× for up to
@@ -50,12 +54,18 @@ struct Plan {
     rotate_every: Option<f64>,
     /// The agent's log at its default level, capped at this many bytes (`--log-max`).
     log_cap: Option<u64>,
+    /// Look at the agent every 10 simulated minutes.
+    sample: bool,
+    /// Serve the agent's metrics on this loopback port and scrape them.
+    metrics_port: Option<u16>,
 }
 
 /// One look at the agent during a soak.
 struct Sample {
     sim_minutes: f64,
     rss_kib: u64,
+    /// The agent's CPU time so far (user + system), in clock ticks.
+    cpu_ticks: u64,
     clients: u64,
     http_clients: u64,
     cached_states: u64,
@@ -83,6 +93,8 @@ struct Row {
     latencies_ms: Vec<f64>,
     create_ms: Vec<f64>,
     samples: Vec<Sample>,
+    /// Metrics scrapes that answered, and the size of the last one.
+    scrapes: (usize, usize),
 }
 
 /// The credentials of simulated second `t`: a new (temporary) access key every `rotate`.
@@ -112,6 +124,20 @@ fn rss_kib(pid: u32) -> u64 {
                 .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A process's CPU time so far (user + system), in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces): state is field 3, utime
+            // and stime are fields 14 and 15.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
 }
@@ -272,6 +298,9 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
     if !agent {
         env.push(("EC2SPOT_AGENT".into(), "off".into()));
     }
+    if let Some(port) = plan.metrics_port {
+        env.push(("EC2SPOT_AGENT_METRICS".into(), format!("127.0.0.1:{port}")));
+    }
     if let Some(cap) = plan.log_cap {
         env.retain(|(k, _)| k != "EC2SPOT_LOG");
         env.push(("EC2SPOT_LOG".into(), "ec2spot=info,warn".into()));
@@ -295,7 +324,7 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
     let slots = (plan.minutes * 60.0 / JOB_EVERY_SIM_SECS) as usize;
     let start = Instant::now();
     // The agent, looked at every 10 simulated minutes (soak runs).
-    let sampler = (agent && plan.rotate_every.is_some()).then(|| {
+    let sampler = (agent && plan.sample).then(|| {
         let store = store.path().to_path_buf();
         tokio::spawn(async move {
             let mut samples = Vec::new();
@@ -310,6 +339,7 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
                     samples.push(Sample {
                         sim_minutes: minute,
                         rss_kib: rss_kib(st.pid),
+                        cpu_ticks: cpu_ticks(st.pid),
                         clients: st.clients,
                         http_clients: st.http_clients,
                         cached_states: st.cached_states,
@@ -320,6 +350,21 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
                 minute += 10.0;
             }
             samples
+        })
+    });
+    // Prometheus's part: a scrape every 15 simulated seconds while the schedule runs.
+    let scraper = plan.metrics_port.map(|port| {
+        let every = Duration::from_secs_f64(15.0 / c);
+        tokio::spawn(async move {
+            let (mut scrapes, mut bytes) = (0usize, 0usize);
+            while start.elapsed() < wall {
+                tokio::time::sleep(every).await;
+                if let Ok(body) = scrape(port).await {
+                    scrapes += 1;
+                    bytes = body.len();
+                }
+            }
+            (scrapes, bytes)
         })
     });
     let mut tasks = Vec::new();
@@ -399,6 +444,9 @@ async fn run(n: usize, agent: bool, plan: Plan) -> Row {
         }
     }
     let took = start.elapsed();
+    if let Some(scraper) = scraper {
+        row.scrapes = scraper.await.unwrap();
+    }
     if let Some(sampler) = sampler {
         row.samples = sampler.await.unwrap();
     }
@@ -483,6 +531,10 @@ async fn main() {
         soak(ns.first().copied().unwrap_or(200)).await;
         return;
     }
+    if std::env::args().any(|a| a == "--metrics") {
+        metrics_cost(ns.first().copied().unwrap_or(200)).await;
+        return;
+    }
     let ns = if ns.is_empty() { vec![10, 50, 200] } else { ns };
     let hours = SIM_MINUTES / 60.0;
     println!(
@@ -514,6 +566,8 @@ async fn main() {
                     minutes: SIM_MINUTES,
                     rotate_every: None,
                     log_cap: None,
+                    sample: false,
+                    metrics_port: None,
                 },
             )
             .await;
@@ -555,6 +609,8 @@ async fn soak(n: usize) {
         rotate_every: Some(300.0),
         // Small enough to rotate several times in the hour (an info line per operation).
         log_cap: Some(64 * 1024),
+        sample: true,
+        metrics_port: None,
     };
     println!(
         "soak: N = {n}, the runner pattern for {} simulated minutes ({:.1}× compressed), new credentials every {} simulated minutes, agent on\n",
@@ -613,5 +669,80 @@ async fn soak(n: usize) {
             r.commands,
             r.failures
         );
+    }
+}
+
+/// One scrape of the agent's metrics on loopback `port` (HTTP/1.0, so the answer ends with the
+/// connection).
+async fn scrape(port: u16) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await?;
+    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
+        return Err(std::io::Error::other(
+            body.lines().next().unwrap_or("").to_string(),
+        ));
+    }
+    Ok(body)
+}
+
+/// The runner pattern at `n` machines for a compressed hour with the agent's metrics off, then
+/// on and scraped: the agent's CPU time and resident memory at the end of each, and the ratios.
+async fn metrics_cost(n: usize) {
+    println!(
+        "metrics cost: N = {n}, the runner pattern for 60 simulated minutes ({:.1}x compressed), agent on; metrics off, then on and scraped every 15 simulated seconds\n",
+        compression(n)
+    );
+    let mut rows = Vec::new();
+    for metrics in [false, true] {
+        let port = metrics.then(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        });
+        let plan = Plan {
+            minutes: 60.0,
+            rotate_every: None,
+            log_cap: None,
+            sample: true,
+            metrics_port: port,
+        };
+        let r = run(n, true, plan).await;
+        let last = r
+            .samples
+            .last()
+            .map_or((0, 0), |s| (s.cpu_ticks, s.rss_kib));
+        rows.push((metrics, r.commands, r.failures, last, r.scrapes));
+    }
+    println!(
+        "{:>8} {:>6} {:>5} {:>14} {:>9} {:>8} {:>12}",
+        "metrics", "cmds", "fail", "agent CPU (s)", "RSS KiB", "scrapes", "scrape bytes"
+    );
+    let hz = 100.0; // USER_HZ on Linux
+    for (metrics, cmds, fails, (ticks, rss), (scrapes, bytes)) in &rows {
+        println!(
+            "{:>8} {:>6} {:>5} {:>14.2} {:>9} {:>8} {:>12}",
+            if *metrics { "on" } else { "off" },
+            cmds,
+            fails,
+            *ticks as f64 / hz,
+            rss,
+            scrapes,
+            bytes
+        );
+    }
+    let (off, on) = (&rows[0], &rows[1]);
+    println!(
+        "\nmetrics on / off: agent CPU {:+.1}%, RSS {:+.1}%",
+        (on.3.0 as f64 / off.3.0.max(1) as f64 - 1.0) * 100.0,
+        (on.3.1 as f64 / off.3.1.max(1) as f64 - 1.0) * 100.0
+    );
+    if on.4.0 == 0 {
+        eprintln!("no scrape answered: the metrics were not on");
+        std::process::exit(1);
     }
 }

@@ -2,7 +2,10 @@
 //! here), and the spot price of its pool (read from EC2 by the agent, kept an hour).
 //!
 //! The table: Linux, shared tenancy, in US East (N. Virginia), as listed on AWS's "Amazon EC2
-//! On-Demand Pricing" page, <https://aws.amazon.com/ec2/pricing/on-demand/> (2025). Other
+//! On-Demand Pricing" page, <https://aws.amazon.com/ec2/pricing/on-demand/> (2025). The
+//! figures were compared with independent public tables of the same prices for the common
+//! types (m5, c5, c6i, c6a, c7i, c7g, m6a, t3), not with AWS's Price List API, which the tests
+//! cannot reach: a snapshot, stale when AWS changes a price. Other
 //! regions, and types not listed, have no on-demand price here: their saving is not shown
 //! rather than guessed. AWS's Price List API would cover every region, but needs
 //! `pricing:GetProducts` (another service and permission) and answers megabytes per type.
