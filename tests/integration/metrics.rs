@@ -263,44 +263,17 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
 /// Makes the test EC2 answer, for `machine`'s instance, what EC2 answers once AWS marked its
 /// spot request for termination (tests/fixtures/ec2).
 async fn interrupt(b: &Bastion, machine: &str) {
-    use ec2spot_testkit::ec2_proxy::recorded;
     let id = b.driver(machine)["InstanceId"]
         .as_str()
         .unwrap()
         .to_string();
     let sir = "sir-0a1b2c3d4e5f67890".to_string();
     let vars = crate::spot::as_ec2_shows(b, &id, &sir).await;
-    let (v1, v2) = (vars.clone(), vars);
-    b.proxy
-        .respond_after("DescribeInstances", 0, 1000, move |r| {
-            let asks = crate::spot::asked(r, "InstanceId", "instance-id");
-            let items: Vec<_> = asks
-                .iter()
-                .filter(|i| **i == id)
-                .map(|_| v1.clone())
-                .collect();
-            let xml = recorded(
-                "ec2/describe-instances-spot-running.xml",
-                "reservationSet",
-                &items,
-            );
-            (200, xml)
-        });
-    b.proxy
-        .respond_after("DescribeSpotInstanceRequests", 0, 1000, move |r| {
-            let asks = crate::spot::asked(r, "SpotInstanceRequestId", "spot-instance-request-id");
-            let items: Vec<_> = asks
-                .iter()
-                .filter(|s| **s == sir)
-                .map(|_| v2.clone())
-                .collect();
-            let xml = recorded(
-                "ec2/describe-spot-instance-requests-marked-for-termination.xml",
-                "spotInstanceRequestSet",
-                &items,
-            );
-            (200, xml)
-        });
+    crate::spot::answer_marked_for_termination(
+        b,
+        [(id, vars.clone())].into(),
+        [(sir, vars)].into(),
+    );
 }
 
 /// `fleet --json` on the bastion's store.

@@ -4,11 +4,12 @@
 //! instance was launched — against moto, with AWS-shaped answers from our proxy where moto
 //! cannot fail, and recorded EC2 answers (tests/fixtures/ec2) where moto lacks a field.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_sdk_ec2::types::Filter;
 use ec2spot_testkit::bastion::Bastion;
-use ec2spot_testkit::ec2_proxy::Request;
+use ec2spot_testkit::ec2_proxy::{Request, recorded};
 
 async fn default_subnets(b: &Bastion, zones: &[&str]) -> Vec<String> {
     let ec2 = b.ec2().await;
@@ -537,6 +538,42 @@ async fn instance_types_of_different_architectures_are_refused_before_any_launch
     assert!(b.proxy.actions().iter().all(|a| a.starts_with("Describe")));
 }
 
+/// Makes the test EC2 answer, for each instance of `by_instance` and spot request of
+/// `by_request`, what EC2 answers once AWS marked the request for termination (the recorded
+/// answers in tests/fixtures/ec2, filled with the variables of [`as_ec2_shows`]).
+pub(crate) fn answer_marked_for_termination(
+    b: &Bastion,
+    by_instance: HashMap<String, Vec<(&'static str, String)>>,
+    by_request: HashMap<String, Vec<(&'static str, String)>>,
+) {
+    b.proxy
+        .respond_after("DescribeInstances", 0, 1000, move |r| {
+            let items: Vec<_> = asked(r, "InstanceId", "instance-id")
+                .iter()
+                .filter_map(|i| by_instance.get(i).cloned())
+                .collect();
+            let xml = recorded(
+                "ec2/describe-instances-spot-running.xml",
+                "reservationSet",
+                &items,
+            );
+            (200, xml)
+        });
+    b.proxy
+        .respond_after("DescribeSpotInstanceRequests", 0, 1000, move |r| {
+            let items: Vec<_> = asked(r, "SpotInstanceRequestId", "spot-instance-request-id")
+                .iter()
+                .filter_map(|s| by_request.get(s).cloned())
+                .collect();
+            let xml = recorded(
+                "ec2/describe-spot-instance-requests-marked-for-termination.xml",
+                "spotInstanceRequestSet",
+                &items,
+            );
+            (200, xml)
+        });
+}
+
 /// What EC2 shows of the spot instance `id` that moto runs: moto's fields, plus the id of the
 /// spot request EC2 makes for every spot instance (moto gives none), for the recorded answers
 /// in tests/fixtures/ec2.
@@ -605,8 +642,6 @@ pub(crate) fn asked(r: &Request, prefix: &str, filter: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spot_machines_marked_for_interruption_report_stopping_however_launched() {
-    use ec2spot_testkit::ec2_proxy::recorded;
-    use std::collections::HashMap;
     let b = Bastion::start().await;
     // int1: one pool, so RunInstances; fl1: two types, so an instant EC2 Fleet.
     b.dm_ok(&[
@@ -668,32 +703,7 @@ async fn spot_machines_marked_for_interruption_report_stopping_however_launched(
         by_instance.insert(id(m), vars.clone());
         by_request.insert(sir, vars);
     }
-    b.proxy
-        .respond_after("DescribeInstances", 0, 1000, move |r| {
-            let items: Vec<_> = asked(r, "InstanceId", "instance-id")
-                .iter()
-                .filter_map(|i| by_instance.get(i).cloned())
-                .collect();
-            let xml = recorded(
-                "ec2/describe-instances-spot-running.xml",
-                "reservationSet",
-                &items,
-            );
-            (200, xml)
-        });
-    b.proxy
-        .respond_after("DescribeSpotInstanceRequests", 0, 1000, move |r| {
-            let items: Vec<_> = asked(r, "SpotInstanceRequestId", "spot-instance-request-id")
-                .iter()
-                .filter_map(|s| by_request.get(s).cloned())
-                .collect();
-            let xml = recorded(
-                "ec2/describe-spot-instance-requests-marked-for-termination.xml",
-                "spotInstanceRequestSet",
-                &items,
-            );
-            (200, xml)
-        });
+    answer_marked_for_termination(&b, by_instance, by_request);
 
     // Without the agent: each status reads EC2 and asks about the request the instance names.
     b.proxy.reset_log();
