@@ -131,12 +131,26 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
     b.proxy.fail("RunInstances", 503, "RequestLimitExceeded", 1);
     dm_ok(&b, &env, &[&spot[..], &["m2"]].concat()).await;
     let zone = b.driver("m2")["Zone"].as_str().unwrap().to_string();
+    // m3: on-demand as asked, another instance type.
+    let m3 = [
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-instance-type",
+        "m5.large",
+        "m3",
+    ];
+    dm_ok(&b, &env, &m3).await;
     assert_eq!(b.driver("m1")["Market"], "on-demand");
     assert_eq!(b.driver("m2")["Market"], "spot");
+    assert_eq!(b.driver("m3")["Market"], "on-demand");
 
     let spot_price = ("ec2spot_spot_price_dollars_per_hour", "t3.micro");
+    // Every running machine's pool gets its spot price (m3's too: what spot would cost).
     let text = scrape_until(&b, |s| {
-        value(s, spot_price.0, &[("instance_type", spot_price.1)]) > 0.0
+        ["t3.micro", "m5.large"]
+            .iter()
+            .all(|t| value(s, spot_price.0, &[("instance_type", t)]) > 0.0)
     })
     .await;
     println!("{text}");
@@ -147,14 +161,14 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
     let run = |outcome| v(runs, &[("action", "RunInstances"), ("outcome", outcome)]);
     assert_eq!(run("InsufficientInstanceCapacity"), 1.0);
     assert_eq!(run("throttled"), 1.0);
-    assert_eq!(run("ok"), 2.0);
+    assert_eq!(run("ok"), 3.0);
     assert_eq!(
         v(
             runs,
             &[("action", "DescribeSpotPriceHistory"), ("outcome", "ok")]
         ),
-        1.0,
-        "one price read for the one pool"
+        2.0,
+        "one price read for each of the two pools"
     );
     let pool = [("instance_type", "t3.micro"), ("zone", zone.as_str())];
     let creates = "ec2spot_creates_total";
@@ -166,7 +180,10 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
     };
     assert_eq!(created("fallback"), 1.0);
     assert_eq!(created("spot"), 1.0);
-    assert_eq!(v(creates, &[]), 2.0);
+    let m5 = [("instance_type", "m5.large"), ("zone", zone.as_str())];
+    let on_demand = [&[("market", "on-demand"), ("outcome", "ok")], &m5[..]].concat();
+    assert_eq!(v(creates, &on_demand), 1.0);
+    assert_eq!(v(creates, &[]), 3.0);
     assert_eq!(
         v(
             "ec2spot_capacity_failures_total",
@@ -183,13 +200,13 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
             "ec2spot_create_duration_seconds_count",
             &[("outcome", "ok")]
         ),
-        2.0
+        3.0
     );
-    assert_eq!(v("ec2spot_machines", &[("state", "running")]), 2.0);
+    assert_eq!(v("ec2spot_machines", &[("state", "running")]), 3.0);
     assert_eq!(v("ec2spot_running_machines", &[("market", "spot")]), 1.0);
     assert_eq!(
         v("ec2spot_running_machines", &[("market", "on-demand")]),
-        1.0
+        2.0
     );
     // moto's spot price history answers 0.00001 for every pool; t3.micro costs 0.0104
     // on-demand in us-east-1 (the agent's table).
@@ -198,14 +215,16 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
         v("ec2spot_on_demand_price_dollars_per_hour", &pool),
         0.0104 * 1.0
     );
+    assert_eq!(v("ec2spot_on_demand_price_dollars_per_hour", &m5), 0.096);
     let cost = v("ec2spot_fleet_cost_dollars_per_hour", &[]);
-    assert!((cost - (0.0104 + 0.00001)).abs() < 1e-9, "{cost}");
+    assert!((cost - (0.0104 + 0.00001 + 0.096)).abs() < 1e-9, "{cost}");
+    // The saving is over spot machines only: m3 asked for on-demand.
     let saving = v("ec2spot_fleet_saving_dollars_per_hour", &[]);
     assert!((saving - (0.0104 - 0.00001)).abs() < 1e-9, "{saving}");
     assert_eq!(v("ec2spot_unpriced_machines", &[]), 0.0);
     assert!(v("ec2spot_state_answers_total", &[("answer", "fresh")]) >= 1.0);
     assert!(
-        !text.contains("m1") && !text.contains("m2"),
+        !text.contains("m1") && !text.contains("m2") && !text.contains("\"m3\""),
         "no machine names"
     );
     // Every query of the Grafana dashboard names a metric this agent exports.
@@ -216,17 +235,17 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
 
     // fleet, the agent running: from its cache, no EC2 call.
     b.proxy.reset_log();
-    let fleet = fleet(&b).await;
-    println!("{fleet}");
+    let cached = fleet(&b).await;
+    println!("{cached}");
     assert_eq!(
         b.proxy.requests().len(),
         0,
         "no EC2 call: {:?}",
         b.proxy.actions()
     );
-    assert_eq!(fleet["source"], "the agent's cache");
-    let rows = fleet["machines"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(cached["source"], "the agent's cache");
+    let rows = cached["machines"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
     assert_eq!(
         (&rows[0]["name"], &rows[0]["state"], &rows[0]["market"]),
         (&"m1".into(), &"running".into(), &"on-demand".into())
@@ -239,13 +258,22 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
     assert_eq!(rows[1]["price_per_hour"], 0.00001);
     assert_eq!(rows[1]["zone"], zone.as_str());
     assert!(rows[1]["interruption"].is_null());
+    assert_eq!(
+        (
+            &rows[2]["name"],
+            &rows[2]["market"],
+            &rows[2]["instance_type"]
+        ),
+        (&"m3".into(), &"on-demand".into(), &"m5.large".into())
+    );
+    assert_eq!(rows[2]["price_per_hour"], 0.096);
     let table = b.cli(&["fleet"], &[]).await;
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     println!("{table}");
     assert!(table.contains("NAME  STATE"), "{table}");
 
     // m2 is marked for interruption (EC2's recorded answers), seen by the next state read.
-    dm_ok(&b, &env, &["rm", "-y", "m1"]).await;
+    dm_ok(&b, &env, &["rm", "-y", "m1", "m3"]).await;
     interrupt(&b, "m2").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(dm_ok(&b, &env, &["status", "m2"]).await.trim(), "Stopping");
@@ -255,6 +283,43 @@ async fn a_scrape_during_creates_counts_what_the_run_met_and_promtool_accepts_it
     assert_eq!(
         value(&s, "ec2spot_spot_interruption_notices_total", &[]),
         1.0
+    );
+
+    // fleet without an agent (stopped, and none started for it): from EC2, one read for the
+    // machine and one spot price read for its pool.
+    let agent = ec2spot_agent::client::AgentClient::connect_running(b.store())
+        .await
+        .unwrap();
+    let pid = agent.status().await.unwrap().pid;
+    drop(agent);
+    // SAFETY: a plain signal to the agent this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let gone = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(gone.elapsed() < Duration::from_secs(30), "the agent exits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.proxy.reset_log();
+    let from_ec2 = fleet(&b).await;
+    println!("{from_ec2}");
+    assert_ne!(from_ec2["source"], "the agent's cache");
+    let rows = from_ec2["machines"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (&rows[0]["name"], &rows[0]["market"], &rows[0]["state"]),
+        (&"m2".into(), &"spot".into(), &"running".into())
+    );
+    assert_eq!(rows[0]["interruption"], "marked-for-termination");
+    assert_eq!(rows[0]["price_per_hour"], 0.00001);
+    let actions = b.proxy.actions();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "DescribeInstances").count(),
+        1,
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "DescribeSpotPriceHistory"),
+        "{actions:?}"
     );
     b.proxy.clear();
     dm_ok(&b, &env, &["rm", "-y", "m2"]).await;
