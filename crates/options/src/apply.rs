@@ -410,7 +410,46 @@ fn metadata_and_bootstrap(config: &mut Config, r: &Reader<'_>) -> Result<(), Opt
     }
 
     config.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
-    Ok(())
+    docker_and_os(config, r)
+}
+
+/// The Docker version the bootstrap installs and the image's OS: an OS the bootstrap cannot
+/// start Docker on is refused here, before any AWS call.
+fn docker_and_os(config: &mut Config, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
+    config.docker_version = r.string(DOCKER_VERSION)?;
+    if let Some(why) = crate::validate::docker_version_problem(&config.docker_version) {
+        return err(DOCKER_VERSION, why);
+    }
+    config.ami_os = r.string(AMI_OS)?.to_ascii_lowercase();
+    if config.ami_os.is_empty() {
+        return Ok(());
+    }
+    let Some(os) = crate::validate::ami_os(&config.ami_os) else {
+        return err(
+            AMI_OS,
+            format!(
+                "{:?} is none of {}",
+                config.ami_os,
+                crate::validate::AMI_OSES
+                    .iter()
+                    .map(|o| o.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    };
+    match os.bootstrap_problem {
+        Some(why) if config.tls_bootstrap => err(
+            TLS_BOOTSTRAP,
+            format!(
+                "cannot start Docker on --{AMI_OS} {}: it {why}; use an image with systemd \
+                 and cloud-init, or drop --{TLS_BOOTSTRAP}",
+                os.name
+            ),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
