@@ -42,6 +42,24 @@ fn format_cases() -> Vec<(Vec<(&'static str, FlagValue)>, &'static str)> {
             METADATA_TOKEN_HOP_LIMIT,
         ),
         (vec![(USERDATA, s("/nonexistent/cloud-init"))], USERDATA),
+        (vec![(DOCKER_VERSION, s("latest"))], DOCKER_VERSION),
+        (vec![(DOCKER_VERSION, s("20.10;reboot"))], DOCKER_VERSION),
+        (vec![(AMI_OS, s("plan9"))], AMI_OS),
+        // An image without systemd (Alpine: OpenRC) cannot start dockerd with the drop-in.
+        (
+            vec![
+                (AMI_OS, s("alpine")),
+                (TLS_BOOTSTRAP, FlagValue::Bool(true)),
+            ],
+            TLS_BOOTSTRAP,
+        ),
+        (
+            vec![
+                (AMI_OS, s("flatcar")),
+                (TLS_BOOTSTRAP, FlagValue::Bool(true)),
+            ],
+            TLS_BOOTSTRAP,
+        ),
         (vec![(USERDATA, s("/"))], USERDATA),
         (
             vec![(BLOCK_DURATION_MINUTES, FlagValue::Int(60))],

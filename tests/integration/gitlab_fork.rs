@@ -195,23 +195,134 @@ fn assert_bootstrap_delivered(read: &Value, tls: &TlsBootstrap) {
         assert_eq!(f["content"], text(want), "{path} changed on the way");
         assert_eq!(f["permissions"], mode, "{path}");
     }
-    let script = written(read, "/usr/local/sbin/ec2spot-docker-tls");
-    assert_eq!(script["permissions"], "0755");
-    let script = script["content"].as_str().unwrap();
+    let start = parts(read)
+        .iter()
+        .find(|p| p["filename"] == user_data_start_part())
+        .unwrap_or_else(|| panic!("no start script part: {read:#}"));
+    assert_eq!(start["type"], "text/x-shellscript");
+    let script = start["payload"].as_str().unwrap();
     for needle in [
-        "if [ ! -x /usr/bin/dockerd ]",
-        "install docker.io",
+        "dockerd=/usr/bin/dockerd",
+        "install \"$pkg\"",
+        "pkg=docker.io",
+        "ln -sf \"$d\" \"$dockerd\"",
         "systemctl daemon-reload",
         "systemctl restart docker.service",
     ] {
         assert!(script.contains(needle), "{needle}: {script}");
     }
-    let runcmd = read["merged"]["runcmd"].as_array().expect("runcmd");
-    assert_eq!(
-        runcmd.last(),
-        Some(&json!(["/usr/local/sbin/ec2spot-docker-tls"])),
-        "the start script runs last"
+    assert!(
+        read["merged"]
+            .get("runcmd")
+            .is_none_or(|r| !r.to_string().contains("ec2spot")),
+        "Docker no longer starts from runcmd, after the user's scripts: {:#}",
+        read["merged"]
     );
+}
+
+/// The file name of the bootstrap's start-script part.
+fn user_data_start_part() -> &'static str {
+    ec2spot_ec2::create::tls_bootstrap::START_PART_NAME
+}
+
+/// Runs cloud-init's own part handlers (shell scripts, cloud-config), its `runcmd` module and
+/// its `scripts_user` module (with `subp` recording instead of executing, every script
+/// failing) on `raw`: the scripts in the order cloud-init runs them.
+const CLOUD_INIT_ORDER: &str = r#"
+import json, logging, os, sys, tempfile
+from unittest import mock
+from cloudinit import handlers, helpers, subp, user_data, util
+from cloudinit.config import cc_runcmd, cc_scripts_user
+from cloudinit.handlers.cloud_config import CloudConfigPartHandler
+from cloudinit.handlers.shell_script import ShellScriptPartHandler
+from cloudinit.settings import PER_INSTANCE
+
+raw = open(sys.argv[1], "rb").read()
+tmp = tempfile.mkdtemp()
+paths = helpers.Paths({"cloud_dir": tmp})
+os.makedirs(paths.get_ipath_cur("scripts"))
+msg = user_data.UserDataProcessor(paths).process(raw)
+cc = CloudConfigPartHandler(paths)
+cc.cloud_fn = os.path.join(tmp, "cloud_config.txt")
+hs = helpers.ContentHandlers()
+for mod in (ShellScriptPartHandler(paths), cc):
+    hs.register(mod)
+    handlers.call_begin(mod, None, PER_INSTANCE)
+handlers.walk(msg, handlers.walker_callback, data={
+    "handlers": hs, "handlerdir": tmp, "data": None, "frequency": PER_INSTANCE,
+    "handlercount": 0, "excluded": []})
+handlers.call_end(cc, None, PER_INSTANCE)
+merged = util.load_yaml(open(cc.cloud_fn).read()) if os.path.exists(cc.cloud_fn) else {}
+
+class Cloud:
+    def get_ipath(self, name=None):
+        return paths.get_ipath_cur(name)
+    def get_ipath_cur(self, name=None):
+        return paths.get_ipath_cur(name)
+
+log = logging.getLogger()
+if merged and "runcmd" in merged:
+    cc_runcmd.handle("runcmd", merged, Cloud(), log, [])
+ran = []
+def record(cmd, **kw):
+    ran.append(os.path.basename(cmd[-1]))
+    raise subp.ProcessExecutionError(cmd=cmd, exit_code=1)
+failed = ""
+with mock.patch.object(subp, "subp", record):
+    try:
+        cc_scripts_user.handle("scripts_user", {}, Cloud(), log, [])
+    except Exception as e:
+        failed = str(e)
+print(json.dumps({"ran": ran, "failed": failed}))
+"#;
+
+/// The scripts of `raw` in the order cloud-init's `scripts_user` runs them, and its report.
+fn cloud_init_script_order(raw: &[u8]) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, script) = (dir.path().join("user-data"), dir.path().join("order.py"));
+    std::fs::write(&file, raw).unwrap();
+    std::fs::write(&script, CLOUD_INIT_ORDER).unwrap();
+    let out = Command::new(cloud_init().1)
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .expect("run cloud-init's python");
+    assert!(
+        out.status.success(),
+        "cloud-init could not run the scripts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from the runner");
+    let ran = v["ran"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    (ran, v["failed"].as_str().unwrap().to_string())
+}
+
+/// Docker's start runs before every script of the user's — a shell script, the `runcmd` of
+/// a cloud-config, the scripts of a MIME document, whatever they are named — and each of them
+/// still runs when every script fails, as cloud-init's own modules run them.
+#[test]
+fn bootstrap_starts_docker_before_the_users_scripts() {
+    let tls = material();
+    let start = user_data_start_part().to_string();
+    let (ran, _) = cloud_init_script_order(&compose_with(None, &tls));
+    assert_eq!(ran, std::slice::from_ref(&start));
+    let script = b"#!/bin/sh\nexit 1\n";
+    let (ran, failed) = cloud_init_script_order(&compose_with(Some(script), &tls));
+    assert_eq!(ran, [start.clone(), "amazonec2-userdata".to_string()]);
+    assert!(failed.contains("2 failures"), "{failed}");
+    let cc = b"#cloud-config\nruncmd:\n- [false]\n";
+    let (ran, _) = cloud_init_script_order(&compose_with(Some(cc), &tls));
+    assert_eq!(ran, [start.clone(), "runcmd".to_string()]);
+    // A MIME document whose parts are named to sort early: still after ours.
+    let mime = b"Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n--B\nContent-Type: text/x-shellscript\nContent-Disposition: attachment; filename=\"000-first\"\n\n#!/bin/sh\necho one\n--B\nContent-Type: text/x-shellscript\nContent-Disposition: attachment; filename=\"-a\"\n\n#!/bin/sh\necho two\n--B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho three\n--B--\n";
+    let (ran, _) = cloud_init_script_order(&compose_with(Some(mime), &tls));
+    assert_eq!(ran[0], start, "{ran:?}");
+    assert_eq!(ran.len(), 4, "{ran:?}");
 }
 
 /// The user data with each kind of `amazonec2-userdata` file, as cloud-init reads it: the
@@ -220,16 +331,16 @@ fn assert_bootstrap_delivered(read: &Value, tls: &TlsBootstrap) {
 fn bootstrap_user_data_keeps_every_kind_of_user_file() {
     let tls = material();
 
-    // No file: the bootstrap's part alone.
+    // No file: the bootstrap's two parts alone (its cloud-config and start script).
     let read = cloud_init_read(&compose_with(None, &tls));
-    assert_eq!(parts(&read).len(), 1, "{read:#}");
+    assert_eq!(parts(&read).len(), 2, "{read:#}");
     assert_bootstrap_delivered(&read, &tls);
 
     // A shell script: its own part, unchanged, run by cloud-init as a script.
     let script = b"#!/bin/bash\necho \"prepare the runner's cache\" > /var/tmp/ready\n";
     let read = cloud_init_read(&compose_with(Some(script), &tls));
     let ps = parts(&read);
-    assert_eq!(ps.len(), 2, "{read:#}");
+    assert_eq!(ps.len(), 3, "{read:#}");
     assert_eq!(ps[0]["type"], "text/x-shellscript");
     assert_eq!(ps[0]["payload"], String::from_utf8_lossy(script).as_ref());
     assert_bootstrap_delivered(&read, &tls);
@@ -258,7 +369,8 @@ fn bootstrap_user_data_keeps_every_kind_of_user_file() {
         [
             "text/x-shellscript",
             "text/cloud-config",
-            "text/cloud-config"
+            "text/cloud-config",
+            "text/x-shellscript"
         ],
         "{read:#}"
     );
@@ -452,7 +564,7 @@ async fn fork_dm(
     b.dm_env(&all, env).await
 }
 
-async fn fork_ok(
+pub(crate) async fn fork_ok(
     b: &Bastion,
     env: Vec<(String, String)>,
     globals: &[&str],
@@ -588,7 +700,7 @@ async fn update_labels_become_tags_on_instance_and_volume() {
 }
 
 /// The user data of the launch request (RunInstances), decoded.
-fn launched_user_data(b: &Bastion) -> Option<Vec<u8>> {
+pub(crate) fn launched_user_data(b: &Bastion) -> Option<Vec<u8>> {
     let r = b
         .proxy
         .requests()
@@ -652,7 +764,7 @@ async fn tls_round(b: &Bastion, env: Vec<(String, String)>, name: &str, user_fil
             String::from_utf8(std::fs::read(f).unwrap()).unwrap()
         );
     } else {
-        assert_eq!(parts(&read).len(), 1, "{read:#}");
+        assert_eq!(parts(&read).len(), 2, "{read:#}");
     }
 
     // The server key is in docker-machine's own file and in the user data, nowhere else: not

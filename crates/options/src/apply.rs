@@ -404,7 +404,46 @@ fn metadata_and_bootstrap(asked: &mut Asked, r: &Reader<'_>) -> Result<(), Optio
     }
 
     asked.tls_bootstrap = r.bool(TLS_BOOTSTRAP)?;
-    Ok(())
+    docker_and_os(asked, r)
+}
+
+/// The Docker version the bootstrap installs and the image's OS: an OS the bootstrap cannot
+/// start Docker on is refused here, before any AWS call.
+fn docker_and_os(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
+    use name::*;
+    asked.docker_version = r.string(DOCKER_VERSION)?;
+    if let Some(why) = crate::validate::docker_version_problem(&asked.docker_version) {
+        return err(DOCKER_VERSION, why);
+    }
+    asked.ami_os = r.string(AMI_OS)?.to_ascii_lowercase();
+    if asked.ami_os.is_empty() {
+        return Ok(());
+    }
+    let Some(os) = crate::validate::ami_os(&asked.ami_os) else {
+        return err(
+            AMI_OS,
+            format!(
+                "{:?} is none of {}",
+                asked.ami_os,
+                crate::validate::AMI_OSES
+                    .iter()
+                    .map(|o| o.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    };
+    match os.bootstrap_problem {
+        Some(why) if asked.tls_bootstrap => err(
+            TLS_BOOTSTRAP,
+            format!(
+                "cannot start Docker on --{AMI_OS} {}: it {why}; use an image with systemd \
+                 and cloud-init, or drop --{TLS_BOOTSTRAP}",
+                os.name
+            ),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

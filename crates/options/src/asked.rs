@@ -116,4 +116,9 @@ pub struct Asked {
     /// Deliver docker-machine's TLS material in the user data (`amazonec2-tls-bootstrap`,
     /// GitLab's fork's TLS bootstrap). The material itself is never stored.
     pub tls_bootstrap: bool,
+    /// The Docker version the TLS bootstrap installs (`amazonec2-docker-version`, a prefix of
+    /// the package version); empty: whatever the image's archive serves.
+    pub docker_version: String,
+    /// What the user said the image's OS is (`amazonec2-ami-os`); empty: not said.
+    pub ami_os: String,
 }

@@ -107,6 +107,8 @@ pub mod name {
     pub const SPOT_ALLOCATION_STRATEGY: &str = "amazonec2-spot-allocation-strategy";
     pub const UBUNTU_RELEASE: &str = "amazonec2-ubuntu-release";
     pub const TLS_BOOTSTRAP: &str = "amazonec2-tls-bootstrap";
+    pub const DOCKER_VERSION: &str = "amazonec2-docker-version";
+    pub const AMI_OS: &str = "amazonec2-ami-os";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -365,6 +367,23 @@ pub const FLAGS: &[FlagSpec] = &[
         "new: ec2spot only; takes effect with GitLab's docker-machine fork (TLS bootstrap), \
          other docker-machines provision over SSH as usual",
     ),
+    d(
+        DOCKER_VERSION,
+        Str(""),
+        "AWS_DOCKER_VERSION",
+        "Docker version the TLS bootstrap installs from the image's package archive (a prefix \
+         of the package version, e.g. 26.1.3 or 20.10); empty: whatever the archive serves",
+        "new: ec2spot only; used by --amazonec2-tls-bootstrap",
+    ),
+    d(
+        AMI_OS,
+        Str(""),
+        "AWS_AMI_OS",
+        "Operating system of --amazonec2-ami (ubuntu, debian, amazonlinux, rhel, fedora, suse, \
+         other-systemd, alpine, bottlerocket, flatcar, windows): lets --amazonec2-tls-bootstrap \
+         refuse an image it cannot start Docker on before any AWS call; empty: not said",
+        "new: ec2spot only",
+    ),
 ];
 
 /// Looks a flag up by name.
@@ -441,6 +460,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 40);
+        assert_eq!(FLAGS.len(), 42);
     }
 }

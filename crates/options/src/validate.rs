@@ -414,3 +414,70 @@ mod tests {
         }
     }
 }
+
+/// Why `v` cannot be an `amazonec2-docker-version` (`None` = it can): empty, or a prefix of a
+/// Debian/RPM package version (digits first; letters, digits and `.+~:-`), at most 64
+/// characters — it is matched against the archive's versions and `dockerd --version`.
+pub fn docker_version_problem(v: &str) -> Option<String> {
+    if v.is_empty() {
+        return None;
+    }
+    let ok = v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c));
+    (!ok).then(|| {
+        format!(
+            "{v:?} is not a package version prefix (e.g. 26.1.3, 20.10 or \
+             5:27.3.1-1~ubuntu.24.04~noble): digits first, then letters, digits and .+~:-"
+        )
+    })
+}
+
+/// An operating system `amazonec2-ami-os` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmiOs {
+    /// The option's value.
+    pub name: &'static str,
+    /// Why the TLS bootstrap cannot start Docker on it (`None` = it can).
+    pub bootstrap_problem: Option<&'static str>,
+}
+
+const fn os(name: &'static str, bootstrap_problem: Option<&'static str>) -> AmiOs {
+    AmiOs {
+        name,
+        bootstrap_problem,
+    }
+}
+
+/// The values of `amazonec2-ami-os`: Linux with systemd and cloud-init (the bootstrap works),
+/// and the images it cannot work on, with the reason.
+pub const AMI_OSES: &[AmiOs] = &[
+    os("ubuntu", None),
+    os("debian", None),
+    os("amazonlinux", None),
+    os("rhel", None),
+    os("fedora", None),
+    os("suse", None),
+    os("other-systemd", None),
+    os(
+        "alpine",
+        Some(
+            "has no systemd (OpenRC starts its services), and the bootstrap starts dockerd with a systemd drop-in",
+        ),
+    ),
+    os(
+        "bottlerocket",
+        Some("reads TOML user data, not cloud-init's multi-part document"),
+    ),
+    os(
+        "flatcar",
+        Some("reads Ignition user data, not cloud-init's multi-part document"),
+    ),
+    os("windows", Some("has no cloud-init and no systemd")),
+];
+
+/// The `amazonec2-ami-os` entry named `name` (lower case).
+pub fn ami_os(name: &str) -> Option<AmiOs> {
+    AMI_OSES.iter().copied().find(|o| o.name == name)
+}

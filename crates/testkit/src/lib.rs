@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 
 pub mod architecture;
 pub mod bastion;
+pub mod boot;
 pub mod ec2_proxy;
 pub mod forward_proxy;
 pub mod fuzzing;

@@ -1,8 +1,8 @@
 //! GitLab's docker-machine fork's TLS bootstrap on EC2 (`amazonec2-tls-bootstrap`): the fork
 //! hands over the CA, the machine's server certificate and key and the systemd drop-in that
 //! starts dockerd with TLS on 2376; we deliver them in the instance's user data as a
-//! cloud-config, with a script that installs Docker when the image lacks it and starts it
-//! with the drop-in. docker-machine then skips SSH provisioning and waits for the TLS
+//! cloud-config, and a script part that cloud-init runs before the user's own scripts: it
+//! installs Docker when the image lacks it and starts it with the drop-in. docker-machine then skips SSH provisioning and waits for the TLS
 //! handshake instead.
 //!
 //! Docker comes from the image's own package archive: Ubuntu's `docker.io` (the default image
@@ -10,12 +10,15 @@
 //! inside each EC2 region and its key is already trusted, so there is no third-party
 //! repository to add, no extra key to fetch and no egress to download.docker.com (which a
 //! private subnet may not have); Docker's install script, which docker-machine runs over SSH,
-//! does all three. An image that already has dockerd (at the path the drop-in starts)
-//! installs nothing.
+//! does all three. The install goes through the proxy docker-machine gives the engine
+//! (`--engine-env HTTP_PROXY=…`, in the drop-in's `Environment=`), installs the version of
+//! `amazonec2-docker-version` when one is pinned, and links `dockerd` to where the drop-in
+//! starts it (Debian's `docker.io` puts it in `/usr/sbin`). An image that already has dockerd
+//! (at the pinned version, if any) installs nothing.
 //!
 //! A custom `amazonec2-ami` must be Linux with cloud-init (MIME multi-part user data,
-//! `write_files`, `runcmd`) and systemd, and either dockerd at the drop-in's path
-//! (`/usr/bin/dockerd`) or apt-get, dnf or yum with a `docker.io`/`docker` package reachable.
+//! `write_files`, script parts) and systemd, and either dockerd or apt-get, dnf or yum with a
+//! `docker.io`/`docker` package reachable; `amazonec2-ami-os` names images that cannot work.
 
 use aws_sdk_ec2::types::PlatformValues;
 use ec2spot_redact::{ByteCount, SecretBytes};
@@ -56,9 +59,6 @@ impl std::fmt::Debug for TlsMaterial {
 
 /// Where docker-machine's systemd provisioners put the Docker daemon drop-in.
 pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
-
-/// The script that installs Docker if needed and (re)starts it with the drop-in.
-pub const START_SCRIPT_PATH: &str = "/usr/local/sbin/ec2spot-docker-tls";
 
 /// Where the drop-in expects the TLS files and dockerd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,34 +164,79 @@ pub fn validate(b: &TlsMaterial) -> Result<DaemonPaths> {
     daemon_paths(&dropin)
 }
 
-/// The script that runs last at boot (cloud-init's `runcmd`): installs Docker from the
-/// image's package archive when `dockerd` is missing, then starts it with the drop-in.
-fn start_script(dockerd: &str) -> String {
-    format!(
-        r#"#!/bin/sh
-# ec2spot --{flag}: start dockerd with docker-machine's TLS drop-in.
-set -eu
-retry() {{ for i in 1 2 3 4 5; do "$@" && return 0; sleep $((i * 3)); done; return 1; }}
-if [ ! -x {dockerd} ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    retry apt-get -o DPkg::Lock::Timeout=300 -q update
-    retry apt-get -o DPkg::Lock::Timeout=300 -q -y install docker.io
-  elif command -v dnf >/dev/null 2>&1; then
-    retry dnf -q -y install docker
-  elif command -v yum >/dev/null 2>&1; then
-    retry yum -q -y install docker
-  else
-    echo "ec2spot: no {dockerd} on this image and no apt-get, dnf or yum to install Docker" >&2
-    exit 1
-  fi
-fi
-systemctl daemon-reload
-systemctl enable docker.service
-systemctl restart docker.service
-"#,
+/// The environment variables of the drop-in's `Environment=` lines (docker-machine's
+/// `--engine-env`, written by the fork as Go-quoted `"KEY=value"` words) that name a proxy:
+/// the install uses them too, as dockerd will. A value the start script could not quote
+/// safely is refused, naming the variable.
+pub fn proxy_env(dropin: &str) -> Result<Vec<(String, String)>> {
+    const PROXY: &[&str] = &[
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ];
+    let mut out = Vec::new();
+    for line in dropin.lines() {
+        let Some(words) = line.trim().strip_prefix("Environment=") else {
+            continue;
+        };
+        for word in words.split_whitespace() {
+            let word = word.trim_matches('"');
+            let Some((k, v)) = word.split_once('=') else {
+                continue;
+            };
+            if !PROXY.contains(&k) {
+                continue;
+            }
+            if v.chars().any(|c| c == '\'' || c == '\\' || c.is_control()) {
+                return Err(bad(
+                    "DaemonDropin",
+                    format!("sets {k} to a value with a quote, backslash or control character"),
+                ));
+            }
+            out.retain(|(have, _): &(String, String)| have != k);
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// cloud-init runs the user data's scripts in the order of their file names (the
+/// `scripts_user` module: `runparts` over `sorted(os.listdir(...))`) and goes on after a
+/// failure; `(` sorts before every other character cloud-init keeps in a name
+/// (`FN_ALLOWED`: letters, digits, `_-.()`), so this part runs before the user's own
+/// scripts and the `runcmd` script of their cloud-config.
+pub const START_PART_NAME: &str = "(ec2spot)-docker-tls.sh";
+
+/// The start script: run by cloud-init before the user's own scripts, it installs Docker from
+/// the image's package archive when `dockerd` is missing (or not `docker_version`), through
+/// the drop-in's proxy if it names one, puts `dockerd` where the drop-in starts it, and starts
+/// Docker with the drop-in.
+pub fn start_script(b: &TlsMaterial, docker_version: &str) -> Result<String> {
+    let paths = validate(b)?;
+    let dropin = String::from_utf8_lossy(&b.daemon_dropin);
+    // apt reads only the lower-case names, dnf and dockerd either: both are set, the name
+    // the drop-in gives winning over its other case.
+    let given = proxy_env(&dropin)?;
+    let mut env = String::new();
+    for upper in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
+        let lower = upper.to_ascii_lowercase();
+        let value = |k: &str| given.iter().find(|(g, _)| g == k).map(|(_, v)| v);
+        for (k, other) in [(upper, lower.as_str()), (lower.as_str(), upper)] {
+            if let Some(v) = value(k).or_else(|| value(other)) {
+                env.push_str(&format!("export {k}='{v}'\n"));
+            }
+        }
+    }
+    Ok(format!(
+        include_str!("start_script.sh"),
         flag = name::TLS_BOOTSTRAP,
-    )
+        env = env,
+        dockerd = paths.dockerd,
+        version = docker_version,
+    ))
 }
 
 /// A YAML literal block can hold `content` exactly: printable ASCII lines, the first not
@@ -239,13 +284,14 @@ fn write_file(out: &mut String, path: &str, permissions: &str, content: &[u8]) {
 }
 
 /// The cloud-config part: the certificates and key where the drop-in expects them (the key
-/// 0600), the drop-in, and the start script run by `runcmd`.
+/// 0600) and the drop-in, written in cloud-init's first stage, long before the start script.
 pub fn cloud_config(b: &TlsMaterial) -> Result<String> {
     let paths = validate(b)?;
     let mut out = format!(
         "#cloud-config\n\
          # ec2spot --{}: docker-machine's TLS material and Docker daemon drop-in;\n\
-         # {START_SCRIPT_PATH} installs Docker if the image lacks it and starts it with TLS.\n\
+         # the script part {START_PART_NAME} installs Docker if the image lacks it and\n\
+         # starts it with TLS, before the user's own scripts.\n\
          write_files:\n",
         name::TLS_BOOTSTRAP
     );
@@ -253,19 +299,16 @@ pub fn cloud_config(b: &TlsMaterial) -> Result<String> {
     write_file(&mut out, &paths.server_cert, "0644", &b.server_cert);
     write_file(&mut out, &paths.server_key, "0600", &b.server_key);
     write_file(&mut out, DROPIN_PATH, "0644", &b.daemon_dropin);
-    write_file(
-        &mut out,
-        START_SCRIPT_PATH,
-        "0755",
-        start_script(&paths.dockerd).as_bytes(),
-    );
-    out.push_str(&format!("runcmd:\n- [{START_SCRIPT_PATH}]\n"));
     Ok(out)
 }
 
 /// Image names of Linux distributions that boot without cloud-init (their user data is
 /// Bottlerocket's TOML or Ignition), lower case.
 const NO_CLOUD_INIT: &[&str] = &["bottlerocket", "flatcar", "fedora-coreos", "talos"];
+
+/// Image names of Linux distributions with cloud-init but without systemd (OpenRC), lower
+/// case: the start script's `systemctl` would fail.
+const NO_SYSTEMD: &[&str] = &["alpine"];
 
 /// Why the TLS bootstrap cannot work on an image (`None` = it can): Windows and macOS have no
 /// cloud-init, nor do the container-host distributions in [`NO_CLOUD_INIT`].
@@ -286,6 +329,11 @@ pub fn image_problem(
         ));
     }
     let lower = name.to_ascii_lowercase();
+    if let Some(d) = NO_SYSTEMD.iter().find(|d| lower.contains(*d)) {
+        return Some(format!(
+            "{name:?} looks like {d}, which has no systemd to start dockerd with the drop-in"
+        ));
+    }
     NO_CLOUD_INIT
         .iter()
         .find(|d| lower.contains(*d))
@@ -404,11 +452,58 @@ mod tests {
         );
         // The drop-in's trailing space after the labels survives in the literal block.
         assert!(cc.contains("--label provider=ec2spot \n"), "{cc}");
-        assert!(cc.contains("runcmd:\n- [/usr/local/sbin/ec2spot-docker-tls]\n"));
+        assert!(!cc.contains("runcmd"), "{cc}");
         let mut odd = b.clone();
         odd.daemon_dropin = format!("{FORK_DROPIN}# \u{e9}t\u{e9}\n").into_bytes();
         let cc = cloud_config(&odd).unwrap();
         assert!(cc.contains("  encoding: b64\n"), "{cc}");
+    }
+
+    #[test]
+    fn the_proxy_of_the_engine_reaches_the_install() {
+        let mut b = material();
+        b.daemon_dropin = FORK_DROPIN
+            .replace(
+                "Environment=\n",
+                "Environment=\"HTTP_PROXY=http://10.0.0.5:3128\" \"no_proxy=169.254.169.254,.internal\" \"FOO=bar\" \n",
+            )
+            .into_bytes();
+        let s = start_script(&b, "").unwrap();
+        for line in [
+            "export HTTP_PROXY='http://10.0.0.5:3128'\n",
+            "export http_proxy='http://10.0.0.5:3128'\n",
+            "export NO_PROXY='169.254.169.254,.internal'\n",
+            "export no_proxy='169.254.169.254,.internal'\n",
+        ] {
+            assert!(s.contains(line), "{line}: {s}");
+        }
+        assert!(!s.contains("FOO") && !s.contains("HTTPS_PROXY"), "{s}");
+        b.daemon_dropin = FORK_DROPIN
+            .replace(
+                "Environment=\n",
+                "Environment=\"HTTP_PROXY=http://a';reboot;'\"\n",
+            )
+            .into_bytes();
+        let e = start_script(&b, "").unwrap_err().to_string();
+        assert!(
+            e.contains("HTTP_PROXY") && e.contains("DaemonDropin"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_start_script_pins_the_version_and_finds_dockerd() {
+        let s = start_script(&material(), "20.10.24").unwrap();
+        assert!(s.starts_with("#!/bin/sh\n"), "{s}");
+        assert!(s.contains("want='20.10.24'\n"), "{s}");
+        assert!(s.contains("dockerd=/usr/bin/dockerd\n"), "{s}");
+        assert!(s.contains("/usr/sbin/dockerd"), "{s}");
+        assert!(
+            !s.contains("_PROXY") && !s.contains("_proxy"),
+            "no proxy: {s}"
+        );
+        let s = start_script(&material(), "").unwrap();
+        assert!(s.contains("want=''\n"), "{s}");
     }
 
     #[test]
@@ -421,6 +516,11 @@ mod tests {
             (None, Some("i386"), "old"),
             (None, Some("x86_64"), "bottlerocket-aws-ecs-1-x86_64-v1.20"),
             (None, Some("x86_64"), "Flatcar-stable-3815.2.0-hvm"),
+            (
+                None,
+                Some("x86_64"),
+                "alpine-3.20.3-x86_64-uefi-cloudinit-r0",
+            ),
         ] {
             assert!(
                 image_problem(platform, arch, name).is_some(),

@@ -208,9 +208,16 @@ pub fn compose(asked: &Asked, tls: Option<&TlsMaterial>) -> Result<Option<Vec<u8
         tls_bootstrap::cloud_config(tls)?.as_bytes(),
     )
     .into_bytes();
+    let start = part(
+        "text/x-shellscript",
+        tls_bootstrap::START_PART_NAME,
+        &[],
+        tls_bootstrap::start_script(tls, &asked.docker_version)?.as_bytes(),
+    )
+    .into_bytes();
     let doc = match user.as_deref() {
-        Some(u) if !u.is_empty() => multipart(&[&user_part(u), &ours]),
-        _ => multipart(&[&ours]),
+        Some(u) if !u.is_empty() => multipart(&[&user_part(u), &ours, &start]),
+        _ => multipart(&[&ours, &start]),
     };
     if doc.len() > MAX_USER_DATA {
         let theirs = user

@@ -176,6 +176,17 @@ pub(crate) struct Stored {
     /// GitLab's fork's TLS bootstrap). The material itself is never stored here.
     #[serde(rename = "TLSBootstrap")]
     pub tls_bootstrap: bool,
+    /// The Docker version the TLS bootstrap installs (`amazonec2-docker-version`, a prefix of
+    /// the package version); empty: whatever the image's archive serves.
+    #[serde(
+        rename = "DockerVersion",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub docker_version: String,
+    /// What the user said the image's OS is (`amazonec2-ami-os`); empty: not said.
+    #[serde(rename = "AMIOS", default, skip_serializing_if = "String::is_empty")]
+    pub ami_os: String,
     /// The network and image options as the user gave them, before the pre-create check
     /// wrote what it resolved into `VpcId`, `SubnetId`, `Zone` and `AMI` (as amazonec2 does): a
     /// launch refused for a resolved value that is gone resolves again from these.
@@ -305,6 +316,8 @@ impl Stored {
             spot_allocation_strategy: a.spot_allocation_strategy,
             ubuntu_release: a.ubuntu_release,
             tls_bootstrap: a.tls_bootstrap,
+            docker_version: a.docker_version,
+            ami_os: a.ami_os,
             ..Stored::default()
         }
     }
@@ -399,6 +412,8 @@ impl Stored {
             spot_allocation_strategy: s.spot_allocation_strategy,
             ubuntu_release: s.ubuntu_release,
             tls_bootstrap: s.tls_bootstrap,
+            docker_version: s.docker_version,
+            ami_os: s.ami_os,
         }
     }
 
