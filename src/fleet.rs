@@ -178,24 +178,10 @@ async fn observe(ec2: &Context, r: &mut Row, spot: &mut HashMap<(String, String)
         }
     };
     use ec2spot_agent::metrics::registry::market_of;
-    r.state = i
-        .state()
-        .and_then(|s| s.name())
-        .map(|n| n.as_str().to_string())
-        .unwrap_or_default();
-    r.market = market_of(&i).to_string();
-    r.instance_type = i
-        .instance_type()
-        .map(|t| t.as_str().to_string())
-        .unwrap_or_default();
-    r.zone = i
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .unwrap_or_default()
-        .to_string();
-    r.age = i
-        .launch_time()
-        .map(|t| (now_unix() - t.secs()).max(0) as u64);
+    let brief = ec2spot_ec2::state::cache::Brief::of(&i);
+    r.market = market_of(&brief).to_string();
+    r.age = (brief.launched_unix > 0).then(|| (now_unix() - brief.launched_unix).max(0) as u64);
+    (r.state, r.instance_type, r.zone) = (brief.ec2_state, brief.instance_type, brief.zone);
     r.on_demand_price = prices::on_demand(&r.instance_type, &r.zone);
     r.interruption = interruption.unwrap_or_default();
     let pool = (r.instance_type.clone(), r.zone.clone());

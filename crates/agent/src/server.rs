@@ -321,28 +321,16 @@ impl Shared {
                 ..FleetMachine::default()
             };
         };
-        let instance_type = i
-            .instance_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default();
-        let zone = i
-            .placement()
-            .and_then(|p| p.availability_zone())
-            .unwrap_or_default()
-            .to_string();
+        let (instance_type, zone) = (i.instance_type.clone(), i.zone.clone());
         let spot = self
             .metrics
             .as_ref()
             .and_then(|m| m.spot_prices.get(&instance_type, &zone));
         FleetMachine {
             instance_id: s.id,
-            ec2_state: i
-                .state()
-                .and_then(|st| st.name())
-                .map(|n| n.as_str().to_string())
-                .unwrap_or_default(),
+            ec2_state: i.ec2_state.clone(),
             market: market_of(i).to_string(),
-            launched_unix: i.launch_time().map_or(0, |t| t.secs()),
+            launched_unix: i.launched_unix,
             interruption: s.interruption.unwrap_or_default(),
             observed_seconds_ago: s.age.as_secs_f64(),
             spot_price: spot.unwrap_or(-1.0),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ec2spot_ec2::state::cache::{Seen, Tally};
+use ec2spot_ec2::state::cache::{Brief, Seen, Tally};
 use ec2spot_ec2::state::machine_state::MachineState;
 use prometheus::{
     Counter, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -185,20 +185,13 @@ impl Metrics {
     pub fn priced(&self, seen: &[Seen]) -> Vec<Priced> {
         seen.iter()
             .filter_map(|s| s.instance.as_ref())
-            .filter(|i| MachineState::of(i) == MachineState::Running)
-            .map(|i| {
-                let instance_type = i.instance_type().map(|t| t.as_str()).unwrap_or_default();
-                let zone = i
-                    .placement()
-                    .and_then(|p| p.availability_zone())
-                    .unwrap_or_default();
-                Priced {
-                    market: market_of(i),
-                    instance_type: instance_type.to_string(),
-                    zone: zone.to_string(),
-                    spot: self.spot_prices.get(instance_type, zone),
-                    on_demand: prices::on_demand(instance_type, zone),
-                }
+            .filter(|i| i.state == MachineState::Running)
+            .map(|i| Priced {
+                market: market_of(i),
+                instance_type: i.instance_type.clone(),
+                zone: i.zone.clone(),
+                spot: self.spot_prices.get(&i.instance_type, &i.zone),
+                on_demand: prices::on_demand(&i.instance_type, &i.zone),
             })
             .collect()
     }
@@ -235,10 +228,7 @@ impl Metrics {
             self.machines.with_label_values(&[state]).set(0);
         }
         for s in &scrape.seen {
-            let state = s
-                .instance
-                .as_ref()
-                .map_or("gone", |i| state_label(MachineState::of(i)));
+            let state = s.instance.as_ref().map_or("gone", |i| state_label(i.state));
             self.machines.with_label_values(&[state]).inc();
         }
         self.running.reset();
@@ -278,12 +268,8 @@ impl Metrics {
 }
 
 /// `spot` for a spot instance, else `on-demand`.
-pub fn market_of(i: &aws_sdk_ec2::types::Instance) -> &'static str {
-    if i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot") {
-        "spot"
-    } else {
-        "on-demand"
-    }
+pub fn market_of(i: &Brief) -> &'static str {
+    if i.spot { "spot" } else { "on-demand" }
 }
 
 /// A machine state as a label.

@@ -26,6 +26,7 @@ use tracing::debug;
 
 use crate::aws::error::{Error, Result, aws};
 use crate::resources::instance;
+use crate::state::machine_state::MachineState;
 use crate::state::observed::Observed;
 
 /// Most values one EC2 filter takes.
@@ -102,12 +103,55 @@ pub struct Tally {
 pub struct Seen {
     /// The instance id.
     pub id: String,
-    /// The instance, `None` when EC2 did not know it.
-    pub instance: Option<Instance>,
+    /// What the instance was, in brief; `None` when EC2 did not know it.
+    pub instance: Option<Brief>,
     /// Its spot interruption notice (the spot request's status code), if any.
     pub interruption: Option<String>,
     /// How long ago it was read.
     pub age: Duration,
+}
+
+/// What a snapshot tells of an instance: what the metrics and `fleet` show, taken under the
+/// cache's lock without copying the whole instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brief {
+    /// Its state for docker-machine.
+    pub state: MachineState,
+    /// EC2's name of its state (`running`, …).
+    pub ec2_state: String,
+    /// Its instance type.
+    pub instance_type: String,
+    /// Its availability zone.
+    pub zone: String,
+    /// A spot instance.
+    pub spot: bool,
+    /// When it was launched (Unix seconds, 0 when not said).
+    pub launched_unix: i64,
+}
+
+impl Brief {
+    /// `i` in brief.
+    pub fn of(i: &Instance) -> Brief {
+        Brief {
+            state: MachineState::of(i),
+            ec2_state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            instance_type: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_string(),
+            spot: instance::is_spot(i),
+            launched_unix: i.launch_time().map_or(0, |t| t.secs()),
+        }
+    }
 }
 
 /// Shared state reads for one EC2 client.
@@ -184,7 +228,7 @@ impl StateCache {
             .iter()
             .map(|(id, e)| Seen {
                 id: id.clone(),
-                instance: e.instance.clone(),
+                instance: e.instance.as_ref().map(Brief::of),
                 interruption: e.interruption.clone(),
                 age: now.duration_since(e.at),
             })
