@@ -62,6 +62,10 @@ enum Command {
     /// interruption notice. From the store's agent's cache while it runs (no EC2 call),
     /// from EC2 otherwise.
     Fleet(FleetArgs),
+    /// Baked images: `image build [--pull IMAGE]… [--amazonec2-… options]` launches a builder
+    /// with the usual options, installs Docker (and pulls the images), makes an AMI tagged as
+    /// ec2spot's and removes the builder; `image list`; `image prune --keep N`.
+    Image(ImageArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,6 +79,50 @@ struct FleetArgs {
     /// Read EC2 even while the agent runs.
     #[arg(long)]
     ec2: bool,
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// build, list or prune
+    #[arg(value_parser = ["build", "list", "prune"])]
+    action: String,
+    /// The docker-machine store (its manager id tags the builder and the image).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// build: an image to pull into the baked image (repeatable), e.g. the runner's helper.
+    #[arg(long = "pull", value_name = "IMAGE")]
+    pulls: Vec<String>,
+    /// build: the builder's proxy, as docker-machine takes it for the engine
+    /// (`--engine-env HTTP_PROXY=http://proxy:3128`; the proxy variables only).
+    #[arg(long = "engine-env", value_name = "KEY=VALUE", value_parser = ec2spot_ec2::tools::image::parse_engine_env)]
+    engine_env: Vec<(String, String)>,
+    /// prune: how many of the newest ready images of each recipe to keep.
+    #[arg(long, default_value_t = 2)]
+    keep: usize,
+    /// build: how long to wait for the builder to power off and for the image.
+    #[arg(long, default_value_t = 30)]
+    timeout_minutes: u64,
+    /// The amazonec2-* options (region, network, instance type, docker version, …).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    options: Vec<String>,
+}
+
+impl std::fmt::Debug for ImageArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageArgs")
+            .field("action", &self.action)
+            .field("store", &self.store)
+            .field("pulls", &self.pulls)
+            .field(
+                "options",
+                &format_args!("<{} not shown>", self.options.len()),
+            )
+            .finish()
+    }
 }
 
 /// `Debug` shows how many options were given, not them: they may hold credentials.
@@ -279,6 +327,80 @@ fn run_agent(args: AgentArgs) -> ! {
     }
 }
 
+fn run_image(args: ImageArgs) -> ! {
+    use ec2spot_ec2::tools::{doctor, image};
+    let values = match doctor::parse_args(&args.options) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("image: {e}");
+            std::process::exit(2)
+        }
+    };
+    if let Some(e) = args.pulls.iter().find_map(|p| image::check_pull(p).err()) {
+        eprintln!("image: {e}");
+        std::process::exit(2)
+    }
+    let store = args.store.clone().unwrap_or_else(default_store);
+    let mut config = ec2spot_ec2::Config::default();
+    config.asked.machine_name = "ec2spot-image-builder".into();
+    config.asked.store_path = store.to_string_lossy().into_owned();
+    if let Err(e) = ec2spot_ec2::options::apply(&mut config.asked, &values) {
+        eprintln!("image: {e}");
+        std::process::exit(2)
+    }
+    std::process::exit(runtime().block_on(image_in(args, config)))
+}
+
+/// Runs `image build|list|prune` with `config`: the exit code.
+async fn image_in(args: ImageArgs, mut config: ec2spot_ec2::Config) -> i32 {
+    use ec2spot_ec2::tools::image;
+    let ec2 = match ec2spot_ec2::aws::client(&config.asked).await {
+        Ok(ec2) => ec2,
+        Err(e) => {
+            eprintln!("image: {e}");
+            return 1;
+        }
+    };
+    let done = match args.action.as_str() {
+        "build" => {
+            use rand::RngCore;
+            let mut id = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut id);
+            config.asked.machine_id = id.iter().map(|x| format!("{x:02x}")).collect();
+            let ctx = ec2spot_ec2::state::context::Context::direct(ec2);
+            let progress = ec2spot_ec2::progress::Progress::to(std::sync::Arc::new(|l: &str| {
+                eprintln!("{l}")
+            }));
+            let timeout = Duration::from_secs(args.timeout_minutes * 60);
+            image::build(
+                &ctx,
+                &mut config,
+                (args.pulls, args.engine_env),
+                timeout,
+                &progress,
+            )
+            .await
+            .map(|ami| vec![ami])
+        }
+        "list" => image::list(&ec2)
+            .await
+            .map(|images| images.iter().map(image::line).collect()),
+        _ => image::prune(&ec2, args.keep).await,
+    };
+    match done {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("image {}: {e}", args.action);
+            1
+        }
+    }
+}
+
 fn run_doctor(args: DoctorArgs) -> ! {
     use ec2spot_ec2::tools::doctor;
     let values = match doctor::parse_args(&args.options) {
@@ -478,6 +600,7 @@ fn run() {
         Some(Command::Gc(args)) => run_gc(args),
         Some(Command::Doctor(args)) => run_doctor(args),
         Some(Command::Fleet(args)) => run_fleet(args),
+        Some(Command::Image(args)) => run_image(args),
         None => {
             eprintln!("{}", plugin::NOT_A_CLI);
             std::process::exit(1);

@@ -5,13 +5,15 @@
 //! and reads `/version`; the user's own script ran after Docker started (and failed, which
 //! stops nothing). Two paths: Docker installed at boot from Debian's archive, reachable only
 //! through the proxy given with `--engine-env HTTP_PROXY=…` (the container's only way out),
-//! and a baked image with Docker in it. Opt-in: `EC2SPOT_BOOT_TEST=1` (`.ci/run` sets it);
+//! and a baked image — baked by `image build`'s own user data, booted on the stock image
+//! through the same proxy until it powered itself off. Opt-in: `EC2SPOT_BOOT_TEST=1` (`.ci/run` sets it);
 //! `cargo bench --bench boot_time --profile dev` prints the seconds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::gitlab_fork::{fork_ok, launched_user_data};
+use ec2spot_ec2::tools::image::Recipe;
 use ec2spot_testkit::bastion::Bastion;
 use ec2spot_testkit::boot::{self, Machine, PROXY_PORT};
 
@@ -52,6 +54,55 @@ struct Booted {
     carried: usize,
 }
 
+/// Bakes an image as `image build`'s builder would: its user data (Docker from the archive
+/// through the proxy, no pulls: no registry here) booted on `stock` until it powers off. The
+/// builder, whose root is the baked image.
+fn bake(stock: &Path) -> Machine {
+    let recipe = Recipe {
+        base_ami: "ami-debian12".into(),
+        docker_version: String::new(),
+        pulls: Vec::new(),
+        proxy: vec![(
+            "HTTP_PROXY".into(),
+            format!("http://127.0.0.1:{PROXY_PORT}"),
+        )],
+    };
+    let name = format!("builder-{}", std::process::id());
+    let mut m = Machine::boot(stock, &name, recipe.script().as_bytes());
+    assert!(
+        m.wait_for_poweroff(Duration::from_secs(900)),
+        "the builder did not power off; console:\n{}",
+        m.console()
+    );
+    assert!(m.proxy.carried() > 0, "Docker came through the proxy");
+    let root = m.root();
+    // A link to /usr/sbin/dockerd: absolute, so looked at, not followed, from outside.
+    assert!(
+        std::fs::symlink_metadata(root.join("usr/bin/dockerd")).is_ok(),
+        "dockerd where drop-ins start it; console:\n{}",
+        m.console()
+    );
+    assert!(
+        !root.join("var/lib/cloud/instance").exists(),
+        "cloud-init's per-instance state cleared"
+    );
+    assert!(
+        std::fs::symlink_metadata(
+            root.join("etc/systemd/system/multi-user.target.wants/docker.service")
+        )
+        .is_err(),
+        "Docker left for the drop-in to start"
+    );
+    assert!(
+        std::fs::symlink_metadata(
+            root.join("etc/systemd/system/sockets.target.wants/docker.socket")
+        )
+        .is_ok(),
+        "the socket starts Docker on first use (docker-machine's provisioner)"
+    );
+    m
+}
+
 /// Boots `image` with `user_data` as machine `name` until dockerd answers over TLS.
 fn boot_until_docker(image: PathBuf, name: String, user_data: Vec<u8>, certs: PathBuf) -> Booted {
     let mut m = Machine::boot(&image, &name, &user_data);
@@ -74,12 +125,22 @@ async fn tls_bootstrap_boots_with_systemd_and_cloud_init() {
     let cache = tokio::task::spawn_blocking(boot::rootfs_cache)
         .await
         .unwrap();
+    let stock = cache.join("stock");
+    let builder = tokio::task::spawn_blocking(move || bake(&stock))
+        .await
+        .unwrap();
     let b = Bastion::start().await;
     for (image, proxy) in [("stock", true), ("baked", false)] {
         let name = format!("boot-{image}-{}", std::process::id());
         let raw = bootstrap_create(&b, &name, proxy).await;
+        eprintln!("boot ({image}): the user data is {} bytes", raw.len());
         let certs = b.store().join("machines").join(&name);
-        let (img, n) = (cache.join(image), name.clone());
+        let img = if proxy {
+            cache.join(image)
+        } else {
+            builder.root()
+        };
+        let n = name.clone();
         let booted = tokio::task::spawn_blocking(move || boot_until_docker(img, n, raw, certs))
             .await
             .unwrap();

@@ -19,7 +19,8 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use ec2spot_ec2::tools::permissions::{
-    self, KMS_PERMISSIONS, OPTIONAL_SID_PREFIX, OWNERSHIP_TAG, PERMISSIONS, REFERENCED,
+    self, IMAGE_PERMISSIONS, IMAGE_SID_PREFIX, KMS_PERMISSIONS, OPTIONAL_SID_PREFIX, OWNERSHIP_TAG,
+    PERMISSIONS, REFERENCED,
 };
 use ec2spot_testkit::bastion::Bastion;
 
@@ -44,7 +45,7 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 fn optional(statement: &serde_json::Value) -> bool {
     statement["Sid"]
         .as_str()
-        .is_some_and(|s| s.starts_with(OPTIONAL_SID_PREFIX))
+        .is_some_and(|s| s.starts_with(OPTIONAL_SID_PREFIX) || s.starts_with(IMAGE_SID_PREFIX))
 }
 
 /// The actions of the statements `which` selects.
@@ -91,11 +92,15 @@ fn the_example_is_the_generated_policy() {
 fn the_policy_grants_exactly_what_ec2spot_calls() {
     let listed: BTreeSet<String> = PERMISSIONS.iter().map(|p| p.action.to_string()).collect();
     assert_eq!(actions_of(&policy(), |s| !optional(s)), listed);
-    let kms: BTreeSet<String> = KMS_PERMISSIONS.iter().map(|p| p.action.into()).collect();
+    let kms_and_images: BTreeSet<String> = KMS_PERMISSIONS
+        .iter()
+        .chain(IMAGE_PERMISSIONS)
+        .map(|p| p.action.into())
+        .collect();
     assert_eq!(
         actions_of(&policy(), optional),
-        kms,
-        "KMS only, and all of it"
+        kms_and_images,
+        "KMS and baked images only, and all of them"
     );
     assert!(
         !actions_of(&policy(), |_| true)

@@ -13,6 +13,7 @@ mod agent_bastion;
 mod agent_service;
 mod architecture;
 mod bad_options;
+mod baked_images;
 mod boot;
 mod config_files;
 mod crash_matrix;

@@ -353,7 +353,7 @@ async fn replayed_recordings_get_the_go_plugins_replies() {
                             assert_eq!(o, g, "{ctx}");
                         }
                     }
-                    assert_eq!(ours.len(), go.len() + 10, "{ctx}: our extra flags");
+                    assert_eq!(ours.len(), go.len() + 11, "{ctx}: our extra flags");
                 }
                 "GetConfigRaw" => {
                     let o: serde_json::Value =

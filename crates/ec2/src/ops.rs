@@ -280,7 +280,10 @@ pub async fn pre_create_check(
         "Checking {} for network, image and instance type",
         asked.region
     ));
-    let (r, remembered) = resolve::remembered(ctx, asked).await?;
+    let (mut r, remembered) = resolve::remembered(ctx, asked).await?;
+    if asked.use_baked_image {
+        use_baked_image(ctx, asked, &mut r, progress).await?;
+    }
     let pools: Vec<String> = r.pools.iter().map(|p| p.to_string()).collect();
     progress.say(&format!(
         "Will launch {} from {} in {}{}: {}",
@@ -295,6 +298,35 @@ pub async fn pre_create_check(
         pools.join(", ")
     ));
     Ok(r)
+}
+
+/// `amazonec2-use-baked-image`: the newest baked image of the resolved image replaces it,
+/// said to the user either way.
+async fn use_baked_image(
+    ctx: &Context,
+    asked: &Asked,
+    r: &mut Answered,
+    progress: &Progress,
+) -> Result<()> {
+    use create::baked;
+    match baked::newest(&ctx.client, &r.ami, &asked.docker_version).await? {
+        Some(image) => {
+            let id = image.image_id().unwrap_or_default().to_string();
+            progress.say(&format!(
+                "Using the baked image {id} ({}, built {} from {}, recipe {})",
+                image.name().unwrap_or_default(),
+                image.creation_date().unwrap_or_default(),
+                r.ami,
+                baked::tag_of(&image, baked::RECIPE)
+            ));
+            r.ami = id;
+        }
+        None => progress.say(&format!(
+            "No baked image of {} yet (docker-machine-driver-ec2spot image build): launching it as it is",
+            r.ami
+        )),
+    }
+    Ok(())
 }
 
 /// The error for an instance EC2 no longer knows.

@@ -411,6 +411,7 @@ fn metadata_and_bootstrap(asked: &mut Asked, r: &Reader<'_>) -> Result<(), Optio
 /// start Docker on is refused here, before any AWS call.
 fn docker_and_os(asked: &mut Asked, r: &Reader<'_>) -> Result<(), OptionError> {
     use name::*;
+    asked.use_baked_image = r.bool(USE_BAKED_IMAGE)?;
     asked.docker_version = r.string(DOCKER_VERSION)?;
     if let Some(why) = crate::validate::docker_version_problem(&asked.docker_version) {
         return err(DOCKER_VERSION, why);

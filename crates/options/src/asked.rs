@@ -121,4 +121,6 @@ pub struct Asked {
     pub docker_version: String,
     /// What the user said the image's OS is (`amazonec2-ami-os`); empty: not said.
     pub ami_os: String,
+    /// Launch the newest baked image of the resolved image (`amazonec2-use-baked-image`).
+    pub use_baked_image: bool,
 }

@@ -109,6 +109,7 @@ pub mod name {
     pub const TLS_BOOTSTRAP: &str = "amazonec2-tls-bootstrap";
     pub const DOCKER_VERSION: &str = "amazonec2-docker-version";
     pub const AMI_OS: &str = "amazonec2-ami-os";
+    pub const USE_BAKED_IMAGE: &str = "amazonec2-use-baked-image";
 }
 
 use Kind::{Bool, Int, String as Str, StringSlice};
@@ -384,6 +385,15 @@ pub const FLAGS: &[FlagSpec] = &[
          refuse an image it cannot start Docker on before any AWS call; empty: not said",
         "new: ec2spot only",
     ),
+    d(
+        USE_BAKED_IMAGE,
+        Bool,
+        "AWS_USE_BAKED_IMAGE",
+        "Launch the newest image `docker-machine-driver-ec2spot image build` baked from the \
+         image this create would launch (with the same --amazonec2-docker-version), if there \
+         is one",
+        "new: ec2spot only",
+    ),
 ];
 
 /// Looks a flag up by name.
@@ -460,6 +470,6 @@ mod tests {
             assert!(seen.insert(s.name), "duplicate {}", s.name);
             assert!(!s.usage.is_empty());
         }
-        assert_eq!(FLAGS.len(), 42);
+        assert_eq!(FLAGS.len(), 43);
     }
 }

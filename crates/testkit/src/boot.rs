@@ -323,6 +323,27 @@ impl Machine {
         }
     }
 
+    /// The container's root file system (a copy of the image it booted, changed by the boot).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Waits up to `limit` for the container to power itself off: whether it exited 0.
+    pub fn wait_for_poweroff(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let child = self.nspawn.as_mut().expect("the container's nspawn");
+        loop {
+            if let Some(status) = child.try_wait().ok().flatten() {
+                self.nspawn = None;
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// Waits up to `limit` for a file of the container's.
     pub fn wait_for_file(&self, path: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;

@@ -11,6 +11,7 @@
 //! * [`user_data`] and [`tls_bootstrap`] — the instance's user data, and in it GitLab's fork's
 //!   TLS bootstrap (cloud-init).
 
+pub mod baked;
 pub mod fleet;
 pub mod flow;
 pub mod market;

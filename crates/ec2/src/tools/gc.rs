@@ -97,6 +97,7 @@ pub async fn collect(
     out.extend(sweep.key_pairs(store, &instances.keys).await?);
     out.extend(sweep.launch_templates().await?);
     out.extend(sweep.volumes().await?);
+    out.extend(sweep.building_images().await?);
     out.extend(sweep.security_groups(&instances.terminated).await?);
     Ok(out)
 }
@@ -307,6 +308,32 @@ impl Sweep<'_> {
                 crate::resources::launch_template::delete(self.ec2, &id).await?;
             }
             out.push(self.report("launch template", id, t.tags(), "deleted"));
+        }
+        Ok(out)
+    }
+
+    /// Finds the images of interrupted `image build`s (still tagged `building`, of a builder
+    /// no build is waiting for: its machine id is no store machine's) and, with `delete`,
+    /// deregisters them and deletes their snapshots. A `ready` image is a product, never an
+    /// orphan (`image prune` removes old ones).
+    async fn building_images(&self) -> Result<Vec<Orphan>> {
+        use crate::create::baked;
+        let images = self
+            .ec2
+            .describe_images()
+            .owners("self")
+            .filters(ours(self.manager))
+            .filters(tags::tagged(baked::STATE, "building"))
+            .send()
+            .await
+            .map_err(|e| aws("listing images (DescribeImages)", e))?;
+        let mut out = Vec::new();
+        for i in images.images().iter().filter(|i| self.orphaned(i.tags())) {
+            if self.delete {
+                crate::tools::image::delete(self.ec2, i).await?;
+            }
+            let id = i.image_id().unwrap_or_default().to_string();
+            out.push(self.report("image", id, i.tags(), "deregistered, snapshots deleted"));
         }
         Ok(out)
     }

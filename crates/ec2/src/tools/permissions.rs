@@ -159,6 +159,30 @@ pub const KMS_PERMISSIONS: &[Permission] = &[
     ),
 ];
 
+/// What `image build`, `image prune` and `gc` (an interrupted build's image) need besides
+/// a create's and rm's permissions: optional, in statements of their own.
+pub const IMAGE_PERMISSIONS: &[Permission] = &[
+    p(
+        "ec2:CreateImage",
+        "image build (the AMI of the stopped builder)",
+    ),
+    p(
+        "ec2:CreateTags",
+        "image build (the image's and snapshots' tags at creation; `ready` when available)",
+    ),
+    p(
+        "ec2:DeregisterImage",
+        "image prune, gc (an interrupted build's image)",
+    ),
+    p(
+        "ec2:DeleteSnapshot",
+        "image prune, gc (the deregistered image's snapshots)",
+    ),
+];
+
+/// The `Sid` prefix of the statements needed only for baked images.
+pub const IMAGE_SID_PREFIX: &str = "Ec2spotOptionalImage";
+
 /// The permission named `action`.
 pub fn get(action: &str) -> Option<&'static Permission> {
     PERMISSIONS
@@ -196,7 +220,11 @@ fn ec2_arns(types: &[&str]) -> Value {
     types
         .iter()
         .map(|t| {
-            let account = if *t == "image" { "" } else { "*" };
+            let account = if *t == "image" || *t == "snapshot" {
+                ""
+            } else {
+                "*"
+            };
             Value::String(format!("arn:{PARTITION}:ec2:*:{account}:{t}/*"))
         })
         .collect()
@@ -301,6 +329,7 @@ pub fn statements() -> Vec<Statement> {
     all.push(changing_statement());
     all.extend(iam_statements());
     all.extend(kms_statements());
+    all.extend(image_statements());
     all
 }
 
@@ -423,6 +452,48 @@ fn kms_statements() -> Vec<Statement> {
             kms_use,
             kms_key,
             Some(json!({ "StringLike": { "kms:ViaService": EC2_VIA_SERVICE } })),
+        ),
+    ]
+}
+
+/// The optional statements for baked images: the image and its snapshots only with the
+/// ownership tag, made only from an instance of ec2spot's; after creation only its
+/// `ec2spot:image-state` tag changes; deregistered and deleted only when they carry it.
+fn image_statements() -> Vec<Statement> {
+    let sid = |s: &str| format!("{IMAGE_SID_PREFIX}{s}");
+    vec![
+        statement(
+            &sid("CreateOnlyTagged"),
+            actions(&["CreateImage"]),
+            ec2_arns(&["image", "snapshot"]),
+            Some(json!({ "Null": { request_tag(): "false" } })),
+        ),
+        statement(
+            &sid("FromOwnedInstance"),
+            actions(&["CreateImage"]),
+            ec2_arns(&["instance"]),
+            Some(json!({ "Null": { resource_tag(): "false" } })),
+        ),
+        statement(
+            &sid("TagWhenCreating"),
+            actions(&["CreateTags"]),
+            ec2_arns(&["image", "snapshot"]),
+            Some(json!({ "StringEquals": { "ec2:CreateAction": ["CreateImage"] } })),
+        ),
+        statement(
+            &sid("MarkReady"),
+            actions(&["CreateTags"]),
+            ec2_arns(&["image"]),
+            Some(json!({
+                "Null": { resource_tag(): "false" },
+                "ForAllValues:StringEquals": { "aws:TagKeys": [crate::create::baked::STATE] }
+            })),
+        ),
+        statement(
+            &sid("DeleteOnlyOwned"),
+            actions(&["DeregisterImage", "DeleteSnapshot"]),
+            ec2_arns(&["image", "snapshot"]),
+            Some(json!({ "Null": { resource_tag(): "false" } })),
         ),
     ]
 }

@@ -187,6 +187,13 @@ pub(crate) struct Stored {
     /// What the user said the image's OS is (`amazonec2-ami-os`); empty: not said.
     #[serde(rename = "AMIOS", default, skip_serializing_if = "String::is_empty")]
     pub ami_os: String,
+    /// Launch the newest baked image of the resolved image (`amazonec2-use-baked-image`).
+    #[serde(
+        rename = "UseBakedImage",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub use_baked_image: bool,
     /// The network and image options as the user gave them, before the pre-create check
     /// wrote what it resolved into `VpcId`, `SubnetId`, `Zone` and `AMI` (as amazonec2 does): a
     /// launch refused for a resolved value that is gone resolves again from these.
@@ -318,6 +325,7 @@ impl Stored {
             tls_bootstrap: a.tls_bootstrap,
             docker_version: a.docker_version,
             ami_os: a.ami_os,
+            use_baked_image: a.use_baked_image,
             ..Stored::default()
         }
     }
@@ -414,6 +422,7 @@ impl Stored {
             tls_bootstrap: s.tls_bootstrap,
             docker_version: s.docker_version,
             ami_os: s.ami_os,
+            use_baked_image: s.use_baked_image,
         }
     }
 

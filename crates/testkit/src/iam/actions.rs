@@ -38,6 +38,10 @@ pub const SAR: &[(&str, Types)] = &[
             ("volume", false),
         ],
     ),
+    (
+        "CreateImage",
+        &[("image", true), ("instance", true), ("snapshot", true)],
+    ),
     ("CreateLaunchTemplate", &[("launch-template", true)]),
     (
         "CreateSecurityGroup",
@@ -47,11 +51,13 @@ pub const SAR: &[(&str, Types)] = &[
         "CreateTags",
         &[
             ("fleet", false),
+            ("image", false),
             ("instance", false),
             ("key-pair", false),
             ("launch-template", false),
             ("network-interface", false),
             ("security-group", false),
+            ("snapshot", false),
             ("spot-instances-request", false),
             ("volume", false),
         ],
@@ -59,7 +65,9 @@ pub const SAR: &[(&str, Types)] = &[
     ("DeleteKeyPair", &[("key-pair", false)]),
     ("DeleteLaunchTemplate", &[("launch-template", true)]),
     ("DeleteSecurityGroup", &[("security-group", true)]),
+    ("DeleteSnapshot", &[("snapshot", true)]),
     ("DeleteVolume", &[("volume", true)]),
+    ("DeregisterImage", &[("image", true)]),
     ("DescribeImages", &[]),
     ("DescribeInstanceTypeOfferings", &[]),
     ("DescribeInstanceTypes", &[]),
@@ -140,6 +148,10 @@ pub const ARN_FORMATS: &[(&str, &str)] = &[
         "arn:${Partition}:ec2:${Region}:${Account}:security-group/${SecurityGroupId}",
     ),
     (
+        "snapshot",
+        "arn:${Partition}:ec2:${Region}::snapshot/${SnapshotId}",
+    ),
+    (
         "spot-instances-request",
         "arn:${Partition}:ec2:${Region}:${Account}:spot-instances-request/${SpotInstanceRequestId}",
     ),
@@ -182,7 +194,11 @@ impl Place {
 
     /// The ARN of resource `id` of type `rtype` (an image's has no account).
     pub fn arn(&self, rtype: &str, id: &str) -> String {
-        let account = if rtype == "image" { "" } else { &self.account };
+        let account = if rtype == "image" || rtype == "snapshot" {
+            ""
+        } else {
+            &self.account
+        };
         let fmt = ARN_FORMATS
             .iter()
             .find(|(t, _)| *t == rtype)
@@ -348,6 +364,13 @@ pub fn touched(req: &Request, template: Option<&TemplateData>) -> Option<Vec<Tou
             vec![existing("launch-template", id)]
         }
         "DeleteVolume" => vec![existing("volume", p("VolumeId").unwrap_or("*"))],
+        "CreateImage" => vec![
+            created("image"),
+            existing("instance", p("InstanceId").unwrap_or("*")),
+            created("snapshot"),
+        ],
+        "DeregisterImage" => vec![existing("image", p("ImageId").unwrap_or("*"))],
+        "DeleteSnapshot" => vec![existing("snapshot", p("SnapshotId").unwrap_or("*"))],
         "ImportKeyPair" => vec![created("key-pair")],
         "CreateLaunchTemplate" => vec![created("launch-template")],
         "CreateSecurityGroup" => vec![
@@ -541,6 +564,7 @@ pub fn type_of_id(id: &str) -> Option<&'static str> {
         "subnet" => "subnet",
         "vpc" => "vpc",
         "ami" => "image",
+        "snap" => "snapshot",
         _ => return None,
     })
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::ec2_proxy::Ec2Proxy;
 
 pub mod consistency;
+pub mod moto_gaps;
 pub mod spot_requests;
 pub mod xml;
 
@@ -61,6 +62,8 @@ pub fn install(proxy: &Ec2Proxy, moto_url: &str, strictness: Strictness) {
     if strictness.consistency {
         proxy.add_layer(Arc::new(Consistency::new(moto_url, Windows::from_env())));
     }
+    // Last: the layers above judge the request as EC2 gets it.
+    proxy.add_layer(Arc::new(moto_gaps::MotoGaps::new(moto_url)));
 }
 
 #[cfg(test)]
