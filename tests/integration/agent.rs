@@ -77,6 +77,8 @@ async fn plugins_share_one_private_agent_that_leaves_when_idle() {
     let b = Bastion::start().await;
     let cfg = create(&b, b.env(), "a1", &[]).await.unwrap();
     let socket = paths::socket(b.store());
+    // Without `--metrics-listen` (nor $EC2SPOT_AGENT_METRICS) the agent serves no metrics.
+    assert!(!paths::metrics_address(b.store()).exists());
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "only its user may connect");
     let dir_mode = std::fs::metadata(paths::dir(b.store()))

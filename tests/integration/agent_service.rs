@@ -73,6 +73,9 @@ impl Supervisor {
             .map(|w| {
                 if w == "/home/gitlab-runner/.docker/machine" {
                     store.to_string_lossy().into_owned()
+                } else if w == "127.0.0.1:9742" {
+                    // The unit's metrics port: any free one here, so tests never share it.
+                    "127.0.0.1:0".to_string()
                 } else {
                     w.clone()
                 }

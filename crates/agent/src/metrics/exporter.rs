@@ -85,3 +85,21 @@ async fn answer(
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_port_listens_on_loopback_only() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 9742));
+        assert_eq!(parse_listen("9742"), Ok(loopback));
+        assert_eq!(parse_listen(":9742"), Ok(loopback));
+        assert_eq!(
+            parse_listen("0.0.0.0:9742"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 9742)))
+        );
+        assert_eq!(parse_listen("[::1]:9742").unwrap().port(), 9742);
+        assert!(parse_listen("localhost").unwrap_err().contains("localhost"));
+    }
+}
