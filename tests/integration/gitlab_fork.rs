@@ -73,10 +73,15 @@ fn cloud_init() -> (PathBuf, PathBuf) {
 
 /// What cloud-init makes of `raw`: `{"parts": [...], "merged": {...}}`.
 fn cloud_init_read(raw: &[u8]) -> Value {
+    cloud_init_python(CLOUD_INIT_READ, raw, "read the user data")
+}
+
+/// Runs `program` (Python over cloud-init's own modules) on the user data `raw`; its JSON.
+fn cloud_init_python(program: &str, raw: &[u8], what: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let (file, script) = (dir.path().join("user-data"), dir.path().join("read.py"));
+    let (file, script) = (dir.path().join("user-data"), dir.path().join("program.py"));
     std::fs::write(&file, raw).unwrap();
-    std::fs::write(&script, CLOUD_INIT_READ).unwrap();
+    std::fs::write(&script, program).unwrap();
     let out = Command::new(cloud_init().1)
         .arg(&script)
         .arg(&file)
@@ -84,11 +89,11 @@ fn cloud_init_read(raw: &[u8]) -> Value {
         .expect("run cloud-init's python");
     assert!(
         out.status.success(),
-        "cloud-init could not read the user data: {}\n{}",
+        "cloud-init could not {what}: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(raw)
     );
-    serde_json::from_slice(&out.stdout).expect("JSON from the reader")
+    serde_json::from_slice(&out.stdout).expect("JSON from cloud-init's python")
 }
 
 /// `cloud-init schema -c` on one cloud-config: panics with its report unless valid.
@@ -278,21 +283,7 @@ print(json.dumps({"ran": ran, "failed": failed}))
 
 /// The scripts of `raw` in the order cloud-init's `scripts_user` runs them, and its report.
 fn cloud_init_script_order(raw: &[u8]) -> (Vec<String>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, script) = (dir.path().join("user-data"), dir.path().join("order.py"));
-    std::fs::write(&file, raw).unwrap();
-    std::fs::write(&script, CLOUD_INIT_ORDER).unwrap();
-    let out = Command::new(cloud_init().1)
-        .arg(&script)
-        .arg(&file)
-        .output()
-        .expect("run cloud-init's python");
-    assert!(
-        out.status.success(),
-        "cloud-init could not run the scripts: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from the runner");
+    let v = cloud_init_python(CLOUD_INIT_ORDER, raw, "run the scripts");
     let ran = v["ran"]
         .as_array()
         .unwrap()

@@ -164,19 +164,29 @@ pub fn validate(b: &TlsMaterial) -> Result<DaemonPaths> {
     daemon_paths(&dropin)
 }
 
+/// The environment variables that name a proxy, as Go's `httpproxy` and apt read them.
+pub const PROXY_VARIABLES: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+/// Whether the start script can put `value` in single quotes: no quote, backslash or control
+/// character.
+pub fn quotable(value: &str) -> bool {
+    !value
+        .chars()
+        .any(|c| c == '\'' || c == '\\' || c.is_control())
+}
+
 /// The environment variables of the drop-in's `Environment=` lines (docker-machine's
 /// `--engine-env`, written by the fork as Go-quoted `"KEY=value"` words) that name a proxy:
 /// the install uses them too, as dockerd will. A value the start script could not quote
 /// safely is refused, naming the variable.
 pub fn proxy_env(dropin: &str) -> Result<Vec<(String, String)>> {
-    const PROXY: &[&str] = &[
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    ];
     let mut out = Vec::new();
     for line in dropin.lines() {
         let Some(words) = line.trim().strip_prefix("Environment=") else {
@@ -187,10 +197,10 @@ pub fn proxy_env(dropin: &str) -> Result<Vec<(String, String)>> {
             let Some((k, v)) = word.split_once('=') else {
                 continue;
             };
-            if !PROXY.contains(&k) {
+            if !PROXY_VARIABLES.contains(&k) {
                 continue;
             }
-            if v.chars().any(|c| c == '\'' || c == '\\' || c.is_control()) {
+            if !quotable(v) {
                 return Err(bad(
                     "DaemonDropin",
                     format!("sets {k} to a value with a quote, backslash or control character"),

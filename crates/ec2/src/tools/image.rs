@@ -41,24 +41,17 @@ pub struct Recipe {
 /// An `--engine-env` of `image build`: `KEY=value` with KEY one of the proxy variables and a
 /// value the script can quote.
 pub fn parse_engine_env(kv: &str) -> std::result::Result<(String, String), String> {
-    const PROXY: &[&str] = &[
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    ];
+    use crate::create::tls_bootstrap::{PROXY_VARIABLES, quotable};
     let (k, v) = kv
         .split_once('=')
         .ok_or_else(|| format!("--engine-env {kv:?}: expected KEY=value"))?;
-    if !PROXY.contains(&k) {
+    if !PROXY_VARIABLES.contains(&k) {
         return Err(format!(
             "--engine-env {k}: only the proxy variables ({}) reach the builder",
-            PROXY.join(", ")
+            PROXY_VARIABLES.join(", ")
         ));
     }
-    if v.chars().any(|c| c == '\'' || c == '\\' || c.is_control()) {
+    if !quotable(v) {
         return Err(format!(
             "--engine-env {k}: a quote, backslash or control character"
         ));
