@@ -10,27 +10,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use ec2spot_testkit::bastion::Bastion;
-use ec2spot_testkit::boot::{self, Machine, PROXY_PORT};
+use ec2spot_testkit::boot::{self, Machine};
 
 const USER_SCRIPT: &str =
     "#!/bin/sh\nsystemctl is-active docker.service > /var/tmp/user-script-saw\n";
 
 /// A fork create of `name` with the bootstrap: the user data it launched with.
 async fn create(b: &Bastion, name: &str, proxy: bool, script: &std::path::Path) -> Vec<u8> {
-    let env = format!("HTTP_PROXY=http://127.0.0.1:{PROXY_PORT}");
-    let mut args = vec![
-        "--gitlab-fork",
-        "create",
-        "-d",
-        "ec2spot",
-        "--amazonec2-tls-bootstrap",
-        "--amazonec2-userdata",
-        script.to_str().unwrap(),
-    ];
-    if proxy {
-        args.extend(["--engine-env", env.as_str()]);
-    }
-    args.push(name);
+    let args = boot::bootstrap_create_args(script, proxy, name);
+    let args: Vec<&str> = ["--gitlab-fork"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
     let o = b.dm_env(&args, b.env()).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = b

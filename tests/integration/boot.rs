@@ -29,19 +29,8 @@ async fn bootstrap_create(b: &Bastion, name: &str, proxy: bool) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("userdata.sh");
     std::fs::write(&script, USER_SCRIPT).unwrap();
-    let proxy_env = format!("HTTP_PROXY=http://127.0.0.1:{PROXY_PORT}");
-    let mut args = vec![
-        "create",
-        "-d",
-        "ec2spot",
-        "--amazonec2-tls-bootstrap",
-        "--amazonec2-userdata",
-        script.to_str().unwrap(),
-    ];
-    if proxy {
-        args.extend(["--engine-env", proxy_env.as_str()]);
-    }
-    args.push(name);
+    let args = boot::bootstrap_create_args(&script, proxy, name);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     fork_ok(b, b.env(), &[], &args).await;
     launched_user_data(b).expect("user data in RunInstances")
 }

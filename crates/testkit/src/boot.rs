@@ -129,6 +129,28 @@ pub struct BootProxy {
 /// The port the proxy listens on inside the namespace.
 pub const PROXY_PORT: u16 = 3128;
 
+/// docker-machine's `create` arguments for a TLS-bootstrap machine `name` with the user's
+/// `script` (`amazonec2-userdata`), and, with `proxy`, the engine's environment pointing at
+/// the test's proxy (`--engine-env HTTP_PROXY=…`, which the bootstrap's install uses too).
+pub fn bootstrap_create_args(script: &Path, proxy: bool, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "create",
+        "-d",
+        "ec2spot",
+        "--amazonec2-tls-bootstrap",
+        "--amazonec2-userdata",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(script.to_string_lossy().into_owned());
+    if proxy {
+        args.push("--engine-env".into());
+        args.push(format!("HTTP_PROXY=http://127.0.0.1:{PROXY_PORT}"));
+    }
+    args.push(name.into());
+    args
+}
+
 impl BootProxy {
     fn start(ns: &str) -> BootProxy {
         let listener = listen_in(ns, PROXY_PORT);
